@@ -1,0 +1,93 @@
+"""flatjobs: Flatfile job handlers for asyncio Python.
+
+>>> from flatjobs import Jobs, Listener
+>>> jobs = Jobs()
+>>> @jobs.handle("workbook:export")
+... async def export(event, tick):
+...     await tick(50, "half way")
+...     return "Exported 1,204 rows"
+>>> listener = Listener().use(jobs)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client import (
+    EventsAPI as EventsAPI,
+)
+from .client import (
+    FlatfileClient as FlatfileClient,
+)
+from .client import (
+    JobsAPI as JobsAPI,
+)
+from .client import (
+    Page as Page,
+)
+from .client import (
+    RetryPolicy as RetryPolicy,
+)
+from .client import (
+    SecretNotFound as SecretNotFound,
+)
+from .client import (
+    SecretsAPI as SecretsAPI,
+)
+from .client import (
+    set_testing as set_testing,
+)
+from .errors import (
+    ConfigurationError as ConfigurationError,
+)
+from .errors import (
+    FlatfileAPIError as FlatfileAPIError,
+)
+from .errors import (
+    FlatfileConnectionError as FlatfileConnectionError,
+)
+from .errors import (
+    FlatfileError as FlatfileError,
+)
+from .errors import (
+    InvalidEventError as InvalidEventError,
+)
+from .errors import (
+    JobCancelled as JobCancelled,
+)
+from .errors import (
+    JobError as JobError,
+)
+from .errors import (
+    JobTimeout as JobTimeout,
+)
+from .models import *  # noqa: F403 - models.__all__ is the list of wire models
+from .models import __all__ as _models_all
+
+__all__ = [
+    "ConfigurationError",
+    "EventsAPI",
+    "FlatfileAPIError",
+    "FlatfileClient",
+    "FlatfileConnectionError",
+    "FlatfileError",
+    "InvalidEventError",
+    "JobCancelled",
+    "JobError",
+    "JobTimeout",
+    "JobsAPI",
+    "Page",
+    "RetryPolicy",
+    "SecretNotFound",
+    "SecretsAPI",
+    "set_testing",
+    *_models_all,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from ._meta import version
+
+        return version()
+    raise AttributeError(f"module 'flatjobs' has no attribute {name!r}")

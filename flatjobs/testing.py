@@ -1,0 +1,1 @@
+"""Testing helpers and the flatjobs pytest plugin (fixtures arrive with the emulator)."""

@@ -1,0 +1,107 @@
+"""Shared fixtures: a recording aiohttp server for exact-wire assertions, and sample events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+import flatjobs
+
+DATA = Path(__file__).parent / "data"
+TOKEN = "sk_test_8c1f5e2d9a7b4c3e"
+
+JOB_BODY = {"data": {"id": "us_jb_1", "type": "workbook", "operation": "export",
+                     "source": "us_wb_1", "status": "executing"}}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> Any:
+    flatjobs.set_testing(True)
+    yield
+    flatjobs.set_testing(False)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A raw event from tests/data/events (copied from shared/fixtures)."""
+    data: dict[str, Any] = json.loads((DATA / "events" / f"{name}.json").read_text())
+    return data
+
+
+@attrs.frozen
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+
+
+Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]] | str
+"""A scripted answer: (status, body[, headers]), or "drop" to close the connection."""
+
+
+class RecordingServer:
+    """A real local aiohttp server that records every request and answers from a script.
+
+    Unscripted requests answer ``200`` with a job in ``executing``.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.script: list[Reply] = []
+        self.responder: Callable[[Recorded], Reply] | None = None
+        self.url = ""
+
+    def calls(self) -> list[tuple[str, str, Any]]:
+        return [(r.method, r.path, r.json) for r in self.requests]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        rec = Recorded(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            json=json.loads(raw) if raw else None,
+        )
+        self.requests.append(rec)
+        if self.script:
+            reply = self.script.pop(0)
+        elif self.responder is not None:
+            reply = self.responder(rec)
+        else:
+            reply = (200, JOB_BODY)
+        if reply == "drop":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        assert not isinstance(reply, str)
+        status, body, *rest = reply
+        headers = rest[0] if rest else {}
+        return web.json_response(body, status=status, headers=headers)
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[RecordingServer]:
+    rec = RecordingServer()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", rec.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    rec.url = str(server.make_url("")).rstrip("/")
+    yield rec
+    await server.close()
+
+
+@pytest.fixture
+async def rclient(recorder: RecordingServer) -> AsyncIterator[flatjobs.FlatfileClient]:
+    """A client bound to the recording server."""
+    async with flatjobs.FlatfileClient(recorder.url, TOKEN, environment_id="us_env_1") as client:
+        yield client
