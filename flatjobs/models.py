@@ -25,7 +25,7 @@ import enum
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar, Union, dataclass_transform
+from typing import Any, ClassVar, TypeVar, Union, cast, dataclass_transform
 
 import attrs
 import cattrs
@@ -70,6 +70,7 @@ __all__ = [
     "ViewNext",
     "WaitNext",
     "converter",
+    "evolve",
     "from_wire",
     "to_wire",
 ]
@@ -162,9 +163,20 @@ _C = TypeVar("_C", bound=type)
 @dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field,))
 def _model(cls: _C) -> _C:
     """Make ``cls`` a frozen, keyword-only attrs class that the converter treats as wire data."""
-    out = attrs.frozen(kw_only=True)(cls)
+    out = attrs.frozen(kw_only=True, repr=False)(cls)
+    out.__repr__ = _repr  # type: ignore[method-assign,assignment]
     _MODELS.add(out)
     return out
+
+
+def _repr(self: Any) -> str:
+    """Only the fields that are set: a Job has thirty, most of them usually empty."""
+    shown = ", ".join(
+        f"{f.name}={getattr(self, f.name)!r}"
+        for f in attrs.fields(type(self))
+        if f.repr and f.name != "extra" and getattr(self, f.name) is not None
+    )
+    return f"{type(self).__name__}({shown})"
 
 
 def _extra() -> Any:
@@ -430,7 +442,7 @@ class Next:
     >>> Next.retry("Try again")
     RetryNext(label='Try again')
     >>> Next.download("https://example.com/export.csv", file_name="export.csv")
-    DownloadNext(url='https://example.com/export.csv', label=None, file_name='export.csv')
+    DownloadNext(url='https://example.com/export.csv', file_name='export.csv')
     """
 
     @staticmethod
@@ -805,6 +817,12 @@ def _make_unstructure(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
 
 converter.register_structure_hook_factory(lambda tp: tp in _MODELS, _make_structure)
 converter.register_unstructure_hook_factory(lambda tp: tp in _MODELS, _make_unstructure)
+
+
+def evolve(obj: T, **changes: Any) -> T:
+    """A copy of the model ``obj`` with ``changes`` applied (models are immutable)."""
+    changed: T = attrs.evolve(cast(Any, obj), **changes)
+    return changed
 
 
 def to_wire(obj: Any) -> Any:

@@ -1,0 +1,236 @@
+"""A local emulator of Flatfile's Jobs and Events API, for development and tests.
+
+It follows SPEC §2: the ``/v1`` endpoints with the ``{"data": ...}`` envelope, the job
+state machine, the events of a job's life, multi-part jobs, secrets and bearer auth. State
+lives in memory; it starts in milliseconds.
+
+>>> async def main() -> None:
+...     async with Emulator() as emu:
+...         job = emu.trigger("workbook:export")      # a user clicks the action button
+...         async with emu.client() as client:        # a FlatfileClient bound to it
+...             await client.jobs.ack(job.id, info="Accepted", progress=0)
+...             await client.jobs.complete(job.id)
+...         assert emu.job(job.id).status == "complete"
+
+Differences from the hosted platform, by design: ``POST /jobs`` without ``trigger`` makes
+a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``; the PubNub
+subscription endpoint (``GET /v1/subscription``) is not served: listeners poll the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, Self
+
+from aiohttp import web
+
+from flatjobs.client import FlatfileClient, RetryPolicy
+from flatjobs.models import Job, JobStatus
+
+from ._app import ROUTES, RecordedRequest, build_app
+from ._faults import Fault, FaultInjector, FaultPlan
+from ._state import EmulatorError, PlatformState
+
+__all__ = [
+    "ROUTES",
+    "Emulator",
+    "EmulatorError",
+    "Fault",
+    "FaultInjector",
+    "FaultPlan",
+    "PlatformState",
+    "RecordedRequest",
+]
+
+DEFAULT_TOKEN = "sk_emulator_local"
+DEFAULT_ENVIRONMENT = "us_env_emulator"
+TERMINAL = (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+class Emulator:
+    """A running emulator: ``async with Emulator() as emu`` (or ``await emu.start()``).
+
+    Args:
+        token: the bearer token requests must carry; others get 401.
+        environment_id: the environment its jobs and events belong to.
+        host, port: where to listen; port 0 picks a free port (see :attr:`url`).
+        seed: seeds fault injection, so faults are reproducible.
+        parts_shape: how ``job:parts-completed`` reports parts: ``"counts"`` or ``"list"``
+            (the platform has been seen sending both).
+        record: keep a :class:`RecordedRequest` for every request in :attr:`requests`.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        environment_id: str = DEFAULT_ENVIRONMENT,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        parts_shape: Literal["counts", "list"] = "counts",
+        record: bool = True,
+    ) -> None:
+        self.token = token
+        self.environment_id = environment_id
+        self.host = host
+        self.port = port
+        self.state = PlatformState(environment_id=environment_id, parts_shape=parts_shape)
+        self.faults = FaultInjector(seed)
+        self.requests: list[RecordedRequest] = []
+        self._record = record
+        self._runner: web.AppRunner | None = None
+        self._waiters: list[tuple[str, frozenset[str], asyncio.Future[Job]]] = []
+        self.state.on_event(self._wake_waiters)
+
+    def __repr__(self) -> str:
+        return f"Emulator(url={self.url if self._runner else None!r}, token='[redacted]')"
+
+    # ----------------------------------------------------------- running
+
+    async def start(self) -> None:
+        app = build_app(self.state, token=self.token, faults=self.faults,
+                        record=self.requests.append if self._record else None)  # fmt: skip
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for _, _, future in self._waiters:
+            future.cancel()
+        self._waiters.clear()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL to give a client (``/v1`` is appended by the client)."""
+        if self._runner is None:
+            raise RuntimeError("the emulator is not running: use `async with Emulator()`")
+        return f"http://{self.host}:{self.port}"
+
+    def client(self, **kwargs: Any) -> FlatfileClient:
+        """A :class:`FlatfileClient` configured for this emulator (token, environment).
+
+        Retries keep their count but the default deadline is short, so tests that meet
+        injected faults fail fast rather than wait a minute.
+        """
+        kwargs.setdefault("environment_id", self.environment_id)
+        kwargs.setdefault("retry", RetryPolicy(initial_delay=0.05, max_delay=1.0, deadline=15.0))
+        return FlatfileClient(self.url, self.token, **kwargs)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point flatjobs (or Flatfile's JS SDK) at this emulator."""
+        return {
+            "FLATFILE_API_URL": self.url,
+            "FLATFILE_BEARER_TOKEN": self.token,
+            "FLATFILE_ENVIRONMENT_ID": self.environment_id,
+        }
+
+    # ----------------------------------------------------------- the end user
+
+    def trigger(
+        self,
+        job: str,
+        *,
+        source: str | None = None,
+        input: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        mode: str = "foreground",
+    ) -> Job:
+        """Play a user clicking an action: create ``"<domain>:<operation>"`` as an immediate
+        job, so ``job:created`` and ``job:ready`` follow."""
+        return self.state.user_action(job, source=source, input=input, context=context, mode=mode)
+
+    def ack_outcome(self, job_id: str) -> Job:
+        """Play the user clicking the outcome dialog's button."""
+        return self.state.ack_outcome(job_id)
+
+    def cancel(self, job_id: str, info: str | None = None) -> Job:
+        """Cancel a job as a user would from the UI."""
+        return self.state.cancel(job_id, {"info": info} if info else {})
+
+    def add_secret(self, name: str, value: str, *, space_id: str | None = None,
+                   actor_id: str | None = None) -> None:  # fmt: skip
+        """Store a secret readable through ``GET /v1/secrets``."""
+        self.state.add_secret(name, value, space_id=space_id, actor_id=actor_id)
+
+    # ----------------------------------------------------------- inspection
+
+    def job(self, job_id: str) -> Job:
+        return self.state.get_job(job_id)
+
+    def jobs(self, status: str | None = None) -> list[Job]:
+        return [j for j in self.state.jobs.values() if status is None or j.status == status]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event emitted so far, oldest first (raw wire JSON)."""
+        return self.state.events
+
+    def calls(self, job_id: str | None = None) -> list[tuple[str, str, Any]]:
+        """``(method, path, json)`` of every request received, optionally for one job."""
+        return [
+            (r.method, r.path, r.json)
+            for r in self.requests
+            if job_id is None or f"/jobs/{job_id}" in r.path
+        ]
+
+    async def wait_for(
+        self, job_id: str, statuses: Iterable[str] = TERMINAL, *, timeout: float = 10.0
+    ) -> Job:
+        """Wait until the job reaches one of ``statuses`` (default: any terminal status)."""
+        wanted = frozenset(str(s) for s in statuses)
+        job = self.state.jobs.get(job_id)
+        if job is not None and job.status in wanted:
+            return job
+        future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+        entry = (job_id, wanted, future)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            status = self.state.jobs[job_id].status if job_id in self.state.jobs else "deleted"
+            raise TimeoutError(
+                f"job {job_id} did not reach {sorted(wanted)} within {timeout:g}s (it is {status})"
+            ) from None
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _wake_waiters(self, event: dict[str, Any]) -> None:
+        job_id = event.get("context", {}).get("jobId")
+        if job_id is None or not self._waiters:
+            return
+        job = self.state.jobs.get(job_id)
+        for waited_id, wanted, future in self._waiters:
+            if (
+                waited_id == job_id
+                and job is not None
+                and job.status in wanted
+                and not future.done()
+            ):
+                future.set_result(job)
+
+
+async def serve(*, host: str = "127.0.0.1", port: int = 8080, token: str = DEFAULT_TOKEN,
+                environment_id: str = DEFAULT_ENVIRONMENT) -> None:  # fmt: skip
+    """Run an emulator until cancelled (``flatjobs emulator``)."""
+    async with Emulator(host=host, port=port, token=token, environment_id=environment_id,
+                        record=False) as emu:  # fmt: skip
+        print(f"flatjobs emulator listening on {emu.url}", flush=True)
+        for key, value in emu.env().items():
+            shown = value if key != "FLATFILE_BEARER_TOKEN" or token == DEFAULT_TOKEN else "<yours>"
+            print(f"  export {key}={shown}", flush=True)
+        await asyncio.Event().wait()

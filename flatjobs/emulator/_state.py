@@ -1,0 +1,498 @@
+"""The emulator's in-memory platform: jobs, their state machine, the event feed, secrets.
+
+Pure logic, no HTTP: the app in ``_app.py`` turns requests into calls on
+:class:`PlatformState` and :class:`EmulatorError` into Flatfile-like error bodies. Built on
+the wire models only; it never touches the client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from flatjobs.models import (
+    Job,
+    JobAckDetails,
+    JobCompleteDetails,
+    JobConfig,
+    JobStatus,
+    JobTrigger,
+    JobUpdate,
+    evolve,
+    from_wire,
+    to_wire,
+)
+
+__all__ = ["EmulatorError", "PlatformState", "SecretRecord"]
+
+TERMINAL = frozenset({JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED})
+NOT_STARTED = frozenset(
+    {JobStatus.CREATED, JobStatus.PLANNING, JobStatus.SCHEDULED, JobStatus.WAITING}
+)
+# The statuses each call may start from (SPEC §2, "Job lifecycle on the platform").
+LEGAL_FROM: dict[str, frozenset[str]] = {
+    "ack": frozenset({JobStatus.READY, JobStatus.EXECUTING}),
+    "complete": frozenset({JobStatus.EXECUTING}),
+    "fail": frozenset({JobStatus.EXECUTING}),
+    "cancel": frozenset(JobStatus) - TERMINAL,
+    "retry": frozenset({JobStatus.FAILED, JobStatus.CANCELED}),
+    "execute": NOT_STARTED,
+    "split": frozenset({JobStatus.EXECUTING}),
+}
+
+
+class EmulatorError(Exception):
+    """A request the platform would refuse; becomes ``{"errors": [{"key", "message"}]}``."""
+
+    def __init__(self, status: int, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.key = key
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message}
+        if self.key:
+            error["key"] = self.key
+        return {"errors": [error]}
+
+
+@attrs.define
+class SecretRecord:
+    name: str
+    value: str = attrs.field(repr=False)
+    environment_id: str
+    space_id: str | None = None
+    actor_id: str | None = None
+    id: str = ""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_SOURCE_CONTEXT = {
+    "us_wb_": "workbookId",
+    "us_sh_": "sheetId",
+    "us_sp_": "spaceId",
+    "us_fl_": "fileId",
+    "us_dc_": "documentId",
+}
+
+
+class PlatformState:
+    """Jobs, events and secrets of one emulated environment."""
+
+    def __init__(
+        self,
+        *,
+        environment_id: str,
+        account_id: str = "us_acc_emulator",
+        space_id: str = "us_sp_emulator",
+        parts_shape: Literal["counts", "list"] = "counts",
+    ) -> None:
+        self.environment_id = environment_id
+        self.account_id = account_id
+        self.space_id = space_id
+        self.parts_shape = parts_shape
+        self.jobs: dict[str, Job] = {}
+        self.events: list[dict[str, Any]] = []
+        self._events_by_id: dict[str, dict[str, Any]] = {}
+        self.secrets: list[SecretRecord] = []
+        self._job_context: dict[str, dict[str, Any]] = {}
+        self._seq = 0
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    # ----------------------------------------------------------- ids and events
+
+    def _next_id(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}{self._seq:07d}"
+
+    def on_event(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback(raw_event)`` synchronously for every event emitted."""
+        self._listeners.append(callback)
+
+    def off_event(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Stop calling ``callback``; a callback never added is ignored."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def emit(
+        self,
+        topic: str,
+        *,
+        domain: str,
+        context: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        attributes: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "id": self._next_id("us_evt_"),
+            "topic": topic,
+            "domain": domain,
+            "context": dict(context),
+            "payload": dict(payload),
+            "createdAt": to_wire(utcnow()),
+        }
+        if attributes is not None:
+            event["attributes"] = dict(attributes)
+        self.events.append(event)
+        self._events_by_id[event["id"]] = event
+        for callback in self._listeners:
+            callback(event)
+        return event
+
+    def _emit_job_event(self, topic: str, job: Job, **extra: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "job": job.job_name,
+            "domain": str(job.type),
+            "operation": job.operation,
+            "status": str(job.status),
+            "isPart": job.parent_id is not None,
+        }
+        if job.info is not None:
+            payload["info"] = job.info
+        if job.input is not None:
+            payload["input"] = job.input
+        payload.update(extra)
+        return self.emit(topic, domain="job", context=self._context_for(job), payload=payload)
+
+    def _context_for(self, job: Job) -> dict[str, Any]:
+        context: dict[str, Any] = {
+            "accountId": self.account_id,
+            "environmentId": job.environment_id or self.environment_id,
+            "spaceId": job.space_id or self.space_id,
+        }
+        for prefix, key in _SOURCE_CONTEXT.items():
+            if job.source and job.source.startswith(prefix):
+                context[key] = job.source
+        context.update(self._job_context.get(job.id, {}))
+        context["jobId"] = job.id
+        return context
+
+    # ----------------------------------------------------------- jobs
+
+    def get_job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise EmulatorError(404, f"job {job_id} not found", key="jobId")
+        return job
+
+    def _save(self, job: Job, **changes: Any) -> Job:
+        job = evolve(job, updated_at=utcnow(), **changes)
+        self.jobs[job.id] = job
+        return job
+
+    def _check(self, job: Job, call: str) -> None:
+        if job.status not in LEGAL_FROM[call]:
+            allowed = ", ".join(sorted(LEGAL_FROM[call]))
+            raise EmulatorError(
+                400,
+                f"cannot {call} job {job.id}: it is {job.status} (allowed from: {allowed})",
+                key="status",
+            )
+
+    def create_job(self, body: Any, *, context: Mapping[str, Any] | None = None) -> Job:
+        try:
+            config = from_wire(body, JobConfig)
+        except ValueError as exc:
+            raise EmulatorError(400, f"invalid JobConfig: {exc}") from exc
+        now = utcnow()
+        wire = to_wire(config)
+        wire.update(
+            id=self._next_id("us_jb_"),
+            status=JobStatus.CREATED.value,
+            createdAt=to_wire(now),
+            updatedAt=to_wire(now),
+            environmentId=config.environment_id or self.environment_id,
+            spaceId=self.space_id,
+            createdBy="us_usr_emulator",
+        )
+        wire.setdefault("trigger", JobTrigger.MANUAL.value)
+        wire.setdefault("progress", 0)
+        job = from_wire(wire, Job)
+        self.jobs[job.id] = job
+        if context:
+            self._job_context[job.id] = dict(context)
+        self._emit_job_event("job:created", job)
+        if job.trigger == JobTrigger.IMMEDIATE:
+            job = self._make_ready(job)
+        return job
+
+    def _make_ready(self, job: Job) -> Job:
+        job = self._save(job, status=JobStatus.READY)
+        self._emit_job_event("job:ready", job)
+        return job
+
+    def execute(self, job_id: str) -> Job:
+        job = self.get_job(job_id)
+        self._check(job, "execute")
+        return self._make_ready(job)
+
+    def ack(self, job_id: str, body: Any) -> Job:
+        details = self._parse(body, JobAckDetails)
+        job = self.get_job(job_id)
+        self._check(job, "ack")
+        changes: dict[str, Any] = {"status": JobStatus.EXECUTING}
+        if job.status == JobStatus.READY:
+            changes["started_at"] = utcnow()
+        if details.progress is not None:
+            if not 0 <= details.progress <= 100:
+                raise EmulatorError(400, f"progress must be within 0..100, got {details.progress}",
+                                    key="progress")  # fmt: skip
+            changes["progress"] = details.progress
+        if details.info is not None:
+            changes["info"] = details.info
+        if details.estimated_completion_at is not None:
+            changes["estimated_completion_at"] = details.estimated_completion_at
+        job = self._save(job, **changes)
+        self._emit_job_event("job:updated", job)
+        return job
+
+    def finish(self, job_id: str, body: Any, *, call: Literal["complete", "fail"]) -> Job:
+        details = self._parse(body, JobCompleteDetails)
+        job = self.get_job(job_id)
+        self._check(job, call)
+        status = JobStatus.COMPLETE if call == "complete" else JobStatus.FAILED
+        changes: dict[str, Any] = {"status": status, "finished_at": utcnow()}
+        if call == "complete":
+            changes["progress"] = 100
+        if details.outcome is not None:
+            changes["outcome"] = details.outcome
+        if details.info is not None:
+            changes["info"] = details.info
+        job = self._save(job, **changes)
+        self._emit_job_event("job:completed" if call == "complete" else "job:failed", job)
+        self._after_part_ended(job)
+        return job
+
+    def cancel(self, job_id: str, body: Any) -> Job:
+        info = body.get("info") if isinstance(body, Mapping) else None
+        job = self.get_job(job_id)
+        self._check(job, "cancel")
+        job = self._save(job, status=JobStatus.CANCELED, finished_at=utcnow(),
+                         info=info if isinstance(info, str) else job.info)  # fmt: skip
+        self._emit_job_event("job:updated", job)
+        self._after_part_ended(job)
+        return job
+
+    def retry(self, job_id: str) -> Job:
+        job = self.get_job(job_id)
+        self._check(job, "retry")
+        job = self._save(job, progress=0, outcome=None, finished_at=None, info=None,
+                         outcome_acknowledged_at=None)  # fmt: skip
+        return self._make_ready(job)
+
+    def ack_outcome(self, job_id: str) -> Job:
+        job = self.get_job(job_id)
+        if job.status not in (JobStatus.COMPLETE, JobStatus.FAILED):
+            raise EmulatorError(400, f"cannot acknowledge the outcome of job {job_id}: it is "
+                                     f"{job.status}, not complete or failed", key="status")  # fmt: skip
+        if job.outcome_acknowledged_at is not None:
+            raise EmulatorError(400, f"the outcome of job {job_id} was already acknowledged",
+                                key="outcomeAcknowledgedAt")  # fmt: skip
+        job = self._save(job, outcome_acknowledged_at=utcnow())
+        self._emit_job_event("job:outcome-acknowledged", job)
+        return job
+
+    def update(self, job_id: str, body: Any) -> Job:
+        if isinstance(body, Mapping) and "estimatedCompletionAt" in body:
+            raise EmulatorError(400, "estimatedCompletionAt is not a JobUpdate field; send it "
+                                     "with POST /jobs/{jobId}/ack", key="estimatedCompletionAt")  # fmt: skip
+        update = self._parse(body, JobUpdate)
+        job = self.get_job(job_id)
+        changes = {
+            name: value
+            for name, value in attrs.asdict(update, recurse=False).items()
+            if name != "extra" and value is not None
+        }
+        job = self._save(job, **changes)
+        self._emit_job_event("job:updated", job)
+        return job
+
+    def delete(self, job_id: str) -> None:
+        job = self.get_job(job_id)
+        del self.jobs[job_id]
+        self._emit_job_event("job:deleted", job)
+
+    def split(self, job_id: str, body: Any) -> Job:
+        parts = body.get("parts") if isinstance(body, Mapping) else None
+        if isinstance(parts, bool) or not (
+            (isinstance(parts, int) and parts >= 1)
+            or (isinstance(parts, list) and parts and all(isinstance(p, Mapping) for p in parts))
+        ):
+            raise EmulatorError(400, f"parts must be a positive integer or a non-empty list of "
+                                     f"objects, got {parts!r}", key="parts")  # fmt: skip
+        job = self.get_job(job_id)
+        self._check(job, "split")
+        total = parts if isinstance(parts, int) else len(parts)
+        parallel = bool(body.get("runInParallel"))
+        job = self._save(job, part_execution="parallel" if parallel else "sequential")
+        for index in range(total):
+            data = {"part": index, "total": total} if isinstance(parts, int) else dict(parts[index])
+            wire = {
+                "type": str(job.type),
+                "operation": job.operation,
+                "source": job.source,
+                "trigger": JobTrigger.IMMEDIATE.value,
+                "mode": job.mode,
+                "input": job.input,
+                "part": index,
+                "partData": data,
+                "parentId": job.id,
+            }
+            self.create_job({k: v for k, v in wire.items() if v is not None},
+                            context=self._job_context.get(job.id))  # fmt: skip
+        return job
+
+    def _after_part_ended(self, job: Job) -> None:
+        if job.parent_id is None or job.parent_id not in self.jobs:
+            return
+        parts = [j for j in self.jobs.values() if j.parent_id == job.parent_id]
+        if any(p.status not in TERMINAL for p in parts):
+            return
+        parent = self.jobs[job.parent_id]
+        summary: Any
+        if self.parts_shape == "counts":
+            summary = {
+                "total": len(parts),
+                "completed": sum(p.status == JobStatus.COMPLETE for p in parts),
+                "failed": sum(p.status == JobStatus.FAILED for p in parts),
+                "canceled": sum(p.status == JobStatus.CANCELED for p in parts),
+            }
+        else:
+            summary = [
+                {"partId": p.id, "status": str(p.status), "completedAt": to_wire(p.finished_at)}
+                for p in sorted(parts, key=lambda p: p.part or 0)
+            ]
+        self._emit_job_event("job:parts-completed", parent, parts=summary)
+
+    def list_jobs(self, query: Mapping[str, str]) -> list[Job]:
+        jobs: Iterable[Job] = self.jobs.values()
+        filters: dict[str, Callable[[Job, str], bool]] = {
+            "spaceId": lambda j, v: j.space_id == v,
+            "environmentId": lambda j, v: j.environment_id == v,
+            "fileId": lambda j, v: j.file_id == v,
+            "parentId": lambda j, v: j.parent_id == v,
+            "workbookId": lambda j, v: j.source == v,
+        }
+        for key, predicate in filters.items():
+            if key in query:
+                jobs = [j for j in jobs if predicate(j, query[key])]
+        if query.get("excludeChildJobs") == "true":
+            jobs = [j for j in jobs if j.parent_id is None]
+        return sorted(jobs, key=lambda j: j.id, reverse=query.get("sortDirection") == "desc")
+
+    @staticmethod
+    def _parse(body: Any, cls: type[Any]) -> Any:
+        try:
+            return from_wire(body if body is not None else {}, cls)
+        except ValueError as exc:
+            raise EmulatorError(400, f"invalid {cls.__name__}: {exc}") from exc
+
+    # ----------------------------------------------------------- events
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        event = self._events_by_id.get(event_id)
+        if event is None:
+            raise EmulatorError(404, f"event {event_id} not found", key="eventId")
+        return event
+
+    def ack_event(self, event_id: str, actor: str = "us_usr_emulator") -> None:
+        event = self.get_event(event_id)
+        event["acknowledgedAt"] = to_wire(utcnow())
+        event["acknowledgedBy"] = actor
+
+    def list_events(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        if not query.get("environmentId"):
+            raise EmulatorError(400, "environmentId is required", key="environmentId")
+        since: dt.datetime | None = None
+        if "since" in query:
+            try:
+                since = from_wire(query["since"], dt.datetime)
+            except ValueError as exc:
+                raise EmulatorError(400, f"since must be an ISO 8601 timestamp: {exc}",
+                                    key="since") from exc  # fmt: skip
+        include_acked = query.get("includeAcknowledged") == "true"
+        out = []
+        for event in self.events:
+            context = event["context"]
+            if context.get("environmentId") != query["environmentId"]:
+                continue
+            if "spaceId" in query and context.get("spaceId") != query["spaceId"]:
+                continue
+            if "domain" in query and event["domain"] != query["domain"]:
+                continue
+            if "topic" in query and event["topic"] != query["topic"]:
+                continue
+            if not include_acked and "acknowledgedAt" in event:
+                continue
+            if since is not None and from_wire(event["createdAt"], dt.datetime) < since:
+                continue
+            out.append(event)
+        return out
+
+    # ----------------------------------------------------------- secrets
+
+    def add_secret(self, name: str, value: str, *, space_id: str | None = None,
+                   actor_id: str | None = None, environment_id: str | None = None) -> None:  # fmt: skip
+        self.secrets.append(SecretRecord(
+            name=name, value=value, environment_id=environment_id or self.environment_id,
+            space_id=space_id, actor_id=actor_id, id=self._next_id("us_sec_"),
+        ))  # fmt: skip
+
+    def list_secrets(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        env = query.get("environmentId")
+        if not env:
+            raise EmulatorError(400, "environmentId is required", key="environmentId")
+        # The most specific scope wins for each name: actor, then space, then environment.
+        chosen: dict[str, tuple[int, SecretRecord]] = {}
+        for s in self.secrets:
+            if s.environment_id != env:
+                continue
+            if s.space_id is not None and s.space_id != query.get("spaceId"):
+                continue
+            if s.actor_id is not None and s.actor_id != query.get("actorId"):
+                continue
+            rank = (s.space_id is not None) + 2 * (s.actor_id is not None)
+            if s.name not in chosen or chosen[s.name][0] <= rank:
+                chosen[s.name] = (rank, s)
+        return [
+            {k: v for k, v in {
+                "id": s.id, "name": s.name, "value": s.value, "environmentId": s.environment_id,
+                "spaceId": s.space_id, "actorId": s.actor_id}.items() if v is not None}
+            for _, s in chosen.values()
+        ]  # fmt: skip
+
+    # ----------------------------------------------------------- end user
+
+    def user_action(
+        self,
+        job: str,
+        *,
+        source: str | None = None,
+        input: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        mode: str = "foreground",
+    ) -> Job:
+        """Create a job as if a user clicked an action button for ``"<domain>:<operation>"``."""
+        domain, sep, operation = job.partition(":")
+        if not sep or not domain or not operation:
+            raise ValueError(f"a job name is '<domain>:<operation>', got {job!r}")
+        default_source = {"sheet": "us_sh_emulator", "file": "us_fl_emulator",
+                          "space": self.space_id, "document": "us_dc_emulator"}  # fmt: skip
+        body: dict[str, Any] = {
+            "type": domain,
+            "operation": operation,
+            "source": source or default_source.get(domain, "us_wb_emulator"),
+            "trigger": JobTrigger.IMMEDIATE.value,
+            "mode": mode,
+        }
+        if input is not None:
+            body["input"] = dict(input)
+        ctx = {"actorId": "us_usr_emulator", "actionName": job, **(context or {})}
+        return self.create_job(body, context=ctx)
