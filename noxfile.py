@@ -44,3 +44,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, tests, benchmarks and examples."""
     session.install("-e", ".[typing]", "nox")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks, printing tables; Flatfile's JS packages run beside them when Node is
+    available. ``nox -s bench -- --quick`` for a fast smoke run."""
+    session.install("-e", ".")
+    session.run("python", "bench/run.py", *session.posargs)

@@ -61,21 +61,37 @@ from .errors import (
 from .errors import (
     JobTimeout as JobTimeout,
 )
+from .listener import (
+    CallbackFailure as CallbackFailure,
+)
+from .listener import (
+    DispatchResult as DispatchResult,
+)
+from .listener import (
+    FlatfileEvent as FlatfileEvent,
+)
+from .listener import (
+    Listener as Listener,
+)
 from .models import *  # noqa: F403 - models.__all__ is the list of wire models
 from .models import __all__ as _models_all
 
 __all__ = [
+    "CallbackFailure",
     "ConfigurationError",
+    "DispatchResult",
     "EventsAPI",
     "FlatfileAPIError",
     "FlatfileClient",
     "FlatfileConnectionError",
     "FlatfileError",
+    "FlatfileEvent",
     "InvalidEventError",
     "JobCancelled",
     "JobError",
     "JobTimeout",
     "JobsAPI",
+    "Listener",
     "Page",
     "RetryPolicy",
     "SecretNotFound",
