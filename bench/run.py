@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import dispatch
+import lifecycle
 from _common import machine
 
 
@@ -13,6 +14,7 @@ def main(argv: list[str]) -> None:
     with_js = "--no-js" not in argv
     print(f"flatjobs benchmarks on {machine()}")
     dispatch.main(quick=quick, with_js=with_js)
+    lifecycle.main(quick=quick, with_js=with_js)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,21 @@ from .errors import (
 from .errors import (
     JobTimeout as JobTimeout,
 )
+from .jobs import (
+    Jobs as Jobs,
+)
+from .lifecycle import (
+    DEFAULT_PROGRESS_INTERVAL as DEFAULT_PROGRESS_INTERVAL,
+)
+from .lifecycle import (
+    JobLifecycle as JobLifecycle,
+)
+from .lifecycle import (
+    Tick as Tick,
+)
+from .lifecycle import (
+    job_lifecycle as job_lifecycle,
+)
 from .listener import (
     CallbackFailure as CallbackFailure,
 )
@@ -77,6 +92,7 @@ from .models import *  # noqa: F403 - models.__all__ is the list of wire models
 from .models import __all__ as _models_all
 
 __all__ = [
+    "DEFAULT_PROGRESS_INTERVAL",
     "CallbackFailure",
     "ConfigurationError",
     "DispatchResult",
@@ -89,13 +105,17 @@ __all__ = [
     "InvalidEventError",
     "JobCancelled",
     "JobError",
+    "JobLifecycle",
     "JobTimeout",
+    "Jobs",
     "JobsAPI",
     "Listener",
     "Page",
     "RetryPolicy",
     "SecretNotFound",
     "SecretsAPI",
+    "Tick",
+    "job_lifecycle",
     "set_testing",
     *_models_all,
 ]

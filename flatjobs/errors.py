@@ -48,13 +48,16 @@ class FlatfileAPIError(FlatfileError):
         method: the HTTP method of the request.
         path: the request path, e.g. ``/v1/jobs/us_jb_1/ack`` (no query, no host).
         body: the parsed JSON error body, or the response text when it was not JSON.
+        attempts: how many times the request was sent. More than one means an earlier
+            attempt may have been applied even though its answer was lost.
     """
 
-    def __init__(self, status: int, method: str, path: str, body: Any) -> None:
+    def __init__(self, status: int, method: str, path: str, body: Any, attempts: int = 1) -> None:
         self.status = status
         self.method = method
         self.path = path
         self.body = body
+        self.attempts = attempts
         super().__init__(f"{method} {path} answered {status}: {self.detail}")
 
     @property

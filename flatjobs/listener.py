@@ -514,6 +514,9 @@ class Listener:
             self._table = (self._version, _Table(self._entries()))
         return self._table[1]
 
+    def _matching_callbacks(self, raw: Mapping[str, Any]) -> list[Callback]:
+        return [e.callback for e in self._compiled().match(raw)]
+
     def match(self, event: Mapping[str, Any] | Event) -> list[str]:
         """Names of the callbacks ``event`` would run, in order, without running them."""
         return [e.name for e in self._compiled().match(as_raw_event(event))]

@@ -65,23 +65,51 @@ def redact_tokens(
     return event_dict
 
 
-class _RedactingLogger:
-    """Wraps a structlog bound logger so redaction runs whatever the user configured."""
+_DEBUG = 10
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
+
+def _debug_enabled() -> bool:
+    """Whether structlog's configured wrapper would emit a debug line.
+
+    Native filtering loggers answer ``is_enabled_for`` without an instance; any other
+    wrapper is assumed to want the line (it decides itself).
+    """
+    wrapper = structlog.get_config()["wrapper_class"]
+    check = getattr(wrapper, "is_enabled_for", None)
+    if check is None:
+        return True
+    try:
+        return bool(check(None, _DEBUG))
+    except Exception:  # a wrapper whose check needs a real instance (stdlib's)
+        return True
+
+
+class _RedactingLogger:
+    """Wraps structlog so redaction runs whatever the user configured.
+
+    Binding is lazy (a dict merge) and a debug line that the configured level drops
+    costs one check: the client logs every request at debug level.
+    """
+
+    __slots__ = ("_context", "_name")
+
+    def __init__(self, name: str, context: dict[str, Any] | None = None) -> None:
+        self._name = name
+        self._context = context or {}
 
     def bind(self, **kw: Any) -> _RedactingLogger:
-        return _RedactingLogger(self._inner.bind(**_redact_value(kw)))
+        return _RedactingLogger(self._name, {**self._context, **kw})
 
     def _log(self, level: str, event: str, kw: dict[str, Any]) -> None:
         exc = kw.get("exc_info")
         if isinstance(exc, BaseException):
             kw["error"] = redact_text(f"{type(exc).__name__}: {exc}")
-        getattr(self._inner, level)(redact_text(event), **_redact_value(kw))
+        fields = _redact_value({**self._context, **kw})
+        getattr(structlog.get_logger(self._name), level)(redact_text(event), **fields)
 
     def debug(self, event: str, **kw: Any) -> None:
-        self._log("debug", event, kw)
+        if _debug_enabled():
+            self._log("debug", event, kw)
 
     def info(self, event: str, **kw: Any) -> None:
         self._log("info", event, kw)
@@ -99,4 +127,4 @@ class _RedactingLogger:
 
 def get_logger(name: str) -> _RedactingLogger:
     """A structlog logger named ``name`` (``flatjobs.client``, ...) that redacts tokens."""
-    return _RedactingLogger(structlog.get_logger(name))
+    return _RedactingLogger(name)

@@ -609,8 +609,8 @@ class JobUpdate:
 class JobCompleteDetails:
     """Body of ``POST /jobs/{id}/complete`` and ``/fail``."""
 
-    outcome: JobOutcome | None = None
     info: str | None = None
+    outcome: JobOutcome | None = None
     extra: Mapping[str, Any] = _extra()
 
 
@@ -717,24 +717,29 @@ def _lenient_enum(value: Any, enum_cls: type[enum.StrEnum]) -> Any:
         return value  # a value the platform added after this release: kept as text
 
 
-def _structure_union(value: Any, tp: Any) -> Any:
+def _make_union_structure(tp: Any) -> Callable[[Any, Any], Any]:
+    """A structuring function for one union type, with its dispatch worked out once."""
     args = _union_args(tp)
-    if tp == AnyNext or _union_args(AnyNext) == args:
-        return _structure_next(value)
-    for model in (a for a in args if a in _MODELS):
-        if isinstance(value, Mapping):
-            return converter.structure(value, model)
+    if args == _union_args(AnyNext):
+        return lambda value, _: _structure_next(value)
+    models = [a for a in args if a in _MODELS]
     lists = [a for a in args if typing.get_origin(a) is list]
-    if lists and isinstance(value, list):
-        return converter.structure(value, lists[0])
     enum_cls = _lenient_enum_of(tp)
-    if enum_cls is not None:
-        return _lenient_enum(value, enum_cls)
-    if int in args and isinstance(value, int | float) and not isinstance(value, bool):
-        return value  # int | float: keep the number exactly as sent
-    if args == (bool, int) or (int in args and isinstance(value, int)):
-        return value
-    raise ValueError(f"{value!r} is not a valid {_type_name(tp)}")
+    numbers = int in args
+    name = _type_name(tp)
+
+    def structure(value: Any, _: Any) -> Any:
+        if models and isinstance(value, Mapping):
+            return converter.structure(value, models[0])
+        if lists and isinstance(value, list):
+            return converter.structure(value, lists[0])
+        if enum_cls is not None:
+            return _lenient_enum(value, enum_cls)
+        if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+            return value  # int | float: keep the number exactly as sent
+        raise ValueError(f"{value!r:.80} is not a valid {name}")
+
+    return structure
 
 
 def _type_name(tp: Any) -> str:
@@ -748,19 +753,22 @@ def _structure_next(value: Any) -> Any:
     return converter.structure(value, cls)
 
 
-converter.register_structure_hook_func(lambda tp: len(_union_args(tp)) > 1, _structure_union)
+converter.register_structure_hook_factory(
+    lambda tp: len(_union_args(tp)) > 1, _make_union_structure
+)
 
 
 def _make_structure(model: type[T]) -> Callable[[Any, Any], T]:
     cls: Any = model
     attrs.resolve_types(cls, globalns=globals())
     tag = getattr(cls, "TYPE", None)
-    by_wire: dict[str, tuple[str, Any]] = {}
+    by_wire: dict[str, tuple[str, Any, Callable[[Any, Any], Any]]] = {}
     required: list[str] = []
     for f in attrs.fields(cls):
         if f.name == "extra":
             continue
-        by_wire[f.metadata.get("wire", camel(f.name))] = (f.name, _without_none(f.type))
+        tp = _without_none(f.type)
+        by_wire[f.metadata.get("wire", camel(f.name))] = (f.name, tp, _field_hook(tp))
         if f.default is attrs.NOTHING:
             required.append(f.name)
 
@@ -777,9 +785,9 @@ def _make_structure(model: type[T]) -> Callable[[Any, Any], T]:
                 if not (tag is not None and key == "type"):
                     extra[key] = value
             elif value is not None:
-                name, tp = spec
+                name, tp, hook = spec
                 try:
-                    kwargs[name] = converter.structure(value, tp)
+                    kwargs[name] = hook(value, tp)
                 except Exception as exc:  # re-raised with the field's wire name
                     raise ValueError(f"{cls.__name__}.{key}: {exc}") from exc
         missing = [camel(n) for n in required if n not in kwargs]
@@ -791,6 +799,32 @@ def _make_structure(model: type[T]) -> Callable[[Any, Any], T]:
         return built
 
     return structure
+
+
+def _field_hook(tp: Any) -> Callable[[Any, Any], Any]:
+    """How to structure one field's value, resolved once when the class is first used."""
+    if tp is Any:
+        return lambda value, _: value
+    if typing.get_origin(tp) is dict and typing.get_args(tp)[1:] == (Any,):
+        return _structure_json_object
+    if typing.get_origin(tp) is list and typing.get_args(tp) == (Any,):
+        return _structure_json_list
+    # Models' own hooks are built lazily: a model may refer to one defined after it.
+    if tp in _MODELS:
+        return lambda value, t: converter.structure(value, t)
+    return converter.get_structure_hook(tp)
+
+
+def _structure_json_object(value: Any, _: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _structure_json_list(value: Any, _: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a JSON array, got {type(value).__name__}")
+    return value
 
 
 def _make_unstructure(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:

@@ -41,6 +41,7 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     json: Any
+    raw: bytes
 
 
 Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]] | str
@@ -70,6 +71,7 @@ class RecordingServer:
             query=dict(request.query),
             headers=dict(request.headers),
             json=json.loads(raw) if raw else None,
+            raw=raw,
         )
         self.requests.append(rec)
         if self.script:

@@ -1,0 +1,47 @@
+"""A minimal Jobs API for benchmarks, run in its own process: every request answers 200
+with an executing job, like the JS reference's server; ``GET /__count`` returns how many
+requests it has served (and resets the count)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from aiohttp import web
+
+BODY = json.dumps(
+    {
+        "data": {
+            "id": "us_jb_1",
+            "type": "workbook",
+            "operation": "op",
+            "source": "us_wb_1",
+            "status": "executing",
+        }
+    }
+).encode()
+
+
+def main(port: int) -> None:
+    count = 0
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal count
+        await request.read()
+        count += 1
+        return web.Response(body=BODY, content_type="application/json")
+
+    async def served(request: web.Request) -> web.Response:
+        nonlocal count
+        value, count = count, 0
+        return web.json_response({"count": value})
+
+    app = web.Application()
+    app.router.add_get("/__count", served)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: print("ready", flush=True),
+                access_log=None)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

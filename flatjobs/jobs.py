@@ -1,0 +1,330 @@
+"""``Jobs``: a registry of job handlers that plugs into a :class:`Listener`.
+
+>>> jobs = Jobs()
+>>> @jobs.handle("workbook:export")
+... async def export(event: FlatfileEvent, tick: Tick) -> str:
+...     await tick(50, "half way")
+...     return "Exported 1,204 rows"
+>>> listener = Listener().use(jobs)
+
+A handler is ``async def handler(event, tick)``; it runs inside :func:`job_lifecycle`, so
+the job is acknowledged first and completed with what the handler returns (``None``, a
+message, a :class:`JobOutcome` or :class:`JobCompleteDetails`), or failed with the message
+of what it raises (:class:`JobError` for a user-facing outcome).
+
+Multi-part jobs: a handler calls ``await tick.split(n)``; each part's ``job:ready`` goes to
+a ``@jobs.handle_part(...)`` handler (or, if there is none, to the job's own handler with
+``event.payload["isPart"]`` true); when all parts have ended, the parent is completed, or
+failed when a part failed, unless an ``@jobs.on_parts_completed(...)`` handler decides.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from .errors import JobError
+from .lifecycle import DEFAULT_PROGRESS_INTERVAL, CompletionValue, JobLifecycle, Tick
+from .listener import FlatfileEvent, Listener
+from .logging import get_logger
+from .models import JobEventPayload, JobPartsCounts, Next, from_wire
+
+__all__ = ["Handler", "Jobs", "PartsHandler"]
+
+Handler = Callable[[FlatfileEvent, Tick], Awaitable[CompletionValue]]
+PartsHandler = Callable[[FlatfileEvent, Tick, JobPartsCounts], Awaitable[CompletionValue]]
+H = TypeVar("H", bound=Handler)
+P = TypeVar("P", bound=PartsHandler)
+_log = get_logger("flatjobs.jobs")
+_UNSET: Any = object()
+
+
+def _name(func: Callable[..., Any]) -> str:
+    return getattr(func, "__qualname__", None) or repr(func)
+
+
+def _job_filter(job: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(job, str):
+        return {"job": job}  # exactly what Flatfile's job handler does with a string (SPEC §4)
+    if isinstance(job, Mapping):
+        return job
+    raise TypeError(
+        f"a job is selected by a 'domain:operation' string or an EventFilter mapping, "
+        f"got {type(job).__name__} {job!r}"
+    )
+
+
+def _check_handler(func: Any, params: int, shape: str) -> None:
+    if not inspect.iscoroutinefunction(func):
+        raise TypeError(
+            f"a job handler must be an `async def` function, got {func!r}; "
+            f"declare it `async def {getattr(func, '__name__', 'handler')}({shape}): ...`"
+        )
+    try:
+        signature = inspect.signature(func)
+        signature.bind(*range(params))
+    except TypeError:
+        raise TypeError(
+            f"job handler {_name(func)} must take {params} parameters ({shape}), "
+            f"got {getattr(func, '__name__', func)}{inspect.signature(func)}"
+        ) from None
+
+
+def _check_options(timeout: float | None, progress_interval: float) -> None:
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if not (isinstance(progress_interval, int | float) and progress_interval >= 0):
+        raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval!r}")
+
+
+@attrs.frozen(eq=False)
+class _Registration:
+    func: Callable[..., Awaitable[CompletionValue]]
+    selector: Mapping[str, Any]
+    part: bool
+    timeout: float | None
+    progress_interval: float
+    debug: bool
+
+    @property
+    def name(self) -> str:
+        return _name(self.func)
+
+    async def __call__(self, event: FlatfileEvent) -> None:
+        """Never called: registrations sit in an index listener only to be matched."""
+        raise AssertionError("a job handler registration is matched, not dispatched to")
+
+
+class Jobs:
+    """A registry of job handlers; install it with ``listener.use(jobs)``.
+
+    Args:
+        timeout: default seconds a handler may run before its job is failed.
+        progress_interval: default minimum seconds between progress updates (``0``
+            reproduces Flatfile's JS handler call for call).
+        debug: log each job's receipt and completion.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        debug: bool = False,
+    ) -> None:
+        _check_options(timeout, progress_interval)
+        self.timeout = timeout
+        self.progress_interval = progress_interval
+        self.debug = debug
+        self._handlers: list[_Registration] = []
+        self._parts_handlers: list[_Registration] = []
+        # Handlers are matched through a listener's compiled index (literal job names are
+        # looked up, not tested one by one); these listeners are never dispatched to.
+        self._index = Listener()
+        self._parts_index = Listener()
+        self._running: set[str] = set()
+        self._listeners: list[Listener] = []
+
+    def __repr__(self) -> str:
+        names = [r.name for r in self._handlers]
+        return f"Jobs(handlers={names!r})"
+
+    def __call__(self, listener: Listener) -> None:
+        """Install on ``listener`` (``listener.use(jobs)``)."""
+        if listener in self._listeners:
+            return
+        self._listeners.append(listener)
+        listener.on("job:ready", None, self._on_ready)
+        listener.on("job:parts-completed", None, self._on_parts_completed)
+
+    @property
+    def running(self) -> frozenset[str]:
+        """Ids of the jobs whose handlers are running now."""
+        return frozenset(self._running)
+
+    # ----------------------------------------------------------- registration
+
+    def _register(
+        self,
+        target: list[_Registration],
+        func: Any,
+        job: str | Mapping[str, Any],
+        *,
+        part: bool,
+        params: int,
+        shape: str,
+        timeout: float | None,
+        progress_interval: float,
+        debug: bool,
+    ) -> None:
+        _check_handler(func, params, shape)
+        timeout = self.timeout if timeout is _UNSET else timeout
+        progress_interval = (
+            self.progress_interval if progress_interval is _UNSET else progress_interval
+        )
+        _check_options(timeout, progress_interval)
+        selector = dict(_job_filter(job))
+        if part:
+            selector["isPart"] = True
+        registration = _Registration(
+            func=func, selector=selector, part=part, timeout=timeout,
+            progress_interval=progress_interval, debug=self.debug if debug is _UNSET else debug,
+        )  # fmt: skip
+        target.append(registration)
+        if target is self._parts_handlers:
+            self._parts_index.on("job:parts-completed", selector, registration)
+        else:
+            self._index.on(["job:ready", "job:parts-completed"], selector, registration)
+
+    def handle(
+        self,
+        job: str | Mapping[str, Any],
+        *,
+        timeout: float | None = _UNSET,
+        progress_interval: float = _UNSET,
+        debug: bool = _UNSET,
+    ) -> Callable[[H], H]:
+        """Register ``async def handler(event, tick)`` for ``job:ready`` events of ``job``.
+
+        ``job`` is ``"domain:operation"`` (globs allowed: ``"sheet:*"``), which becomes the
+        filter ``{"job": job}``, or an EventFilter mapping. The handler is returned
+        unchanged, so it can be unit-tested directly.
+
+        Raises:
+            TypeError: the handler is not ``async def`` or does not take two parameters,
+                or ``job`` is neither a string nor a mapping.
+        """
+
+        def register(func: H) -> H:
+            self._register(self._handlers, func, job, part=False, params=2, shape="event, tick",
+                           timeout=timeout, progress_interval=progress_interval, debug=debug)  # fmt: skip
+            return func
+
+        return register
+
+    def handle_part(
+        self,
+        job: str | Mapping[str, Any],
+        *,
+        timeout: float | None = _UNSET,
+        progress_interval: float = _UNSET,
+        debug: bool = _UNSET,
+    ) -> Callable[[H], H]:
+        """Register ``async def handler(event, tick)`` for the parts of a split ``job``.
+
+        ``(await tick.job()).part_data`` holds the part's data (``{"part": i, "total": n}``
+        for a split into ``n``, or the dict given for it)."""
+
+        def register(func: H) -> H:
+            self._register(self._handlers, func, job, part=True, params=2, shape="event, tick",
+                           timeout=timeout, progress_interval=progress_interval, debug=debug)  # fmt: skip
+            return func
+
+        return register
+
+    def on_parts_completed(
+        self,
+        job: str | Mapping[str, Any],
+        *,
+        timeout: float | None = _UNSET,
+        debug: bool = _UNSET,
+    ) -> Callable[[P], P]:
+        """Register ``async def handler(event, tick, parts)`` to end a split job's parent.
+
+        ``parts`` is a :class:`JobPartsCounts` (whichever shape the platform sent). The
+        handler's return value completes the parent; an exception fails it. Without such a
+        handler the parent completes when no part failed or was canceled, and fails with a
+        Retry button otherwise.
+        """
+
+        def register(func: P) -> P:
+            self._register(self._parts_handlers, func, job, part=False, params=3,
+                           shape="event, tick, parts", timeout=timeout, progress_interval=0,
+                           debug=debug)  # fmt: skip
+            return func
+
+        return register
+
+    # ----------------------------------------------------------- dispatch
+
+    @staticmethod
+    def _select(index: Listener, event: FlatfileEvent) -> _Registration | None:
+        matches: list[_Registration] = index._matching_callbacks(event.raw)  # type: ignore[assignment]
+        if not matches:
+            return None
+        chosen = matches[0]
+        if event.payload.get("isPart") is True:
+            chosen = next((r for r in matches if r.part), matches[0])
+        others = [r.name for r in matches if r is not chosen]
+        if others:
+            _log.warning("several job handlers match; only the first registered runs",
+                         job=event.payload.get("job"), job_id=event.job_id, ran=chosen.name,
+                         skipped=others)  # fmt: skip
+        return chosen
+
+    async def _on_ready(self, event: FlatfileEvent) -> None:
+        chosen = self._select(self._index, event)
+        if chosen is not None:
+            await self._run(event, chosen, lambda tick: chosen.func(event, tick), acknowledge=True)
+
+    async def _on_parts_completed(self, event: FlatfileEvent) -> None:
+        chosen = self._select(self._parts_index, event)
+        if chosen is None and self._select(self._index, event) is None:
+            return  # not a job of ours
+        try:
+            counts = from_wire(event.payload, JobEventPayload).parts_counts() or JobPartsCounts()
+        except ValueError as exc:
+            _log.error("job:parts-completed has an unreadable parts summary", job_id=event.job_id,
+                       event_id=event.id, error=str(exc))  # fmt: skip
+            counts = JobPartsCounts()
+        if chosen is not None:
+            await self._run(event, chosen, lambda tick: chosen.func(event, tick, counts),
+                            acknowledge=False)  # fmt: skip
+            return
+        default = _Registration(func=_default_parts, selector={}, part=False,
+                                timeout=None, progress_interval=0, debug=self.debug)  # fmt: skip
+        await self._run(event, default, lambda tick: _default_parts(event, tick, counts),
+                        acknowledge=False)  # fmt: skip
+
+    async def _run(
+        self,
+        event: FlatfileEvent,
+        handler: _Registration,
+        call: Callable[[Tick], Awaitable[CompletionValue]],
+        *,
+        acknowledge: bool,
+    ) -> None:
+        job_id = event.job_id
+        if job_id is None:
+            _log.error("job event without context.jobId; skipped", event_id=event.id,
+                       topic=event.topic, handler=handler.name)  # fmt: skip
+            return
+        if job_id in self._running:
+            _log.warning("job is already running; duplicate event skipped", job_id=job_id,
+                         event_id=event.id, topic=event.topic)  # fmt: skip
+            return
+        lifecycle = JobLifecycle(event, timeout=handler.timeout, debug=handler.debug,
+                                 progress_interval=handler.progress_interval,
+                                 acknowledge=acknowledge)  # fmt: skip
+        self._running.add(job_id)
+        try:
+            async with lifecycle as tick:
+                tick.complete_with(await call(tick))
+        except Exception:
+            # The lifecycle has logged it once and ended the job (failed, canceled or
+            # already ended): one job's failure never stops the listener.
+            pass
+        finally:
+            self._running.discard(job_id)
+
+
+async def _default_parts(
+    event: FlatfileEvent, tick: Tick, parts: JobPartsCounts
+) -> CompletionValue:
+    bad = parts.failed + parts.canceled
+    if bad:
+        raise JobError(f"{bad} of {parts.total} parts did not complete", next=Next.retry("Retry"))
+    return f"All {parts.total} parts completed"
