@@ -71,10 +71,16 @@ from .lifecycle import (
     JobLifecycle as JobLifecycle,
 )
 from .lifecycle import (
+    JobResult as JobResult,
+)
+from .lifecycle import (
     Tick as Tick,
 )
 from .lifecycle import (
     job_lifecycle as job_lifecycle,
+)
+from .lifecycle import (
+    observe_jobs as observe_jobs,
 )
 from .listener import (
     CallbackFailure as CallbackFailure,
@@ -90,6 +96,24 @@ from .listener import (
 )
 from .models import *  # noqa: F403 - models.__all__ is the list of wire models
 from .models import __all__ as _models_all
+from .runner import (
+    Runner as Runner,
+)
+from .runner import (
+    RunStats as RunStats,
+)
+from .runner import (
+    run as run,
+)
+from .sources import (
+    EventSource as EventSource,
+)
+from .sources import (
+    MemorySource as MemorySource,
+)
+from .sources import (
+    PollingSource as PollingSource,
+)
 
 __all__ = [
     "DEFAULT_PROGRESS_INTERVAL",
@@ -106,16 +130,24 @@ __all__ = [
     "JobCancelled",
     "JobError",
     "JobLifecycle",
+    "JobResult",
     "JobTimeout",
     "Jobs",
     "JobsAPI",
     "Listener",
+    "EventSource",
+    "MemorySource",
     "Page",
+    "PollingSource",
     "RetryPolicy",
+    "RunStats",
+    "Runner",
     "SecretNotFound",
     "SecretsAPI",
     "Tick",
     "job_lifecycle",
+    "observe_jobs",
+    "run",
     "set_testing",
     *_models_all,
 ]

@@ -1,6 +1,14 @@
 """The ``flatjobs`` command.
 
-``flatjobs emulator --port N`` runs the local emulator of Flatfile's API.
+``flatjobs run TARGET``
+    run a listener against the Flatfile API configured from the environment (polling).
+``flatjobs dev TARGET --trigger domain:operation``
+    run it against an embedded emulator, trigger jobs as a user would, show their progress.
+``flatjobs emulator``
+    run the emulator alone.
+
+``TARGET`` names a :class:`flatjobs.Listener` or :class:`flatjobs.Jobs`: ``package.module:attr``
+or ``path/to/file.py:attr``; without ``:attr``, ``listener`` then ``jobs`` are looked up.
 """
 
 from __future__ import annotations
@@ -8,12 +16,95 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import importlib.util
+import json
+import logging
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import structlog
 
 from . import _meta
+from .client import FlatfileClient
+from .errors import ConfigurationError
+from .jobs import Jobs
+from .lifecycle import JobResult, observe_jobs
+from .listener import Listener
+from .logging import redact_tokens
+from .models import JobStatus
+from .runner import Runner, run
+from .sources import PollingSource
 
-__all__ = ["main"]
+__all__ = ["TargetError", "load_target", "main"]
+
+TERMINAL = (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+class TargetError(Exception):
+    """The TARGET argument does not name a Listener or Jobs."""
+
+
+def load_target(spec: str) -> Listener:
+    """The Listener named by ``spec`` (a Jobs registry is installed on a new Listener).
+
+    Raises:
+        TargetError: naming what is wrong with ``spec``.
+    """
+    module_part, _, attr = spec.partition(":")
+    if not module_part:
+        raise TargetError(f"{spec!r} names no module: use package.module:attr or file.py:attr")
+    try:
+        if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+            path = Path(module_part)
+            if not path.is_file():
+                raise TargetError(f"no such file: {module_part}")
+            name = f"_flatjobs_target_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise TargetError(f"cannot load {module_part} as a Python module")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_part)
+    except TargetError:
+        raise
+    except Exception as exc:
+        raise TargetError(f"cannot import {module_part!r}: {type(exc).__name__}: {exc}") from exc
+    names = [attr] if attr else ["listener", "jobs"]
+    for name in names:
+        if hasattr(module, name):
+            target = getattr(module, name)
+            break
+    else:
+        raise TargetError(f"{module_part} has no attribute {' or '.join(map(repr, names))}")
+    if isinstance(target, Jobs):
+        return Listener().use(target)
+    if isinstance(target, Listener):
+        return target
+    raise TargetError(
+        f"{module_part}:{name} is a {type(target).__name__}, not a flatjobs Listener or Jobs"
+    )
+
+
+def _configure_logging(level: str) -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,  # tracebacks become text, then are redacted
+            redact_tokens,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +113,51 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"flatjobs {_meta.version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser, level: str) -> None:
+        sub.add_argument("--log-level", default=level, choices=["debug", "info", "warning", "error"],
+                         help="log lines at this level and above go to stderr (default: %(default)s)")  # fmt: skip
+        sub.add_argument("--concurrency", type=int, default=50,
+                         help="events handled at once (default: %(default)s)")  # fmt: skip
+        sub.add_argument("--grace-period", type=float, default=30.0,
+                         help="seconds in-flight jobs get to finish on shutdown (default: %(default)s)")  # fmt: skip
+
+    run_cmd = commands.add_parser(
+        "run",
+        help="run a listener against the Flatfile API",
+        description="Run a listener against the Flatfile API configured by FLATFILE_API_URL, "
+        "FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) and FLATFILE_ENVIRONMENT_ID, polling "
+        "for events. SIGINT/SIGTERM stop it gracefully.",
+    )
+    run_cmd.add_argument(
+        "target", metavar="TARGET", help="module:attr or file.py:attr of a Listener or Jobs"
+    )
+    run_cmd.add_argument("--environment-id", help="overrides FLATFILE_ENVIRONMENT_ID")
+    run_cmd.add_argument("--space-id", help="only events of this space")
+    run_cmd.add_argument(
+        "--interval", type=float, default=0.5, help="seconds between polls (default: %(default)s)"
+    )
+    common(run_cmd, "info")
+
+    dev = commands.add_parser(
+        "dev",
+        help="run a listener against an embedded emulator and trigger jobs",
+        description="Start the embedded emulator, run the listener against it, trigger jobs "
+        "as a user clicking an action would, and show each job's progress and outcome.",
+    )
+    dev.add_argument(
+        "target", metavar="TARGET", help="module:attr or file.py:attr of a Listener or Jobs"
+    )
+    dev.add_argument("--trigger", action="append", default=[], metavar="DOMAIN:OPERATION",
+                     help="a job to trigger; repeat for more")  # fmt: skip
+    dev.add_argument("--input", type=json.loads, default=None, metavar="JSON",
+                     help="the triggered jobs' input, a JSON object")  # fmt: skip
+    dev.add_argument("--exit-when-idle", action="store_true",
+                     help="exit once every triggered job has ended; exit code 1 if any failed "
+                     "unexpectedly (a crash or timeout, not a JobError)")  # fmt: skip
+    dev.add_argument("--timeout", type=float, default=120.0,
+                     help="with --exit-when-idle, give up after this many seconds (default: %(default)s)")  # fmt: skip
+    common(dev, "warning")
 
     emulator = commands.add_parser(
         "emulator",
@@ -32,13 +168,87 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     emulator.add_argument(
-        "--port",
-        type=int,
-        default=8080,
-        help="port to listen on; 0 picks one (default: %(default)s)",
+        "--port", type=int, default=8080, help="port; 0 picks one (default: %(default)s)"
     )
     emulator.add_argument("--environment-id", default="us_env_emulator", help="its environment id")
     return parser
+
+
+async def _run(args: argparse.Namespace) -> int:
+    listener = load_target(args.target)
+    client = FlatfileClient(environment_id=args.environment_id)
+    client.require_environment(None)
+    listener.client = client
+    source = PollingSource(client, space_id=args.space_id, interval=args.interval)
+    async with client:
+        stats = await run(
+            listener, source, concurrency=args.concurrency, grace_period=args.grace_period
+        )
+    structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
+    return 0
+
+
+async def _dev(args: argparse.Namespace) -> int:
+    from ._progress import ProgressDisplay
+    from .emulator import Emulator
+
+    listener = load_target(args.target)
+    if args.input is not None and not isinstance(args.input, dict):
+        raise TargetError(f"--input must be a JSON object, got {args.input!r}")
+    out = sys.stdout
+    results: dict[str, JobResult] = {}
+    async with Emulator(record=False) as emu, emu.client() as client:
+        listener.client = client
+        display = ProgressDisplay(emu.job, out)
+        emu.state.on_event(display.on_event)
+        print(f"flatjobs dev: emulator on {emu.url}, running {args.target}", file=out, flush=True)
+        source = PollingSource(client, interval=0.05, max_interval=0.25, overlap=2.0)
+        runner = Runner(
+            listener, source, concurrency=args.concurrency, grace_period=args.grace_period
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, runner.stop)
+        with observe_jobs(lambda r: results.__setitem__(r.job_id, r)):
+            running = asyncio.create_task(runner.run())
+        triggered = []
+        unhandled = []
+        for name in args.trigger:
+            job = emu.trigger(name, input=args.input)
+            ready = next(e for e in reversed(emu.events) if e["topic"] == "job:ready"
+                         and e["context"].get("jobId") == job.id)  # fmt: skip
+            triggered.append(job.id)
+            if not listener.match(ready):
+                unhandled.append(name)
+                display.note(f"  {name:<28} no callback of {args.target} handles this job")
+        if not args.exit_when_idle:
+            await running
+            return 0
+        timed_out = False
+        try:
+            async with asyncio.timeout(args.timeout):
+                for job_id, name in zip(triggered, args.trigger, strict=True):
+                    if name not in unhandled:
+                        await emu.wait_for(job_id, timeout=args.timeout)
+        except TimeoutError:
+            timed_out = True
+        runner.stop()
+        await running
+        jobs = [emu.job(j) for j in triggered]
+        done = sum(j.status == JobStatus.COMPLETE for j in jobs)
+        failed = [j for j in jobs if j.status == JobStatus.FAILED]
+        unexpected = [j for j in failed if j.id in results and not results[j.id].expected]
+        unexpected += [j for j in failed if j.id not in results]
+        summary = f"{len(jobs)} job(s): {done} complete, {len(failed)} failed"
+        if failed:
+            summary += f" ({len(unexpected)} unexpectedly)"
+        if unhandled:
+            summary += f", {len(unhandled)} with no handler"
+        if timed_out:
+            summary += f", still running after {args.timeout:g}s"
+        print(summary, file=out, flush=True)
+        return 1 if unexpected or unhandled or timed_out else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(host=args.host, port=args.port, environment_id=args.environment_id))
         return 0
-    raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects others
+    _configure_logging(args.log_level)
+    try:
+        return asyncio.run(_run(args) if args.command == "run" else _dev(args))
+    except (TargetError, ConfigurationError) as exc:
+        print(f"flatjobs {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

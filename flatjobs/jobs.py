@@ -84,6 +84,7 @@ def _check_options(timeout: float | None, progress_interval: float) -> None:
 class _Registration:
     func: Callable[..., Awaitable[CompletionValue]]
     selector: Mapping[str, Any]
+    kind: str  # "job", "part" or "parts"
     part: bool
     timeout: float | None
     progress_interval: float
@@ -94,8 +95,17 @@ class _Registration:
         return _name(self.func)
 
     async def __call__(self, event: FlatfileEvent) -> None:
-        """Never called: registrations sit in an index listener only to be matched."""
+        """Never called: in the index listeners a registration is only matched."""
         raise AssertionError("a job handler registration is matched, not dispatched to")
+
+    @property
+    def topics(self) -> list[str]:
+        # A job's handler also hears its parts-completed event, to end a split parent.
+        return (
+            ["job:parts-completed"]
+            if self.kind == "parts"
+            else ["job:ready", "job:parts-completed"]
+        )
 
 
 class Jobs:
@@ -133,12 +143,21 @@ class Jobs:
         return f"Jobs(handlers={names!r})"
 
     def __call__(self, listener: Listener) -> None:
-        """Install on ``listener`` (``listener.use(jobs)``)."""
+        """Install on ``listener`` (``listener.use(jobs)``): one callback per handler,
+        named after it, so ``listener.match(event)`` shows which handler takes a job."""
         if listener in self._listeners:
             return
         self._listeners.append(listener)
-        listener.on("job:ready", None, self._on_ready)
-        listener.on("job:parts-completed", None, self._on_parts_completed)
+        for registration in (*self._handlers, *self._parts_handlers):
+            self._install(listener, registration)
+
+    def _install(self, listener: Listener, registration: _Registration) -> None:
+        async def callback(event: FlatfileEvent) -> None:
+            await self._on_event(registration, event)
+
+        callback.__module__ = getattr(registration.func, "__module__", __name__)
+        callback.__qualname__ = registration.name
+        listener.on(registration.topics, registration.selector, callback)
 
     @property
     def running(self) -> frozenset[str]:
@@ -171,13 +190,14 @@ class Jobs:
             selector["isPart"] = True
         registration = _Registration(
             func=func, selector=selector, part=part, timeout=timeout,
+            kind="parts" if target is self._parts_handlers else "part" if part else "job",
             progress_interval=progress_interval, debug=self.debug if debug is _UNSET else debug,
         )  # fmt: skip
         target.append(registration)
-        if target is self._parts_handlers:
-            self._parts_index.on("job:parts-completed", selector, registration)
-        else:
-            self._index.on(["job:ready", "job:parts-completed"], selector, registration)
+        index = self._parts_index if target is self._parts_handlers else self._index
+        index.on(registration.topics, selector, registration)
+        for listener in self._listeners:
+            self._install(listener, registration)
 
     def handle(
         self,
@@ -251,43 +271,57 @@ class Jobs:
     # ----------------------------------------------------------- dispatch
 
     @staticmethod
-    def _select(index: Listener, event: FlatfileEvent) -> _Registration | None:
+    def _select(index: Listener, event: FlatfileEvent) -> tuple[_Registration | None, list[str]]:
+        """The handler that takes ``event`` (the first registered; for a part, the first
+        part handler), and the names of the other matching ones."""
         matches: list[_Registration] = index._matching_callbacks(event.raw)  # type: ignore[assignment]
         if not matches:
-            return None
+            return None, []
         chosen = matches[0]
         if event.payload.get("isPart") is True:
             chosen = next((r for r in matches if r.part), matches[0])
-        others = [r.name for r in matches if r is not chosen]
+        return chosen, [r.name for r in matches if r is not chosen]
+
+    async def _on_event(self, registration: _Registration, event: FlatfileEvent) -> None:
+        # Every matching handler's callback gets here; only the chosen one acts.
+        if event.topic == "job:ready":
+            chosen, others = self._select(self._index, event)
+            if chosen is registration:
+                self._warn_others(event, chosen, others)
+                await self._run(
+                    event, chosen, lambda tick: chosen.func(event, tick), acknowledge=True
+                )
+            return
+        parts_handler, others = self._select(self._parts_index, event)
+        if parts_handler is not None:
+            if parts_handler is registration:
+                self._warn_others(event, parts_handler, others)
+                counts = self._parts_counts(event)
+                await self._run(event, parts_handler,
+                                lambda tick: parts_handler.func(event, tick, counts),
+                                acknowledge=False)  # fmt: skip
+            return
+        owner, _ = self._select(self._index, event)
+        if owner is registration:  # the job's own handler ends the parent by default
+            counts = self._parts_counts(event)
+            await self._run(event, owner, lambda tick: _default_parts(event, tick, counts),
+                            acknowledge=False)  # fmt: skip
+
+    @staticmethod
+    def _warn_others(event: FlatfileEvent, chosen: _Registration, others: list[str]) -> None:
         if others:
             _log.warning("several job handlers match; only the first registered runs",
                          job=event.payload.get("job"), job_id=event.job_id, ran=chosen.name,
                          skipped=others)  # fmt: skip
-        return chosen
 
-    async def _on_ready(self, event: FlatfileEvent) -> None:
-        chosen = self._select(self._index, event)
-        if chosen is not None:
-            await self._run(event, chosen, lambda tick: chosen.func(event, tick), acknowledge=True)
-
-    async def _on_parts_completed(self, event: FlatfileEvent) -> None:
-        chosen = self._select(self._parts_index, event)
-        if chosen is None and self._select(self._index, event) is None:
-            return  # not a job of ours
+    @staticmethod
+    def _parts_counts(event: FlatfileEvent) -> JobPartsCounts:
         try:
-            counts = from_wire(event.payload, JobEventPayload).parts_counts() or JobPartsCounts()
+            return from_wire(event.payload, JobEventPayload).parts_counts() or JobPartsCounts()
         except ValueError as exc:
             _log.error("job:parts-completed has an unreadable parts summary", job_id=event.job_id,
                        event_id=event.id, error=str(exc))  # fmt: skip
-            counts = JobPartsCounts()
-        if chosen is not None:
-            await self._run(event, chosen, lambda tick: chosen.func(event, tick, counts),
-                            acknowledge=False)  # fmt: skip
-            return
-        default = _Registration(func=_default_parts, selector={}, part=False,
-                                timeout=None, progress_interval=0, debug=self.debug)  # fmt: skip
-        await self._run(event, default, lambda tick: _default_parts(event, tick, counts),
-                        acknowledge=False)  # fmt: skip
+            return JobPartsCounts()
 
     async def _run(
         self,

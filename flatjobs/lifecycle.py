@@ -24,11 +24,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import datetime as dt
 import math
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+
+import attrs
 
 from .errors import (
     FlatfileAPIError,
@@ -57,10 +60,12 @@ __all__ = [
     "DEFAULT_PROGRESS_INTERVAL",
     "CompletionValue",
     "JobLifecycle",
+    "JobResult",
     "Tick",
     "completion_details",
     "failure_details",
     "job_lifecycle",
+    "observe_jobs",
 ]
 
 DEFAULT_PROGRESS_INTERVAL: Final = 0.5
@@ -71,6 +76,48 @@ _log = get_logger("flatjobs.lifecycle")
 T = TypeVar("T")
 # Final API calls run as tasks that outlive a second cancellation; keep them referenced.
 _background: set[asyncio.Task[Any]] = set()
+
+
+@attrs.frozen
+class JobResult:
+    """How a job handled in this process ended, as :func:`observe_jobs` reports it."""
+
+    job_id: str
+    status: Literal["complete", "failed", "canceled", "split", "skipped"]
+    """``split``: waiting for its parts; ``skipped``: it had already ended."""
+    error: BaseException | None = None
+
+    @property
+    def expected(self) -> bool:
+        """False for a failure the handler did not choose: a crash, a timeout, a stop or
+        an API failure. A :class:`JobError` is an expected, user-facing failure."""
+        return self.status != "failed" or isinstance(self.error, JobError)
+
+
+_observer: contextvars.ContextVar[Callable[[JobResult], None] | None] = contextvars.ContextVar(
+    "flatjobs_job_observer", default=None
+)
+
+
+@contextlib.contextmanager
+def observe_jobs(callback: Callable[[JobResult], None]) -> Iterator[None]:
+    """Call ``callback(result)`` as each job started in this context ends (tasks created
+    inside the block inherit it). For metrics, dashboards, and ``flatjobs dev``."""
+    token = _observer.set(callback)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
+def _report(job_id: str, status: Any, error: BaseException | None = None) -> None:
+    callback = _observer.get()
+    if callback is not None:
+        try:
+            callback(JobResult(job_id, status, error))
+        except Exception:
+            _log.exception("a job observer failed", job_id=job_id)
+
 
 CompletionValue = JobCompleteDetails | JobOutcome | str | None
 """What a job may complete with: details, an outcome, a message, or None for the default."""
@@ -325,11 +372,16 @@ class JobLifecycle:
         if self._acknowledge:
             try:
                 job = await self.client.jobs.ack(self.job_id, info="Accepted", progress=0)
+            except JobCancelled:
+                _report(self.job_id, "canceled")
+                raise
             except FlatfileError as err:
-                await self._ack_failed(err)
+                ended = await self._ack_failed(err)
+                _report(self.job_id, "skipped" if ended else "failed", None if ended else err)
                 raise
             if job.status == JobStatus.CANCELED:
                 self.log.info("job was canceled before it started")
+                _report(self.job_id, "canceled")
                 raise JobCancelled(self.job_id)
         self._tick = Tick(self, self.progress_interval)
         if self.timeout is not None:
@@ -338,8 +390,9 @@ class JobLifecycle:
         self._body_running = True
         return self._tick
 
-    async def _ack_failed(self, err: FlatfileError) -> None:
-        """The first ack failed: the body will not run; end the job unless it has ended."""
+    async def _ack_failed(self, err: FlatfileError) -> bool:
+        """The first ack failed: the body will not run; end the job unless it has ended.
+        Returns True when the job had already ended."""
         if isinstance(err, FlatfileAPIError) and 400 <= err.status < 500:
             status = await self._status()
             if status == JobStatus.CANCELED:
@@ -347,10 +400,11 @@ class JobLifecycle:
                 raise JobCancelled(self.job_id) from err
             if status in _TERMINAL:
                 self.log.warning("job has already ended; not running it again", status=str(status))
-                return
+                return True
         self.log.error("could not acknowledge job; failing it", error=str(err))
         details = failure_details(FlatfileError(f"The job could not be started: {err}"))
         await _shielded(self._deliver("fail", details))
+        return False
 
     # ----------------------------------------------------------- progress
 
@@ -403,34 +457,51 @@ class JobLifecycle:
             await tick._close(flush=False)
             if ours and self.cancel_reason == "platform":
                 self.log.info("job was canceled on the platform; body cancelled")
+                _report(self.job_id, "canceled")
                 raise JobCancelled(self.job_id) from None
             if ours and self.cancel_reason == "timeout":
                 assert self.timeout is not None
                 error = JobTimeout(self.job_id, self.timeout)
                 self.log.error("job timed out; failing it", timeout=self.timeout)
                 await _shielded(self._deliver("fail", failure_details(error)))
+                _report(self.job_id, "failed", error)
                 raise error from None
             self.log.warning("listener stopped while the job ran; failing it so it can be retried")
             details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
             await _shielded(self._deliver("fail", details))
+            _report(self.job_id, "failed", exc)
             return False
         if exc is not None and not isinstance(exc, Exception):
             # KeyboardInterrupt, SystemExit: the process is going away.
             await tick._close(flush=False)
             details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
             await _shielded(self._deliver("fail", details))
+            _report(self.job_id, "failed", exc)
             return False
         await tick._close(flush=True)
         if exc is not None:
-            self.log.error("job failed", error=f"{type(exc).__name__}: {_message(exc)}",
-                           exc_info=exc)  # fmt: skip
+            if isinstance(exc, JobError):  # chosen by the handler: the user sees the message
+                self.log.warning("job failed with a user-facing error", error=_message(exc))
+            else:
+                self.log.error("job failed", error=f"{type(exc).__name__}: {_message(exc)}",
+                               exc_info=exc)  # fmt: skip
             await _shielded(self._deliver("fail", failure_details(exc)))
+            _report(self.job_id, "failed", exc)
             return False
         if self.awaiting_parts:
             if self.debug:
                 self.log.info("job split; it ends when its parts have completed")
+            _report(self.job_id, "split")
             return False
-        await _shielded(self._complete(tick._completion or completion_details(None)))
+        try:
+            await _shielded(self._complete(tick._completion or completion_details(None)))
+        except JobCancelled:
+            _report(self.job_id, "canceled")
+            raise
+        except FlatfileError as err:
+            _report(self.job_id, "failed", err)
+            raise
+        _report(self.job_id, "complete")
         return False
 
     async def _complete(self, details: JobCompleteDetails) -> None:

@@ -105,6 +105,10 @@ class _RedactingLogger:
         if isinstance(exc, BaseException):
             kw["error"] = redact_text(f"{type(exc).__name__}: {exc}")
         fields = _redact_value({**self._context, **kw})
+        if exc is not None:
+            # The exception itself, so renderers can format its traceback; put
+            # `format_exc_info` before `redact_tokens` to have the traceback redacted too.
+            fields["exc_info"] = exc
         getattr(structlog.get_logger(self._name), level)(redact_text(event), **fields)
 
     def debug(self, event: str, **kw: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -26,6 +27,14 @@ def _no_retry_waits() -> Any:
     flatjobs.set_testing(True)
     yield
     flatjobs.set_testing(False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Any:
+    # The CLI configures structlog process-wide (to print to the stderr pytest captures);
+    # later tests must not write to that closed stream.
+    yield
+    structlog.reset_defaults()
 
 
 def load_event(name: str) -> dict[str, Any]:

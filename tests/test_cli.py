@@ -1,22 +1,74 @@
-"""The ``flatjobs`` command line."""
+"""The ``flatjobs`` command line, including the README's main command exactly as written."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
+import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from flatjobs.cli import main
+from flatjobs.cli import TargetError, load_target, main
+from flatjobs.emulator import Emulator
+
+ROOT = Path(__file__).parent.parent
+APP = "tests/apps/slow.py"
 
 
-def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+async def flatjobs(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flatjobs", *args, cwd=ROOT, env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def readme_main_command() -> str:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```console\n(.*?)\n```", readme, re.S)
+    assert len(blocks) >= 2, "the README's first screen gives two commands"
+    return str(blocks[0]).strip()
+
+
+def test_readme_main_command_runs_the_quickstart_exactly_as_written() -> None:
+    command = readme_main_command()
+    assert "flatjobs dev examples/quickstart.py" in command
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False, env={**os.environ, "PIP_QUIET": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert re.search(r"workbook:export\s+\[#+\.*\]\s+\d+\.\d%\s+Exported", out)
+    assert re.search(
+        r"workbook:export\s+ok\s+Exported 1,204 rows\s+\[Download contacts.csv: https://", out
+    )
+    assert re.search(
+        r"sheet:validate\s+FAILED 3 rows have no email address\s+\[Fix and retry\]", out
+    )
+    assert "2 job(s): 1 complete, 1 failed (0 unexpectedly)" in out
+
+
+def test_readme_test_command_is_the_one_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    test_command = re.findall(r"```console\n(.*?)\n```", readme, re.S)[1].strip()
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["dev"], ["emulator"]])
+def test_help_on_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
+        main([*command, "--help"])
     assert exit_info.value.code == 0
-    assert "emulator" in capsys.readouterr().out
+    assert "usage: flatjobs" in capsys.readouterr().out
 
 
 def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,11 +78,101 @@ def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice: 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module_here:listener", "cannot import 'no_such_module_here'"),
+        ("tests/apps/missing.py", "no such file: tests/apps/missing.py"),
+        (f"{APP}:nothing", "has no attribute 'nothing'"),
+        (f"{APP}:not_a_listener", "is a int, not a flatjobs Listener or Jobs"),
+        (":x", "names no module"),
+    ],
+)
+def test_a_bad_target_is_a_one_line_error_with_exit_code_2(
+    target: str, message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["run", target]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flatjobs run: error: ")
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_missing_configuration_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    for name in ("FLATFILE_BEARER_TOKEN", "FLATFILE_API_KEY", "FLATFILE_ENVIRONMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["run", APP]) == 2
+    assert "FLATFILE_BEARER_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("FLATFILE_BEARER_TOKEN", "sk_x_123")
+    assert main(["run", APP]) == 2
+    assert "FLATFILE_ENVIRONMENT_ID" in capsys.readouterr().err
+
+
+def test_load_target_finds_listener_or_jobs_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    listener = load_target(APP)  # no `listener` attribute: `jobs` is wrapped
+    assert [n.rsplit(".", 1)[-1] for n in listener.callbacks()] == ["slow", "crash"]
+    assert load_target("examples/quickstart.py:listener").callbacks()
+    with pytest.raises(TargetError):
+        load_target(f"{APP}:SECONDS")
+
+
+async def test_dev_exits_1_when_a_job_fails_unexpectedly() -> None:
+    code, out, _ = await flatjobs("dev", APP, "--trigger", "workbook:crash", "--exit-when-idle")
+    assert code == 1
+    assert "FAILED the handler has a bug" in out
+    assert "1 job(s): 0 complete, 1 failed (1 unexpectedly)" in out
+
+
+async def test_dev_exits_1_for_a_job_no_callback_handles() -> None:
+    code, out, _ = await flatjobs("dev", APP, "--trigger", "space:unknown", "--exit-when-idle")
+    assert code == 1
+    assert "no callback of tests/apps/slow.py handles this job" in out
+
+
+async def test_run_drains_in_flight_jobs_on_sigterm() -> None:
+    async with Emulator() as emu:
+        env = {**emu.env(), "SLOW_JOB_SECONDS": "1.0"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", "20", "--interval", "0.05",
+            cwd=ROOT, env={**os.environ, **env}, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        ids = [emu.trigger("workbook:slow").id for _ in range(50)]
+        for job_id in ids:
+            await emu.wait_for(job_id, ["executing"], timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        statuses = {emu.job(i).status for i in ids}
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert statuses == {"complete"}
+
+
+async def test_run_fails_jobs_with_a_retry_when_the_grace_period_runs_out() -> None:
+    async with Emulator() as emu:
+        env = {**emu.env(), "SLOW_JOB_SECONDS": "60"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", "0.5", "--interval", "0.05",
+            cwd=ROOT, env={**os.environ, **env}, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        ids = [emu.trigger("workbook:slow").id for _ in range(50)]
+        for job_id in ids:
+            await emu.wait_for(job_id, ["executing"], timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 60)
+        jobs = [emu.job(i) for i in ids]
+    assert proc.returncode == 0
+    assert {j.status for j in jobs} == {"failed"}
+    assert all(j.outcome is not None and j.outcome.next is not None for j in jobs)
+
+
 async def test_emulator_command_serves_the_api() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs.cli", "emulator", "--port", "0",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable, "-m", "flatjobs", "emulator", "--port", "0", stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()

@@ -113,6 +113,25 @@ async def test_only_the_first_matching_handler_runs_and_a_warning_names_the_othe
     assert [s.rsplit(".", 1)[-1] for s in warning["skipped"]] == ["second"]
 
 
+async def test_a_crashing_handler_is_logged_once_as_an_error(emu: Emulator) -> None:
+    jobs = Jobs()
+
+    @jobs.handle("workbook:crash")
+    async def crash(event: FlatfileEvent, tick: Tick) -> None:
+        raise RuntimeError("bug")
+
+    with capture_logs() as logs:
+        job = await run_job(Listener().use(jobs), emu, "workbook:crash")
+    assert job.status == "failed"
+    (line,) = [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert (line["event"], line["log_level"], line["error"]) == (
+        "job failed",
+        "error",
+        "RuntimeError: bug",
+    )
+    assert isinstance(line["exc_info"], RuntimeError)
+
+
 async def test_a_failing_handler_is_logged_once_and_the_listener_goes_on(emu: Emulator) -> None:
     jobs = Jobs()
 
@@ -130,7 +149,10 @@ async def test_a_failing_handler_is_logged_once_and_the_listener_goes_on(emu: Em
     assert failed.status == "failed"
     assert failed.outcome is not None
     assert failed.outcome.next == Next.retry("Again")
-    assert len([e for e in logs if e["log_level"] == "error"]) == 1
+    # A JobError is the handler's choice: one warning, no error, no traceback.
+    assert [e["event"] for e in logs if e["log_level"] in ("warning", "error")] == [
+        "job failed with a user-facing error"
+    ]
     ok = await run_job(listener, emu, "workbook:fine")
     assert ok.status == "complete"
 

@@ -1,0 +1,132 @@
+"""Event sources: polling against the emulator (overlap, dedupe, paging, backoff), memory."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from flatjobs import ConfigurationError, FlatfileClient, MemorySource, PollingSource, RetryPolicy
+from flatjobs.emulator import Emulator
+from flatjobs.sources import SeenIds, event_key
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator() as emulator:
+        yield emulator
+
+
+async def collect(source: PollingSource, want: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        async for raw in source:
+            got.append(raw)
+            if len(got) >= want:
+                break
+    return got
+
+
+async def test_polling_delivers_every_event_once_across_polls(emu: Emulator) -> None:
+    async with emu.client() as client:
+        source = PollingSource(client, interval=0.01, max_interval=0.02)
+        emu.trigger("a:b")  # 2 events
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            emu.trigger("a:c")  # 2 more, between polls
+            await asyncio.sleep(0.05)
+            emu.trigger("a:d")
+
+        writer = asyncio.create_task(later())
+        got = await collect(source, 6)
+        await writer
+        # A few more polls find nothing new: the overlap window re-reads, dedupe drops.
+        for _ in range(3):
+            assert await source.poll_once() == []
+    assert [e["id"] for e in got] == [e["id"] for e in emu.events]
+    assert source.polls >= 3
+
+
+async def test_an_event_stored_late_inside_the_overlap_window_is_not_missed(emu: Emulator) -> None:
+    async with emu.client() as client:
+        source = PollingSource(client, interval=0.01, max_interval=0.02, overlap=5)
+        emu.trigger("a:b")
+        first = await source.poll_once()
+        late = dict(emu.events[0], id="us_evt_late",
+                    createdAt=(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)).isoformat())  # fmt: skip
+        emu.state.events.insert(0, late)
+        second = await source.poll_once()
+    assert len(first) == 2
+    assert [e["id"] for e in second] == ["us_evt_late"]
+
+
+async def test_polling_follows_pages(emu: Emulator) -> None:
+    for _ in range(6):
+        emu.trigger("a:b")  # 12 events
+    async with emu.client() as client:
+        source = PollingSource(client, page_size=5)
+        got = await source.poll_once()
+    assert len(got) == 12
+    assert len({e["id"] for e in got}) == 12
+    pages = [r.query["pageNumber"] for r in emu.requests if r.route == "events.list"]
+    assert pages == ["1", "2", "3"]
+
+
+async def test_polling_keeps_going_through_errors_and_backs_off(emu: Emulator) -> None:
+    emu.faults.add(routes="events.list", status=500, limit=6)
+    emu.trigger("a:b")
+    async with emu.client(retry=RetryPolicy(attempts=1)) as client:
+        source = PollingSource(client, interval=0.01, max_interval=0.04)
+        got = await collect(source, 2)
+    assert source.errors == 6
+    assert len(got) == 2
+
+
+async def test_polling_needs_an_environment(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLATFILE_ENVIRONMENT_ID", raising=False)
+    async with FlatfileClient(emu.url, emu.token) as client:
+        with pytest.raises(ConfigurationError, match="FLATFILE_ENVIRONMENT_ID"):
+            PollingSource(client)
+
+
+async def test_aclose_ends_the_iteration(emu: Emulator) -> None:
+    async with emu.client() as client:
+        source = PollingSource(client, interval=0.01, max_interval=0.02)
+
+        async def close_soon() -> None:
+            await asyncio.sleep(0.05)
+            await source.aclose()
+
+        closer = asyncio.create_task(close_soon())
+        async with asyncio.timeout(5):
+            got = [e async for e in source]
+        await closer
+    assert got == []
+
+
+def test_seen_ids_forget_the_oldest() -> None:
+    seen = SeenIds(3)
+    assert [seen.add(k) for k in "abca"] == [True, True, True, False]
+    seen.add("d")
+    assert "b" not in seen
+    assert len(seen) == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        SeenIds(0)
+
+
+def test_event_key_is_the_id_or_a_content_digest() -> None:
+    assert event_key({"id": "e1"}) == "e1"
+    assert event_key({"topic": "x"}) == event_key({"topic": "x"})
+    assert event_key({"topic": "x"}).startswith("sha256:")
+    assert event_key("not json") != event_key("other")
+
+
+async def test_memory_source_yields_what_was_put_until_closed() -> None:
+    source = MemorySource([{"id": 1}])
+    source.put({"id": 2})
+    source.close()
+    assert [e async for e in source] == [{"id": 1}, {"id": 2}]
