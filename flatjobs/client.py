@@ -351,7 +351,7 @@ def _decode(raw: bytes) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or JSON nested too deeply to read
         return raw.decode("utf-8", "replace")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .logging import redact_text
+
 if TYPE_CHECKING:
     from .models import AnyNext
 
@@ -58,7 +60,8 @@ class FlatfileAPIError(FlatfileError):
         self.path = path
         self.body = body
         self.attempts = attempts
-        super().__init__(f"{method} {path} answered {status}: {self.detail}")
+        # The server's text may echo a token back; the message never carries one.
+        super().__init__(redact_text(f"{method} {path} answered {status}: {self.detail}"))
 
     @property
     def detail(self) -> str:
@@ -89,7 +92,7 @@ class FlatfileConnectionError(FlatfileError):
         self.method = method
         self.path = path
         self.reason = reason
-        super().__init__(f"{method} {path} failed: {reason}")
+        super().__init__(redact_text(f"{method} {path} failed: {reason}"))
 
 
 class JobError(FlatfileError):

@@ -160,7 +160,7 @@ def failure_details(exc: BaseException) -> JobCompleteDetails:
 def _check_progress(progress: Any) -> float:
     if isinstance(progress, bool) or not isinstance(progress, int | float):
         raise ValueError(f"progress must be a number from 0 to 100, got {progress!r}")
-    if not (math.isfinite(progress) and 0 <= progress <= 100):
+    if not 0 <= progress <= 100:  # also false for NaN; no float conversion of huge ints
         raise ValueError(f"progress must be within 0..100, got {progress!r}")
     return progress
 
@@ -403,6 +403,16 @@ class JobLifecycle:
                 return True
         self.log.error("could not acknowledge job; failing it", error=str(err))
         details = failure_details(FlatfileError(f"The job could not be started: {err}"))
+        if await _shielded(self._deliver("fail", details)) is None:
+            return False
+        # Only an executing job can fail: if the ack never landed, the job is still ready
+        # and would stay so forever. Acknowledge it (with the reason), then fail it.
+        try:
+            await self.client.jobs.ack(self.job_id, info=details.info, progress=0)
+        except FlatfileError as again:
+            self.log.error("job could not be acknowledged nor failed; it stays ready",
+                           error=str(again))  # fmt: skip
+            return False
         await _shielded(self._deliver("fail", details))
         return False
 

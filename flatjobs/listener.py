@@ -28,7 +28,7 @@ import attrs
 from .errors import InvalidEventError
 from .logging import get_logger
 from .matching import _SUFFIX, FilterMatcher, FlatEvent, TopicMatcher
-from .models import Context, Event, from_wire, to_wire
+from .models import Context, Event, evolve, from_wire, to_wire
 
 if TYPE_CHECKING:
     from .client import FlatfileClient
@@ -74,6 +74,27 @@ def as_raw_event(event: Mapping[str, Any] | Event | FlatfileEvent) -> Mapping[st
             f"event {event.get('id')!r}: context must be an object, got {type(context).__name__}"
         )
     return event
+
+
+def _lenient_context(raw: Any) -> Context:
+    """The typed context; a known field of the wrong type is kept in ``extra`` instead of
+    failing, so a callback reading ``event.context`` never trips on odd platform data."""
+    if not isinstance(raw, Mapping):
+        return Context()
+    try:
+        return from_wire(raw, Context)
+    except ValueError:
+        good: dict[str, Any] = {}
+        odd: dict[str, Any] = {}
+        for key, value in raw.items():
+            try:
+                from_wire({key: value}, Context)
+            except ValueError:
+                odd[key] = value
+            else:
+                good[key] = value
+        context = from_wire(good, Context)
+        return evolve(context, extra={**context.extra, **odd})
 
 
 class FlatfileEvent:
@@ -125,8 +146,7 @@ class FlatfileEvent:
     def context(self) -> Context:
         """The context, typed (``event.context.job_id``); unknown keys in ``.extra``."""
         if self._context is None:
-            raw = self.raw.get("context")
-            self._context = from_wire(raw, Context) if isinstance(raw, Mapping) else Context()
+            self._context = _lenient_context(self.raw.get("context"))
         return self._context
 
     @property
@@ -528,7 +548,12 @@ class Listener:
             InvalidEventError: the event is not a mapping or has no topic.
         """
         raw = as_raw_event(event)
-        entries = self._compiled().match(raw)
+        try:
+            entries = self._compiled().match(raw)
+        except RecursionError:
+            raise InvalidEventError(
+                f"event {raw.get('id')!r} ({raw.get('topic')}) nests too deeply to be matched"
+            ) from None
         wrapped = FlatfileEvent(raw, self._root())
         ran: list[str] = []
         failed: list[CallbackFailure] = []

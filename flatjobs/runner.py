@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .errors import InvalidEventError
 from .logging import get_logger
 from .sources import EventSource, SeenIds, event_key
 
@@ -57,6 +58,8 @@ def _problem(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
             raw = json.loads(raw)
         except ValueError as exc:
             return None, f"not JSON ({exc})"
+        except RecursionError:
+            return None, "JSON nested too deeply to read"
     if not isinstance(raw, dict):
         return None, f"not a JSON object but {type(raw).__name__}"
     topic = raw.get("topic")
@@ -180,6 +183,9 @@ class Runner:
     async def _dispatch(self, event: dict[str, Any], job_id: str | None) -> None:
         try:
             await self.listener.dispatch(event)
+        except InvalidEventError as exc:
+            self.stats.invalid += 1
+            _log.error("malformed event skipped", problem=str(exc), event_id=event.get("id"))
         except Exception:
             _log.exception("dispatch failed", event_id=event.get("id"), topic=event.get("topic"))
         finally:

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import flatjobs
+from flatjobs.emulator import DEFAULT_TOKEN
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "sk_test_8c1f5e2d9a7b4c3e"
@@ -29,12 +30,25 @@ def _no_retry_waits() -> Any:
     flatjobs.set_testing(False)
 
 
+KNOWN_TOKENS = (TOKEN, DEFAULT_TOKEN)
+
+
 @pytest.fixture(autouse=True)
-def _fresh_structlog() -> Any:
-    # The CLI configures structlog process-wide (to print to the stderr pytest captures);
-    # later tests must not write to that closed stream.
+def _no_token_in_any_log_line() -> Any:
+    """Every log event of every test is checked: no known token may appear in it."""
+    leaks: list[str] = []
+
+    def check(logger: Any, method: str, event_dict: Any) -> Any:
+        text = repr(event_dict)
+        leaks.extend(text for token in KNOWN_TOKENS if token in text)
+        return event_dict
+
+    structlog.configure(processors=[check, *structlog.get_config()["processors"]])
     yield
+    # The CLI configures structlog process-wide (printing to the stderr pytest captures);
+    # later tests must neither write to that closed stream nor lose this check.
     structlog.reset_defaults()
+    assert leaks == [], "a token reached a log line"
 
 
 def load_event(name: str) -> dict[str, Any]:
