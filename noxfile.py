@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -52,3 +52,10 @@ def bench(session: nox.Session) -> None:
     available. ``nox -s bench -- --quick`` for a fast smoke run."""
     session.install("-e", ".")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (Sphinx, MyST, furo) with warnings as errors."""
+    session.install("-e", ".", "sphinx>=7.2", "myst-parser>=2", "furo>=2024.1")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")

@@ -14,7 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import structlog
+
 HERE = Path(__file__).parent
+
+# Benchmarks measure flatjobs, not terminal output: only warnings and errors are logged.
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
 JS_REFERENCE = HERE / "js-reference"
 
 

@@ -25,7 +25,6 @@ from typing import Any
 import aiohttp
 from _common import js_reference, machine, run_node, table
 
-import flatjobs
 from flatjobs import FlatfileClient, FlatfileEvent, Jobs, Listener, Tick
 
 TOKEN = "sk_bench"
@@ -132,10 +131,6 @@ def js_rates(url: str, count: int) -> dict[int, float]:
 def main(quick: bool = False, with_js: bool = True) -> None:
     print(f"lifecycle benchmark: {machine()}")
     count = 300 if quick else 2000
-    flatjobs.logging.get_logger("bench")  # loggers log at debug by default: silence them
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     rows = []
     with server() as url:
         js = js_rates(url, count) if with_js and not quick else {}

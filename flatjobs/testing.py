@@ -34,21 +34,24 @@ A complete test of a handler::
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 from structlog.testing import capture_logs
 
 from .client import FlatfileClient
 from .emulator import TERMINAL, Emulator
-from .models import Job
+from .lifecycle import CompletionValue, _check_progress, _eta, completion_details
+from .models import Job, JobCompleteDetails
 
 if TYPE_CHECKING:
     from .listener import Listener
 
-__all__ = ["capture_logs", "make_event", "run_job"]
+__all__ = ["RecordingTick", "capture_logs", "make_event", "run_job"]
 
 _ids = itertools.count(1)
 
@@ -109,6 +112,47 @@ def make_event(
         "createdAt": "2026-11-22T12:00:00.000Z",
         **fields,
     }
+
+
+class RecordingTick:
+    """A stand-in for :class:`flatjobs.Tick` in unit tests of a handler called directly.
+
+    It validates and records progress like the real one, without any API::
+
+        tick = RecordingTick()
+        result = await export(FlatfileEvent(make_event(job="workbook:export")), tick)
+        assert tick.updates[-1].progress == 90
+    """
+
+    def __init__(self, job_id: str = "us_jb_test") -> None:
+        self.job_id = job_id
+        self.updates: list[ProgressUpdate] = []
+        self.completion: JobCompleteDetails | None = None
+        self.cancelled = False
+
+    def __call__(
+        self,
+        progress: float,
+        info: str | None = None,
+        *,
+        eta: dt.datetime | dt.timedelta | None = None,
+    ) -> Awaitable[None]:
+        self.updates.append(ProgressUpdate(_check_progress(progress), info, _eta(eta)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def complete_with(self, value: CompletionValue) -> None:
+        self.completion = completion_details(value)
+
+
+@attrs.frozen
+class ProgressUpdate:
+    """One ``tick(...)`` call a :class:`RecordingTick` saw."""
+
+    progress: float
+    info: str | None
+    eta: dt.datetime | None
 
 
 async def run_job(

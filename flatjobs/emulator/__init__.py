@@ -11,6 +11,7 @@ lives in memory; it starts in milliseconds.
 ...             await client.jobs.ack(job.id, info="Accepted", progress=0)
 ...             await client.jobs.complete(job.id)
 ...         assert emu.job(job.id).status == "complete"
+>>> asyncio.run(main())
 
 Differences from the hosted platform, by design: ``POST /jobs`` without ``trigger`` makes
 a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``; the PubNub

@@ -1,0 +1,77 @@
+"""Latency from an event appearing in the emulator's feed to its job's ack.
+
+The emulator runs here; the listener runs as production does, ``flatjobs run`` in its own
+process, polling with default settings. Jobs are triggered at a steady offered load;
+latency is the emulator's time of the first ack minus the ``job:ready`` event's time.
+
+    python bench/latency.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from _common import machine, table
+
+from flatjobs.emulator import Emulator
+from flatjobs.models import from_wire
+
+HERE = Path(__file__).parent
+
+
+def _when(event: dict[str, object]) -> dt.datetime:
+    return from_wire(event["createdAt"], dt.datetime)
+
+
+async def measure(rate: float, seconds: float) -> tuple[float, float, int]:
+    async with Emulator(record=False) as emu:
+        env = {**os.environ, **emu.env(), "PYTHONPATH": str(HERE)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", "run", str(HERE / "_latency_app.py"),
+            "--log-level", "error", env=env,
+        )  # fmt: skip
+        try:
+            await asyncio.sleep(2.0)  # the listener starts and settles into polling
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            ids = []
+            total = int(rate * seconds)
+            for n in range(total):
+                await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
+                ids.append(emu.trigger("workbook:export").id)
+            for job_id in ids:
+                await emu.wait_for(job_id, timeout=60)
+        finally:
+            proc.terminate()
+            await proc.wait()
+        ready: dict[str, dt.datetime] = {}
+        acked: dict[str, dt.datetime] = {}
+        for e in emu.events:
+            job_id = e["context"]["jobId"]
+            if e["topic"] == "job:ready":
+                ready[job_id] = _when(e)
+            elif e["topic"] == "job:updated" and job_id not in acked:
+                acked[job_id] = _when(e)
+    samples = sorted((acked[i] - ready[i]).total_seconds() * 1000 for i in ids)
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return statistics.median(samples), p99, len(samples)
+
+
+def main(quick: bool = False) -> None:
+    print(f"latency benchmark: {machine()}")
+    loads = [(1.0, 5.0 if quick else 30.0), (200.0, 2.0 if quick else 5.0)]
+    rows = []
+    for rate, seconds in loads:
+        p50, p99, n = asyncio.run(measure(rate, seconds))
+        rows.append([f"{rate:g} jobs/s", f"{n:,}", f"{p50:,.0f} ms", f"{p99:,.0f} ms"])
+    table("event in the feed -> job acknowledged (flatjobs run, default 0.5 s polling)",
+          ["offered load", "jobs", "p50", "p99"], rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

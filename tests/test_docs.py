@@ -1,0 +1,62 @@
+"""The documentation's code cannot rot: docstring examples run as doctests, and every
+Python block of the docs and the README is executed (definitions run, so decorators
+validate the handlers they register) and type-checked with mypy."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import structlog
+
+ROOT = Path(__file__).parent.parent
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+MODULES = [
+    "flatjobs", "flatjobs.models", "flatjobs.errors", "flatjobs.testing", "flatjobs.listener",
+    "flatjobs.jobs", "flatjobs.lifecycle", "flatjobs.client", "flatjobs.emulator", "flatjobs.runner",
+]  # fmt: skip
+
+
+def blocks() -> list[tuple[str, str]]:
+    found = []
+    for page in PAGES:
+        for n, code in enumerate(BLOCK.findall(page.read_text()), 1):
+            found.append((f"{page.relative_to(ROOT)}#{n}", code))
+    return found
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_docstring_examples_run(module: str) -> None:
+    # Examples print nothing but their results: log lines would read as output.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def test_there_are_python_blocks_to_check() -> None:
+    assert len(blocks()) >= 4
+
+
+@pytest.mark.parametrize(("where", "code"), blocks(), ids=[w for w, _ in blocks()])
+def test_every_python_block_of_the_docs_runs(where: str, code: str) -> None:
+    exec(compile(code, where, "exec"), {"__name__": "docs_block"})
+
+
+def test_every_python_block_of_the_docs_type_checks(tmp_path: Path) -> None:
+    files = []
+    for n, (_, code) in enumerate(blocks()):
+        path = tmp_path / f"block_{n}.py"
+        path.write_text(code)
+        files.append(str(path))
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent", *files],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
