@@ -218,12 +218,7 @@ class Jobs:
                 or ``job`` is neither a string nor a mapping.
         """
 
-        def register(func: H) -> H:
-            self._register(self._handlers, func, job, part=False, params=2, shape="event, tick",
-                           timeout=timeout, progress_interval=progress_interval, debug=debug)  # fmt: skip
-            return func
-
-        return register
+        return self._handler_decorator(job, False, timeout, progress_interval, debug)
 
     def handle_part(
         self,
@@ -238,8 +233,18 @@ class Jobs:
         ``(await tick.job()).part_data`` holds the part's data (``{"part": i, "total": n}``
         for a split into ``n``, or the dict given for it)."""
 
+        return self._handler_decorator(job, True, timeout, progress_interval, debug)
+
+    def _handler_decorator(
+        self,
+        job: str | Mapping[str, Any],
+        part: bool,
+        timeout: float | None,
+        progress_interval: float,
+        debug: bool,
+    ) -> Callable[[H], H]:
         def register(func: H) -> H:
-            self._register(self._handlers, func, job, part=True, params=2, shape="event, tick",
+            self._register(self._handlers, func, job, part=part, params=2, shape="event, tick",
                            timeout=timeout, progress_interval=progress_interval, debug=debug)  # fmt: skip
             return func
 

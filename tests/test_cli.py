@@ -134,39 +134,42 @@ async def test_dev_exits_1_for_a_job_no_callback_handles() -> None:
     assert "no callback of tests/apps/slow.py handles this job" in out
 
 
+async def sigterm_with_jobs_in_flight(
+    emu: Emulator, job_seconds: float, grace: float
+) -> tuple[int, str, list[str]]:
+    """Start `flatjobs run`, get 50 jobs executing, send SIGTERM; (exit code, stderr, ids)."""
+    env = {**os.environ, **emu.env(), "SLOW_JOB_SECONDS": str(job_seconds)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", str(grace), "--interval", "0.05",
+        cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    ids = [emu.trigger("workbook:slow").id for _ in range(50)]
+    for job_id in ids:
+        await emu.wait_for(job_id, ["executing"], timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode(), ids
+
+
 async def test_run_drains_in_flight_jobs_on_sigterm() -> None:
     async with Emulator() as emu:
-        env = {**emu.env(), "SLOW_JOB_SECONDS": "1.0"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", "20", "--interval", "0.05",
-            cwd=ROOT, env={**os.environ, **env}, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        ids = [emu.trigger("workbook:slow").id for _ in range(50)]
-        for job_id in ids:
-            await emu.wait_for(job_id, ["executing"], timeout=30)
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        code, err, ids = await sigterm_with_jobs_in_flight(emu, job_seconds=1.0, grace=20)
         statuses = {emu.job(i).status for i in ids}
-    assert proc.returncode == 0, err.decode()[-2000:]
+    assert code == 0, err[-2000:]
     assert statuses == {"complete"}
+    assert emu.token not in err
 
 
 async def test_run_fails_jobs_with_a_retry_when_the_grace_period_runs_out() -> None:
     async with Emulator() as emu:
-        env = {**emu.env(), "SLOW_JOB_SECONDS": "60"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", "0.5", "--interval", "0.05",
-            cwd=ROOT, env={**os.environ, **env}, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        ids = [emu.trigger("workbook:slow").id for _ in range(50)]
-        for job_id in ids:
-            await emu.wait_for(job_id, ["executing"], timeout=30)
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.communicate(), 60)
+        code, err, ids = await sigterm_with_jobs_in_flight(emu, job_seconds=60, grace=0.5)
         jobs = [emu.job(i) for i in ids]
-    assert proc.returncode == 0
+    assert code == 0, err[-2000:]
     assert {j.status for j in jobs} == {"failed"}
     assert all(j.outcome is not None and j.outcome.next is not None for j in jobs)
+    assert "grace period over" in err
+    assert emu.token not in err
 
 
 async def test_emulator_command_serves_the_api() -> None:
