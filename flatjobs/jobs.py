@@ -279,7 +279,7 @@ class Jobs:
     def _select(index: Listener, event: FlatfileEvent) -> tuple[_Registration | None, list[str]]:
         """The handler that takes ``event`` (the first registered; for a part, the first
         part handler), and the names of the other matching ones."""
-        matches: list[_Registration] = index._matching_callbacks(event.raw)  # type: ignore[assignment]
+        matches: list[_Registration] = index._matching_callbacks(event)  # type: ignore[assignment]
         if not matches:
             return None, []
         chosen = matches[0]

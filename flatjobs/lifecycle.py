@@ -50,6 +50,7 @@ from .models import (
     JobOutcome,
     JobStatus,
     Next,
+    to_wire,
 )
 
 if TYPE_CHECKING:
@@ -141,6 +142,17 @@ def completion_details(value: CompletionValue) -> JobCompleteDetails:
         "a job completes with None, a message string, a JobOutcome or a JobCompleteDetails, "
         f"got {type(value).__name__} {value!r:.100}"
     )
+
+
+# The hot path's constant bodies, built once (SPEC §5's exact wire form).
+_ACCEPTED: Final = {"info": "Accepted", "progress": 0}
+_DEFAULT_COMPLETION: Final = completion_details(None)
+_DEFAULT_COMPLETION_WIRE: Final = to_wire(_DEFAULT_COMPLETION)
+
+
+def _status_of(answer: Any) -> Any:
+    """The ``status`` of a job as an API answer's ``data`` holds it, or None."""
+    return answer.get("status") if isinstance(answer, Mapping) else None
 
 
 def _message(exc: BaseException) -> str:
@@ -371,7 +383,7 @@ class JobLifecycle:
             self.log.info("job received")
         if self._acknowledge:
             try:
-                job = await self.client.jobs.ack(self.job_id, info="Accepted", progress=0)
+                answer = await self.client.data("POST", f"/jobs/{self.job_id}/ack", body=_ACCEPTED)
             except JobCancelled:
                 _report(self.job_id, "canceled")
                 raise
@@ -379,7 +391,7 @@ class JobLifecycle:
                 ended = await self._ack_failed(err)
                 _report(self.job_id, "skipped" if ended else "failed", None if ended else err)
                 raise
-            if job.status == JobStatus.CANCELED:
+            if _status_of(answer) == JobStatus.CANCELED:
                 self.log.info("job was canceled before it started")
                 _report(self.job_id, "canceled")
                 raise JobCancelled(self.job_id)
@@ -504,7 +516,7 @@ class JobLifecycle:
             _report(self.job_id, "split")
             return False
         try:
-            await _shielded(self._complete(tick._completion or completion_details(None)))
+            await _shielded(self._complete(tick._completion or _DEFAULT_COMPLETION))
         except JobCancelled:
             _report(self.job_id, "canceled")
             raise
@@ -533,9 +545,10 @@ class JobLifecycle:
     ) -> FlatfileError | None:
         """Send the final call. Returns None when the job has ended (by this call, or
         earlier: a retried call whose first attempt landed), else the error."""
-        send = self.client.jobs.complete if call == "complete" else self.client.jobs.fail
+        # Only whether it landed matters here: the answer is not read into a model.
+        body = _DEFAULT_COMPLETION_WIRE if details is _DEFAULT_COMPLETION else to_wire(details)
         try:
-            await send(self.job_id, details)
+            await self.client.data("POST", f"/jobs/{self.job_id}/{call}", body=body)
             return None
         except FlatfileAPIError as err:
             # A refusal of a call sent once is an answer; after a retry, the first attempt

@@ -105,7 +105,7 @@ class FlatfileEvent:
         cache: a dict that lives as long as this event's dispatch.
     """
 
-    __slots__ = ("_after_all", "_context", "_listener", "_secrets", "cache", "raw")
+    __slots__ = ("_after_all", "_context", "_flat", "_listener", "_secrets", "cache", "raw")
 
     def __init__(self, raw: Mapping[str, Any], listener: Listener | None = None) -> None:
         self.raw = raw
@@ -114,6 +114,7 @@ class FlatfileEvent:
         self._context: Context | None = None
         self._after_all: dict[Any, Callback] = {}
         self._secrets: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._flat: FlatEvent | None = None
 
     def __repr__(self) -> str:
         return f"FlatfileEvent(id={self.id!r}, topic={self.topic!r})"
@@ -310,9 +311,10 @@ class _Table:
                 for topic in entry.topics.literals:
                     self.by_topic.setdefault(topic, _Bucket(check_topic=False)).add(entry)
 
-    def match(self, raw: Mapping[str, Any]) -> list[_Entry]:
+    def match(self, raw: Mapping[str, Any], flat: FlatEvent | None = None) -> list[_Entry]:
         topic = raw["topic"]
-        flat = FlatEvent(raw, self.names)
+        if flat is None:
+            flat = FlatEvent(raw, self.names)
         bucket = self.by_topic.get(topic)
         found = self._select(bucket, flat, topic) if bucket is not None else []
         if self.wildcard.plain or self.wildcard.indexed:
@@ -534,8 +536,9 @@ class Listener:
             self._table = (self._version, _Table(self._entries()))
         return self._table[1]
 
-    def _matching_callbacks(self, raw: Mapping[str, Any]) -> list[Callback]:
-        return [e.callback for e in self._compiled().match(raw)]
+    def _matching_callbacks(self, event: FlatfileEvent) -> list[Callback]:
+        # Reuses the flattened view the dispatching listener already built for the event.
+        return [e.callback for e in self._compiled().match(event.raw, event._flat)]
 
     def match(self, event: Mapping[str, Any] | Event) -> list[str]:
         """Names of the callbacks ``event`` would run, in order, without running them."""
@@ -548,13 +551,16 @@ class Listener:
             InvalidEventError: the event is not a mapping or has no topic.
         """
         raw = as_raw_event(event)
+        table = self._compiled()
+        flat = FlatEvent(raw, table.names)
         try:
-            entries = self._compiled().match(raw)
+            entries = table.match(raw, flat)
         except RecursionError:
             raise InvalidEventError(
                 f"event {raw.get('id')!r} ({raw.get('topic')}) nests too deeply to be matched"
             ) from None
         wrapped = FlatfileEvent(raw, self._root())
+        wrapped._flat = flat
         ran: list[str] = []
         failed: list[CallbackFailure] = []
         for entry in entries:
