@@ -256,6 +256,7 @@ class FlatfileClient:
         return self._session
 
     def require_environment(self, environment_id: str | None) -> str:
+        """``environment_id`` or the client's own; raises :class:`ConfigurationError` naming ``FLATFILE_ENVIRONMENT_ID`` when neither is set."""
         env_id = environment_id or self.environment_id
         if not env_id:
             raise ConfigurationError(
@@ -384,6 +385,7 @@ class JobsAPI:
         return from_wire(await self._client.data(method, path, body=body), Job)
 
     async def get(self, job_id: str) -> Job:
+        """``GET /jobs/{id}``."""
         return await self._job("GET", f"/jobs/{job_id}")
 
     async def list(
@@ -399,6 +401,7 @@ class JobsAPI:
         sort_direction: str | None = None,
         exclude_child_jobs: bool | None = None,
     ) -> Page[Job]:
+        """One page of ``GET /jobs`` (the environment defaults to the client's)."""
         params = {
             "environmentId": environment_id or self._client.environment_id,
             "spaceId": space_id,
@@ -413,12 +416,15 @@ class JobsAPI:
         return _page(await self._client.request("GET", "/jobs", params=params), Job)
 
     async def create(self, config: JobConfig) -> Job:
+        """``POST /jobs`` with a :class:`JobConfig` (type, operation and source required)."""
         return await self._job("POST", "/jobs", to_wire(config))
 
     async def update(self, job_id: str, update: JobUpdate) -> Job:
+        """``PATCH /jobs/{id}`` with a :class:`JobUpdate`."""
         return await self._job("PATCH", f"/jobs/{job_id}", to_wire(update))
 
     async def delete(self, job_id: str) -> None:
+        """``DELETE /jobs/{id}``."""
         await self._client.request("DELETE", f"/jobs/{job_id}")
 
     async def ack(
@@ -461,6 +467,7 @@ class JobsAPI:
         outcome: JobOutcome | None = None,
         info: str | None = None,
     ) -> Job:
+        """``POST /jobs/{id}/complete`` with a :class:`JobCompleteDetails` or ``outcome``/``info``."""
         return await self._job(
             "POST", f"/jobs/{job_id}/complete", _complete_body(details, outcome, info)
         )
@@ -473,22 +480,27 @@ class JobsAPI:
         outcome: JobOutcome | None = None,
         info: str | None = None,
     ) -> Job:
+        """``POST /jobs/{id}/fail`` with a :class:`JobCompleteDetails` or ``outcome``/``info``."""
         return await self._job(
             "POST", f"/jobs/{job_id}/fail", _complete_body(details, outcome, info)
         )
 
     async def cancel(self, job_id: str, *, info: str | None = None) -> Job:
+        """``POST /jobs/{id}/cancel``."""
         return await self._job(
             "POST", f"/jobs/{job_id}/cancel", to_wire(JobCancelDetails(info=info))
         )
 
     async def retry(self, job_id: str) -> Job:
+        """``POST /jobs/{id}/retry``: run a failed job again."""
         return await self._job("POST", f"/jobs/{job_id}/retry")
 
     async def execute(self, job_id: str) -> None:
+        """``POST /jobs/{id}/execute``: make a manual job ready."""
         await self._client.request("POST", f"/jobs/{job_id}/execute")
 
     async def ack_outcome(self, job_id: str) -> Job:
+        """``POST /jobs/{id}/outcome/ack``: as the user dismissing the outcome."""
         return await self._job("POST", f"/jobs/{job_id}/outcome/ack")
 
     async def split(
@@ -546,6 +558,7 @@ class EventsAPI:
         page_number: int | None = None,
         include_acknowledged: bool | None = None,
     ) -> Page[Event]:
+        """One page of events, read into :class:`flatjobs.Event` models."""
         page = await self.list_raw(
             environment_id=environment_id,
             space_id=space_id,
@@ -559,9 +572,11 @@ class EventsAPI:
         return Page([from_wire(e, Event) for e in page.items], page.pagination)
 
     async def get(self, event_id: str) -> Event:
+        """``GET /events/{id}``."""
         return from_wire(await self._client.data("GET", f"/events/{event_id}"), Event)
 
     async def ack(self, event_id: str) -> None:
+        """``POST /events/{id}/ack``: mark the event acknowledged."""
         await self._client.request("POST", f"/events/{event_id}/ack")
 
     async def create(
@@ -573,6 +588,7 @@ class EventsAPI:
         payload: Mapping[str, Any],
         attributes: Mapping[str, Any] | None = None,
     ) -> Event:
+        """``POST /events``: emit a custom event."""
         body: dict[str, Any] = {
             "topic": topic,
             "domain": domain,
@@ -597,6 +613,7 @@ class SecretsAPI:
         space_id: str | None = None,
         actor_id: str | None = None,
     ) -> list[Secret]:
+        """The secrets of an environment (and optionally a space and an actor)."""
         params = {
             "environmentId": self._client.require_environment(environment_id),
             "spaceId": space_id,

@@ -218,6 +218,7 @@ class Tick:
 
     @property
     def job_id(self) -> str:
+        """The id of the job this tick reports on."""
         return self._lifecycle.job_id
 
     @property
@@ -363,6 +364,7 @@ class JobLifecycle:
 
     @property
     def client(self) -> FlatfileClient:
+        """The client the job's calls use (given, the event's listener's, or from the environment)."""
         if self._client is None:
             if isinstance(self._event, self._FlatfileEvent):
                 self._client = self._event.client

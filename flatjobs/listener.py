@@ -121,25 +121,30 @@ class FlatfileEvent:
 
     @property
     def id(self) -> str | None:
+        """The event's id, if it has a string one."""
         value = self.raw.get("id")
         return value if isinstance(value, str) else None
 
     @property
     def topic(self) -> str:
+        """The event's topic, e.g. ``job:ready``."""
         return str(self.raw["topic"])
 
     @property
     def domain(self) -> str | None:
+        """The event's domain (``job``, ``sheet``...), if any."""
         value = self.raw.get("domain")
         return value if isinstance(value, str) else None
 
     @property
     def payload(self) -> dict[str, Any]:
+        """The payload as sent (an empty dict when it is not an object)."""
         value = self.raw.get("payload")
         return value if isinstance(value, dict) else {}
 
     @property
     def namespaces(self) -> list[str]:
+        """The event's namespaces (an empty list when absent)."""
         value = self.raw.get("namespaces")
         return value if isinstance(value, list) else []
 
@@ -159,6 +164,7 @@ class FlatfileEvent:
 
     @property
     def created_at(self) -> dt.datetime | None:
+        """When the platform created the event, if readable."""
         value = self.raw.get("createdAt")
         try:
             return from_wire(value, dt.datetime) if value is not None else None
@@ -242,10 +248,12 @@ class DispatchResult:
 
     @property
     def ok(self) -> bool:
+        """True when no callback raised."""
         return not self.failed
 
     @property
     def matched(self) -> int:
+        """How many callbacks matched the event (ran or failed)."""
         return len(self.ran) + len(self.failed)
 
 
@@ -372,6 +380,7 @@ class Listener:
 
     @property
     def client(self) -> FlatfileClient:
+        """The client callbacks use; set it to bind the listener (and its children)."""
         root = self._root()
         if root._client is None:
             from .client import FlatfileClient

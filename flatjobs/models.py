@@ -101,6 +101,8 @@ class JobStatus(enum.StrEnum):
 
 
 class JobMode(enum.StrEnum):
+    """How the job shows in the UI."""
+
     FOREGROUND = "foreground"
     BACKGROUND = "background"
     TOOLBAR_BLOCKING = "toolbarBlocking"
@@ -115,11 +117,15 @@ class JobTrigger(enum.StrEnum):
 
 
 class JobPartExecution(enum.StrEnum):
+    """Whether a split job's parts run one after another or together."""
+
     SEQUENTIAL = "sequential"
     PARALLEL = "parallel"
 
 
 class JobType(enum.StrEnum):
+    """The kinds of resource a job works on."""
+
     FILE = "file"
     WORKBOOK = "workbook"
     SHEET = "sheet"
@@ -129,6 +135,8 @@ class JobType(enum.StrEnum):
 
 
 class EventDomain(enum.StrEnum):
+    """The domains events come from; others are kept as text."""
+
     FILE = "file"
     SPACE = "space"
     WORKBOOK = "workbook"
@@ -144,12 +152,16 @@ class EventDomain(enum.StrEnum):
 
 
 class OutcomeTriggerType(enum.StrEnum):
+    """When an outcome is shown."""
+
     MANUAL = "manual"
     AUTOMATIC = "automatic"
     AUTOMATIC_SILENT = "automatic_silent"
 
 
 class OutcomeAudience(enum.StrEnum):
+    """Who sees a job's outcome."""
+
     ORIGINATOR = "originator"
     ALL = "all"
 
@@ -199,6 +211,8 @@ def camel(name: str) -> str:
 
 @_model
 class Origin:
+    """Where an event came from."""
+
     id: str | None = None
     slug: str | None = None
     extra: Mapping[str, Any] = _extra()
@@ -259,6 +273,8 @@ class Event:
 
 @_model
 class JobPartResult:
+    """One part in the list form of ``job:parts-completed``."""
+
     part_id: str | None = None
     status: JobStatus | str | None = None
     completed_at: dt.datetime | None = None
@@ -267,6 +283,8 @@ class JobPartResult:
 
 @_model
 class JobPartsCounts:
+    """The counts form of ``job:parts-completed`` (also what the list form reads as)."""
+
     total: int = 0
     completed: int = 0
     failed: int = 0
@@ -340,6 +358,8 @@ class DownloadNext:
 
 @_model
 class FileRef:
+    """A Flatfile file in a ``files`` action."""
+
     file_id: str
     label: str | None = None
     extra: Mapping[str, Any] = _extra()
@@ -367,6 +387,8 @@ class WaitNext:
 
 @_model
 class SnapshotNext:
+    """Open a snapshot of a sheet."""
+
     TYPE: ClassVar[str] = "snapshot"
     snapshot_id: str
     sheet_id: str
@@ -385,6 +407,8 @@ class RetryNext:
 
 @_model
 class ViewNext:
+    """Open a sheet with some columns hidden."""
+
     TYPE: ClassVar[str] = "view"
     sheet_id: str
     hidden_columns: list[str] = attrs.field(factory=list)
@@ -394,6 +418,8 @@ class ViewNext:
 
 @_model
 class ClearFiltersNext:
+    """Clear the filters of the given sheets."""
+
     TYPE: ClassVar[str] = "clearFilters"
     label: str | None = None
     sheet_ids: list[str] | None = None
@@ -448,46 +474,57 @@ class Next:
     @staticmethod
     def id(id: str, *, label: str | None = None, path: str | None = None,
            query: str | None = None) -> IdNext:  # fmt: skip
+        """Go to a Flatfile entity by id."""
         return IdNext(id=id, label=label, path=path, query=query)
 
     @staticmethod
     def url(url: str, *, label: str | None = None) -> UrlNext:
+        """Open a URL."""
         return UrlNext(url=url, label=label)
 
     @staticmethod
     def download(
         url: str, *, label: str | None = None, file_name: str | None = None
     ) -> DownloadNext:
+        """Download a file."""
         return DownloadNext(url=url, label=label, file_name=file_name)
 
     @staticmethod
     def files(file_ids: list[str], *, label: str | None = None) -> FilesNext:
+        """Show Flatfile files."""
         return FilesNext(files=[FileRef(file_id=f) for f in file_ids], label=label)
 
     @staticmethod
     def wait(*, fade: bool | None = None, confetti: bool | None = None) -> WaitNext:
+        """Keep the dialog open, optionally with a fade or confetti."""
         return WaitNext(fade=fade, confetti=confetti)
 
     @staticmethod
     def snapshot(snapshot_id: str, sheet_id: str, *, label: str | None = None) -> SnapshotNext:
+        """Open a snapshot of a sheet."""
         return SnapshotNext(snapshot_id=snapshot_id, sheet_id=sheet_id, label=label)
 
     @staticmethod
     def retry(label: str | None = None) -> RetryNext:
+        """Retry the job."""
         return RetryNext(label=label)
 
     @staticmethod
     def view(sheet_id: str, hidden_columns: list[str], *, label: str | None = None) -> ViewNext:
+        """Open a sheet with columns hidden."""
         return ViewNext(sheet_id=sheet_id, hidden_columns=hidden_columns, label=label)
 
     @staticmethod
     def clear_filters(*, label: str | None = None,
                       sheet_ids: list[str] | None = None) -> ClearFiltersNext:  # fmt: skip
+        """Clear filters on the given sheets."""
         return ClearFiltersNext(label=label, sheet_ids=sheet_ids)
 
 
 @_model
 class OutcomeTrigger:
+    """When and to whom an outcome is shown."""
+
     type: OutcomeTriggerType | str
     audience: OutcomeAudience | str | None = None
     extra: Mapping[str, Any] = _extra()
@@ -616,6 +653,8 @@ class JobCompleteDetails:
 
 @_model
 class JobCancelDetails:
+    """Body of ``POST /jobs/{id}/cancel``."""
+
     info: str | None = None
     extra: Mapping[str, Any] = _extra()
 
@@ -631,6 +670,8 @@ class JobSplitDetails:
 
 @_model
 class Pagination:
+    """Paging of a list answer."""
+
     current_page: int | None = None
     page_count: int | None = None
     total_count: int | None = None

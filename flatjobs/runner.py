@@ -105,6 +105,7 @@ class Runner:
 
     @property
     def in_flight(self) -> int:
+        """How many events are being dispatched now."""
         return len(self._tasks)
 
     def stop(self) -> None:

@@ -86,6 +86,7 @@ class MemorySource:
             self.put(event)
 
     def put(self, event: Any) -> None:
+        """Add an event to the stream."""
         self._queue.put_nowait((False, event))
 
     def close(self) -> None:
@@ -93,6 +94,7 @@ class MemorySource:
         self._queue.put_nowait((True, None))
 
     async def aclose(self) -> None:
+        """End the stream (as :meth:`close`)."""
         self.close()
 
     async def __aiter__(self) -> AsyncIterator[Any]:
@@ -151,6 +153,7 @@ class PollingSource:
         self.errors = 0
 
     async def aclose(self) -> None:
+        """Stop polling; the iteration ends."""
         self._closed.set()
 
     async def poll_once(self) -> list[Any]:

@@ -143,6 +143,7 @@ class RecordingTick:
         return done
 
     def complete_with(self, value: CompletionValue) -> None:
+        """Record what the job would complete with."""
         self.completion = completion_details(value)
 
 

@@ -60,3 +60,38 @@ def test_every_python_block_of_the_docs_type_checks(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout
+
+
+def _public_members(obj: object) -> list[str]:
+    names = []
+    for name, member in vars(obj).items():
+        if name.startswith("_") or not (
+            callable(member) or isinstance(member, property | staticmethod)
+        ):
+            continue
+        names.append(name)
+    return names
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    import inspect
+
+    import flatjobs
+    import flatjobs.emulator
+    import flatjobs.testing
+
+    missing = []
+    for module in (flatjobs, flatjobs.emulator, flatjobs.testing):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if not (obj.__doc__ or "").strip():
+                missing.append(f"{module.__name__}.{name}")
+            if inspect.isclass(obj) and not issubclass(obj, BaseException):
+                for member in _public_members(obj):
+                    attr = inspect.getattr_static(obj, member)
+                    target = attr.__func__ if isinstance(attr, staticmethod) else attr
+                    if not (getattr(target, "__doc__", None) or "").strip():
+                        missing.append(f"{module.__name__}.{name}.{member}")
+    assert missing == []

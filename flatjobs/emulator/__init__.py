@@ -91,6 +91,7 @@ class Emulator:
     # ----------------------------------------------------------- running
 
     async def start(self) -> None:
+        """Start serving on :attr:`host` and :attr:`port` (0 picks a free port)."""
         app = build_app(self.state, token=self.token, faults=self.faults,
                         record=self.requests.append if self._record else None)  # fmt: skip
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -99,6 +100,7 @@ class Emulator:
         self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
+        """Stop serving; pending :meth:`wait_for` calls are cancelled."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -169,9 +171,11 @@ class Emulator:
     # ----------------------------------------------------------- inspection
 
     def job(self, job_id: str) -> Job:
+        """The job as the emulator has it now."""
         return self.state.get_job(job_id)
 
     def jobs(self, status: str | None = None) -> list[Job]:
+        """Every job, or those with ``status``."""
         return [j for j in self.state.jobs.values() if status is None or j.status == status]
 
     @property

@@ -51,6 +51,7 @@ class Fault:
     limit: int | None = None
 
     def matches(self, route: str) -> bool:
+        """Whether the rule applies to the route named ``route``."""
         return any(fnmatch.fnmatchcase(route, pattern) for pattern in self.routes)
 
 
@@ -81,12 +82,15 @@ class FaultInjector:
         return rule
 
     def clear(self) -> None:
+        """Remove every rule."""
         self.rules.clear()
 
     def reseed(self, seed: int) -> None:
+        """Restart the random sequence from ``seed``."""
         self._rng.seed(seed)
 
     def plan(self, route: str) -> FaultPlan:
+        """What to do to one request of ``route``; draws once per matching rule."""
         latency = 0.0
         status: int | None = None
         retry_after: float | None = None

@@ -130,6 +130,7 @@ class PlatformState:
         payload: Mapping[str, Any],
         attributes: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Append an event to the feed and tell the ``on_event`` callbacks."""
         event: dict[str, Any] = {
             "id": self._next_id("us_evt_"),
             "topic": topic,
@@ -177,6 +178,7 @@ class PlatformState:
     # ----------------------------------------------------------- jobs
 
     def get_job(self, job_id: str) -> Job:
+        """The job, or a 404 error."""
         job = self.jobs.get(job_id)
         if job is None:
             raise EmulatorError(404, f"job {job_id} not found", key="jobId")
@@ -197,6 +199,7 @@ class PlatformState:
             )
 
     def create_job(self, body: Any, *, context: Mapping[str, Any] | None = None) -> Job:
+        """``POST /jobs``: created, then ready at once for an immediate trigger."""
         try:
             config = from_wire(body, JobConfig)
         except ValueError as exc:
@@ -229,11 +232,13 @@ class PlatformState:
         return job
 
     def execute(self, job_id: str) -> Job:
+        """``POST /jobs/{id}/execute``: a job not started becomes ready."""
         job = self.get_job(job_id)
         self._check(job, "execute")
         return self._make_ready(job)
 
     def ack(self, job_id: str, body: Any) -> Job:
+        """``POST /jobs/{id}/ack``: ready becomes executing; while executing, report progress."""
         details = self._parse(body, JobAckDetails)
         job = self.get_job(job_id)
         self._check(job, "ack")
@@ -254,6 +259,7 @@ class PlatformState:
         return job
 
     def finish(self, job_id: str, body: Any, *, call: Literal["complete", "fail"]) -> Job:
+        """``POST /jobs/{id}/complete`` or ``/fail``, from executing only."""
         details = self._parse(body, JobCompleteDetails)
         job = self.get_job(job_id)
         self._check(job, call)
@@ -271,6 +277,7 @@ class PlatformState:
         return job
 
     def cancel(self, job_id: str, body: Any) -> Job:
+        """``POST /jobs/{id}/cancel``, from any status that has not ended."""
         info = body.get("info") if isinstance(body, Mapping) else None
         job = self.get_job(job_id)
         self._check(job, "cancel")
@@ -281,6 +288,7 @@ class PlatformState:
         return job
 
     def retry(self, job_id: str) -> Job:
+        """``POST /jobs/{id}/retry``: a failed or canceled job is ready again."""
         job = self.get_job(job_id)
         self._check(job, "retry")
         job = self._save(job, progress=0, outcome=None, finished_at=None, info=None,
@@ -288,6 +296,7 @@ class PlatformState:
         return self._make_ready(job)
 
     def ack_outcome(self, job_id: str) -> Job:
+        """``POST /jobs/{id}/outcome/ack``, once, for a complete or failed job."""
         job = self.get_job(job_id)
         if job.status not in (JobStatus.COMPLETE, JobStatus.FAILED):
             raise EmulatorError(400, f"cannot acknowledge the outcome of job {job_id}: it is "
@@ -300,6 +309,7 @@ class PlatformState:
         return job
 
     def update(self, job_id: str, body: Any) -> Job:
+        """``PATCH /jobs/{id}`` with a JobUpdate (``estimatedCompletionAt`` is refused)."""
         if isinstance(body, Mapping) and "estimatedCompletionAt" in body:
             raise EmulatorError(400, "estimatedCompletionAt is not a JobUpdate field; send it "
                                      "with POST /jobs/{jobId}/ack", key="estimatedCompletionAt")  # fmt: skip
@@ -315,11 +325,13 @@ class PlatformState:
         return job
 
     def delete(self, job_id: str) -> None:
+        """``DELETE /jobs/{id}``."""
         job = self.get_job(job_id)
         del self.jobs[job_id]
         self._emit_job_event("job:deleted", job)
 
     def split(self, job_id: str, body: Any) -> Job:
+        """``POST /jobs/{id}/split``: create the parts, each ready with ``isPart``."""
         parts = body.get("parts") if isinstance(body, Mapping) else None
         if isinstance(parts, bool) or not (
             (isinstance(parts, int) and parts >= 1)
@@ -372,6 +384,7 @@ class PlatformState:
         self._emit_job_event("job:parts-completed", parent, parts=summary)
 
     def list_jobs(self, query: Mapping[str, str]) -> list[Job]:
+        """``GET /jobs`` with its filters."""
         jobs: Iterable[Job] = self.jobs.values()
         filters: dict[str, Callable[[Job, str], bool]] = {
             "spaceId": lambda j, v: j.space_id == v,
@@ -397,17 +410,20 @@ class PlatformState:
     # ----------------------------------------------------------- events
 
     def get_event(self, event_id: str) -> dict[str, Any]:
+        """``GET /events/{id}``."""
         event = self._events_by_id.get(event_id)
         if event is None:
             raise EmulatorError(404, f"event {event_id} not found", key="eventId")
         return event
 
     def ack_event(self, event_id: str, actor: str = "us_usr_emulator") -> None:
+        """``POST /events/{id}/ack``."""
         event = self.get_event(event_id)
         event["acknowledgedAt"] = to_wire(utcnow())
         event["acknowledgedBy"] = actor
 
     def list_events(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``GET /events`` with since, topic, domain and space filters."""
         if not query.get("environmentId"):
             raise EmulatorError(400, "environmentId is required", key="environmentId")
         since: dt.datetime | None = None
@@ -440,12 +456,14 @@ class PlatformState:
 
     def add_secret(self, name: str, value: str, *, space_id: str | None = None,
                    actor_id: str | None = None, environment_id: str | None = None) -> None:  # fmt: skip
+        """Store a secret for the environment, a space or an actor."""
         self.secrets.append(SecretRecord(
             name=name, value=value, environment_id=environment_id or self.environment_id,
             space_id=space_id, actor_id=actor_id, id=self._next_id("us_sec_"),
         ))  # fmt: skip
 
     def list_secrets(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``GET /secrets``: the most specific secret of each name."""
         env = query.get("environmentId")
         if not env:
             raise EmulatorError(400, "environmentId is required", key="environmentId")
