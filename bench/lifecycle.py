@@ -155,7 +155,7 @@ def main(quick: bool = False, with_js: bool = True) -> None:
             rows,
         )
         tick_rows = []
-        for ticks in (10, 1_000, 100_000):
+        for ticks in (10, 1_000, 10_000, 100_000):
             per_job = asyncio.run(calls_per_job(url, ticks, 3 if ticks > 10_000 else 10))
             tick_rows.append([f"{ticks:,}", f"{per_job:.1f}"])
         table("HTTP calls per job by tick count (default progress_interval 0.5 s)",

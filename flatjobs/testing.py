@@ -40,7 +40,6 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import pytest
 from structlog.testing import capture_logs
 
 from .client import FlatfileClient
@@ -49,6 +48,8 @@ from .lifecycle import CompletionValue, _check_progress, _eta, completion_detail
 from .models import Job, JobCompleteDetails
 
 if TYPE_CHECKING:
+    import pytest
+
     from .listener import Listener
 
 __all__ = ["RecordingTick", "capture_logs", "make_event", "run_job"]
