@@ -61,6 +61,9 @@ from .errors import (
 from .errors import (
     JobTimeout as JobTimeout,
 )
+from .event import (
+    FlatfileEvent as FlatfileEvent,
+)
 from .jobs import (
     Jobs as Jobs,
 )
@@ -87,9 +90,6 @@ from .listener import (
 )
 from .listener import (
     DispatchResult as DispatchResult,
-)
-from .listener import (
-    FlatfileEvent as FlatfileEvent,
 )
 from .listener import (
     Listener as Listener,

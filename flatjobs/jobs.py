@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 import attrs
 
 from .errors import JobError
+from .event import FlatfileEvent
 from .lifecycle import DEFAULT_PROGRESS_INTERVAL, CompletionValue, JobLifecycle, Tick
-from .listener import FlatfileEvent, Listener
+from .listener import Listener
 from .logging import get_logger
 from .models import JobEventPayload, JobPartsCounts, Next, from_wire
 

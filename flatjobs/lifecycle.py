@@ -42,6 +42,7 @@ from .errors import (
     JobError,
     JobTimeout,
 )
+from .event import FlatfileEvent, as_raw_event
 from .logging import get_logger
 from .models import (
     Event,
@@ -55,7 +56,6 @@ from .models import (
 
 if TYPE_CHECKING:
     from .client import FlatfileClient
-    from .listener import FlatfileEvent
 
 __all__ = [
     "DEFAULT_PROGRESS_INTERVAL",
@@ -330,8 +330,6 @@ class JobLifecycle:
         debug: bool = False,
         acknowledge: bool = True,
     ) -> None:
-        from .listener import FlatfileEvent, as_raw_event
-
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not progress_interval >= 0:
@@ -360,13 +358,12 @@ class JobLifecycle:
         self._body_running = False
         self._tick: Tick | None = None
         self.log = _log.bind(job_id=job_id, event_id=self.event_id, topic=self.topic)
-        self._FlatfileEvent = FlatfileEvent
 
     @property
     def client(self) -> FlatfileClient:
         """The client the job's calls use (given, the event's listener's, or from the environment)."""
         if self._client is None:
-            if isinstance(self._event, self._FlatfileEvent):
+            if isinstance(self._event, FlatfileEvent):
                 self._client = self._event.client
             else:
                 from .client import FlatfileClient
