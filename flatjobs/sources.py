@@ -111,7 +111,8 @@ class PollingSource:
     Args:
         client: the API client (its environment id is used unless one is given).
         interval: seconds between polls while events are flowing.
-        max_interval: the longest wait, reached by doubling while idle or failing.
+        max_interval: the longest wait, reached by doubling while idle or failing; it
+            bounds how long the first event after a quiet spell waits.
         overlap: seconds each poll reaches back before the newest event seen, so events
             stored late or out of order are not missed; duplicates are dropped by id.
         page_size: events per page; further pages are followed.
@@ -127,7 +128,7 @@ class PollingSource:
         environment_id: str | None = None,
         space_id: str | None = None,
         interval: float = 0.5,
-        max_interval: float = 5.0,
+        max_interval: float = 2.0,
         overlap: float = 5.0,
         page_size: int = 100,
         dedupe_size: int = 10_000,
