@@ -237,11 +237,12 @@ class Tick:
 
         Raises:
             ValueError: ``progress`` is not a number within 0..100.
+            TypeError: ``info`` is not a string, or ``eta`` not a datetime or timedelta.
             RuntimeError: the job has already ended.
         """
-        update = _Update(_check_progress(progress), info, _eta(eta))
         if info is not None and not isinstance(info, str):
             raise TypeError(f"info must be a string, got {type(info).__name__} {info!r}")
+        update = _Update(_check_progress(progress), info, _eta(eta))
         future: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
         if self._closed:
             if self._lifecycle.cancel_reason is not None:

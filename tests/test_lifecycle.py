@@ -461,6 +461,16 @@ async def test_progress_outside_0_100_or_not_a_number_raises_at_the_call(
             tick(bad)
 
 
+async def test_tick_info_and_eta_of_the_wrong_type_raise_type_error(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    async with job_lifecycle(ready(), client=rclient) as tick:
+        with pytest.raises(TypeError, match="info must be a string, got int 5"):
+            tick(10, 5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="eta must be a datetime or a timedelta"):
+            tick(10, eta="soon")  # type: ignore[arg-type]
+
+
 async def test_tick_after_the_job_ended_is_an_error(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
