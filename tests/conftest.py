@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import flatjobs
-from flatjobs.emulator import DEFAULT_TOKEN
+from flatjobs.emulator import DEFAULT_TOKEN, Emulator
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "sk_test_8c1f5e2d9a7b4c3e"
@@ -49,6 +49,12 @@ def _no_token_in_any_log_line() -> Any:
     # later tests must neither write to that closed stream nor lose this check.
     structlog.reset_defaults()
     assert leaks == [], "a token reached a log line"
+
+
+@pytest.fixture
+def emu(flatfile_emulator: Emulator) -> Emulator:
+    """A running emulator: the plugin's ``flatfile_emulator``, under a short name."""
+    return flatfile_emulator
 
 
 def load_event(name: str) -> dict[str, Any]:

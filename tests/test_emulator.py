@@ -25,12 +25,6 @@ from flatjobs.emulator import ROUTES, Emulator, Fault
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
 async def client(emu: Emulator) -> AsyncIterator[FlatfileClient]:
     async with emu.client(retry=RetryPolicy(attempts=1)) as c:
         yield c

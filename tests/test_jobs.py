@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,12 +11,6 @@ from structlog.testing import capture_logs
 from flatjobs import FlatfileEvent, JobError, JobPartsCounts, Jobs, Listener, Next, Tick
 from flatjobs.emulator import Emulator
 from flatjobs.testing import run_job
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
 
 
 def ready_event(emu: Emulator, job_id: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,12 +12,6 @@ from flatjobs import FlatfileEvent, Jobs, Listener, MemorySource, Runner, Tick
 from flatjobs.emulator import Emulator
 from flatjobs.lifecycle import STOPPED_MESSAGE
 from flatjobs.testing import make_event
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
 
 
 def ready_events(emu: Emulator, name: str, count: int) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,12 +11,6 @@ import pytest
 from flatjobs import ConfigurationError, FlatfileClient, MemorySource, PollingSource, RetryPolicy
 from flatjobs.emulator import Emulator
 from flatjobs.sources import SeenIds, event_key
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
 
 
 async def collect(source: PollingSource, want: int, timeout: float = 5.0) -> list[dict[str, Any]]:
