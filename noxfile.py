@@ -1,28 +1,24 @@
 """Developer tasks. ``python3 -m nox -s tests`` runs the suite on a fresh machine.
 
-Sessions: tests (two parametrizations, see below), lint, typecheck, bench.
+Sessions: tests (with the Python nox runs on, two parametrizations, see below),
+tests_pythons (every supported Python the machine has), lint, typecheck, docs, bench.
 """
 
 from __future__ import annotations
 
 import nox
 
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)
+"""The supported Pythons, read from the classifiers in pyproject.toml."""
+
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
-nox.options.error_on_missing_interpreters = True
+# tests_pythons skips a supported Python this machine does not have, rather than fail.
+nox.options.error_on_missing_interpreters = False
 
-PYTHON = "3.11"
 
-
-@nox.session(python=PYTHON)
-@nox.parametrize("suite", ["main", "aioresponses"])
-def tests(session: nox.Session, suite: str) -> None:
-    """The test suite.
-
-    ``main`` runs everything against the newest aiohttp. ``aioresponses`` runs the narrow
-    aioresponses unit tests under a test-only ``aiohttp<3.14`` constraint, because
-    aioresponses 0.7.9 breaks on aiohttp 3.14 (SPEC §7); users' aiohttp is never capped.
-    """
+def _run_suite(session: nox.Session, suite: str) -> None:
     if suite == "main":
         session.install("-e", ".[tests]")
         session.run("pytest", "-m", "not aioresponses", *session.posargs)
@@ -31,7 +27,25 @@ def tests(session: nox.Session, suite: str) -> None:
         session.run("pytest", "-m", "aioresponses", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
+@nox.parametrize("suite", ["main", "aioresponses"])
+def tests(session: nox.Session, suite: str) -> None:
+    """The test suite, on the Python nox itself runs on (any supported one).
+
+    ``main`` runs everything against the newest aiohttp. ``aioresponses`` runs the narrow
+    aioresponses unit tests under a test-only ``aiohttp<3.14`` constraint, because
+    aioresponses 0.7.9 breaks on aiohttp 3.14; users' aiohttp is never capped.
+    """
+    _run_suite(session, suite)
+
+
+@nox.session(python=PYTHONS)
+def tests_pythons(session: nox.Session) -> None:
+    """The main suite on every supported Python installed here (missing ones are skipped)."""
+    _run_suite(session, "main")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting check."""
     session.install("ruff>=0.6")
@@ -39,14 +53,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, tests, benchmarks and examples."""
     session.install("-e", ".[typing]", "nox")
     session.run("mypy")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, printing tables; Flatfile's JS packages run beside them when Node is
     available. ``nox -s bench -- --quick`` for a fast smoke run."""
@@ -54,7 +68,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/run.py", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site (Sphinx, MyST, furo) with warnings as errors."""
     session.install("-e", ".", "sphinx>=7.2", "myst-parser>=2", "furo>=2024.1")

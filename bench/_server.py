@@ -1,6 +1,7 @@
 """A minimal Jobs API for benchmarks, run in its own process: every request answers 200
-with an executing job, like the JS reference's server; ``GET /__count`` returns how many
-requests it has served (and resets the count)."""
+with the job, ``executing`` (or ``complete``/``failed`` after those calls, as the platform
+answers), like the JS reference's server; ``GET /__count`` returns how many requests it
+has served (and resets the count)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,14 @@ import sys
 
 from aiohttp import web
 
-BODY = json.dumps(
-    {
-        "data": {
-            "id": "us_jb_1",
-            "type": "workbook",
-            "operation": "op",
-            "source": "us_wb_1",
-            "status": "executing",
-        }
-    }
-).encode()
+
+def _body(status: str) -> bytes:
+    job = {"id": "us_jb_1", "type": "workbook", "operation": "op", "source": "us_wb_1"}
+    return json.dumps({"data": {**job, "status": status}}).encode()
+
+
+BODIES = {"complete": _body("complete"), "fail": _body("failed")}
+EXECUTING = _body("executing")
 
 
 def main(port: int) -> None:
@@ -29,7 +27,8 @@ def main(port: int) -> None:
         nonlocal count
         await request.read()
         count += 1
-        return web.Response(body=BODY, content_type="application/json")
+        body = BODIES.get(request.path.rpartition("/")[2], EXECUTING)
+        return web.Response(body=body, content_type="application/json")
 
     async def served(request: web.Request) -> web.Response:
         nonlocal count

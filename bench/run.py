@@ -11,6 +11,7 @@ import dispatch
 import latency
 import lifecycle
 import memory
+import ticks
 from _common import machine
 
 
@@ -21,6 +22,7 @@ def main(argv: list[str]) -> None:
     print("command: python3 -m nox -s bench" + (" -- " + " ".join(argv) if argv else ""))
     dispatch.main(quick=quick, with_js=with_js)
     lifecycle.main(quick=quick, with_js=with_js)
+    ticks.main(quick=quick)
     memory.main(quick=quick)
     latency.main(quick=quick)
 

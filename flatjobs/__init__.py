@@ -29,9 +29,6 @@ from .client import (
     RetryPolicy as RetryPolicy,
 )
 from .client import (
-    SecretNotFound as SecretNotFound,
-)
-from .client import (
     SecretsAPI as SecretsAPI,
 )
 from .client import (
@@ -53,6 +50,9 @@ from .errors import (
     InvalidEventError as InvalidEventError,
 )
 from .errors import (
+    InvalidRequestError as InvalidRequestError,
+)
+from .errors import (
     JobCancelled as JobCancelled,
 )
 from .errors import (
@@ -60,6 +60,12 @@ from .errors import (
 )
 from .errors import (
     JobTimeout as JobTimeout,
+)
+from .errors import (
+    SecretNotFound as SecretNotFound,
+)
+from .errors import (
+    UnexpectedResponseError as UnexpectedResponseError,
 )
 from .event import (
     FlatfileEvent as FlatfileEvent,
@@ -75,9 +81,6 @@ from .lifecycle import (
 )
 from .lifecycle import (
     JobResult as JobResult,
-)
-from .lifecycle import (
-    Tick as Tick,
 )
 from .lifecycle import (
     job_lifecycle as job_lifecycle,
@@ -114,6 +117,9 @@ from .sources import (
 from .sources import (
     PollingSource as PollingSource,
 )
+from .tick import (
+    Tick as Tick,
+)
 
 __all__ = [
     "DEFAULT_PROGRESS_INTERVAL",
@@ -127,6 +133,8 @@ __all__ = [
     "FlatfileError",
     "FlatfileEvent",
     "InvalidEventError",
+    "InvalidRequestError",
+    "UnexpectedResponseError",
     "JobCancelled",
     "JobError",
     "JobLifecycle",

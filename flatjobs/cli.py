@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -34,14 +35,12 @@ from .errors import ConfigurationError
 from .jobs import Jobs
 from .lifecycle import JobResult, observe_jobs
 from .listener import Listener
-from .logging import redact_tokens
+from .log import redact_tokens
 from .models import JobStatus
 from .runner import Runner, run
 from .sources import PollingSource
 
 __all__ = ["TargetError", "load_target", "main"]
-
-TERMINAL = (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 class TargetError(Exception):
@@ -70,6 +69,9 @@ def load_target(spec: str) -> Listener:
             sys.modules[name] = module
             module_spec.loader.exec_module(module)
         else:
+            # As `python -m` does: a module beside the user is importable by its name.
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
             module = importlib.import_module(module_part)
     except TargetError:
         raise
@@ -185,6 +187,12 @@ async def _run(args: argparse.Namespace) -> int:
             listener, source, concurrency=args.concurrency, grace_period=args.grace_period
         )
     structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
+    if stats.abandoned:
+        # Bodies that ignore cancellation are still tasks; asyncio.run would wait for them
+        # forever. Their jobs were failed: leave now.
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(0)
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .logging import redact_text
+from .log import redact_text, redact_value
 
 if TYPE_CHECKING:
     from .models import AnyNext
@@ -21,9 +21,12 @@ __all__ = [
     "FlatfileConnectionError",
     "FlatfileError",
     "InvalidEventError",
+    "InvalidRequestError",
     "JobCancelled",
     "JobError",
     "JobTimeout",
+    "SecretNotFound",
+    "UnexpectedResponseError",
 ]
 
 
@@ -42,6 +45,11 @@ class InvalidEventError(FlatfileError, ValueError):
     """
 
 
+class InvalidRequestError(FlatfileError, ValueError):
+    """A request could not be sent as asked: an id that is not one URL segment, or a body
+    JSON cannot carry (NaN, Infinity). Nothing was sent; the message names the value."""
+
+
 class FlatfileAPIError(FlatfileError):
     """The Flatfile API answered with an error status (after any retries).
 
@@ -49,7 +57,8 @@ class FlatfileAPIError(FlatfileError):
         status: the HTTP status code.
         method: the HTTP method of the request.
         path: the request path, e.g. ``/v1/jobs/us_jb_1/ack`` (no query, no host).
-        body: the parsed JSON error body, or the response text when it was not JSON.
+        body: the parsed JSON error body, or the response text when it was not JSON,
+            with any token redacted and long text cut short.
         attempts: how many times the request was sent. More than one means an earlier
             attempt may have been applied even though its answer was lost.
     """
@@ -58,10 +67,10 @@ class FlatfileAPIError(FlatfileError):
         self.status = status
         self.method = method
         self.path = path
-        self.body = body
+        # The server's text may echo a token back: nothing kept here ever carries one.
+        self.body = redact_value(body, limit=_BODY_LIMIT)
         self.attempts = attempts
-        # The server's text may echo a token back; the message never carries one.
-        super().__init__(redact_text(f"{method} {path} answered {status}: {self.detail}"))
+        super().__init__(f"{method} {path} answered {status}: {self.detail}")
 
     @property
     def detail(self) -> str:
@@ -84,6 +93,25 @@ class FlatfileAPIError(FlatfileError):
         return text[:500] if text else "(empty body)"
 
 
+class UnexpectedResponseError(FlatfileAPIError):
+    """The API answered with a success status, but not with what the endpoint returns
+    (``{"data": null}``, an HTML page, a truncated or garbled body). It is retried like a
+    server error; this is raised when the retries are spent.
+
+    Attributes:
+        reason: what was wrong with the answer.
+    """
+
+    def __init__(
+        self, status: int, method: str, path: str, body: Any, reason: str, attempts: int = 1
+    ) -> None:
+        self.reason = reason
+        super().__init__(status, method, path, body, attempts)
+        self.args = (
+            f"{method} {path} answered {status} with an unexpected body: {redact_text(reason)}",
+        )
+
+
 class FlatfileConnectionError(FlatfileError):
     """No answer could be had from the API (connection refused or dropped, or timed out),
     after any retries. ``__cause__`` holds the last underlying error."""
@@ -93,6 +121,13 @@ class FlatfileConnectionError(FlatfileError):
         self.path = path
         self.reason = reason
         super().__init__(redact_text(f"{method} {path} failed: {reason}"))
+
+
+_BODY_LIMIT = 10_000  # characters of an error body kept on the exception
+
+
+class SecretNotFound(FlatfileError, LookupError):
+    """No secret of that name exists for the environment (and space/actor) asked."""
 
 
 class JobError(FlatfileError):

@@ -1,28 +1,52 @@
-"""``FlatfileEvent``: one event as callbacks and job handlers see it.
+"""``FlatfileEvent``: one event as callbacks and job handlers see it, checked at the door.
 
-The raw wire JSON plus per-event helpers: a cache, ``after_all`` callbacks, secrets fetched
-once per event, and the typed, lenient context. It sits below the listener and the job
-lifecycle, which both use it; it reaches the API through whatever client its dispatcher
-gives it.
+An event is validated once, where it enters (:meth:`FlatfileEvent.parse`, or the
+constructor): it must be a JSON object with a topic, a context object, and, for ``job:*``
+topics, a well-formed ``context.jobId``. What was decided there (its id, topic and job id)
+travels with it, so no later layer reads or checks those again.
+
+Around the raw wire JSON it offers per-event helpers: a cache, ``after_all`` callbacks,
+secrets fetched once per event, and the typed, lenient context. It sits below the listener
+and the job lifecycle, which both use it; it reaches the API through whatever client its
+dispatcher gives it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import inspect
+import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from ._callables import is_async_callable
 from .errors import InvalidEventError
+from .log import shorten
 from .matching import FlatEvent
 from .models import Context, Event, evolve, from_wire, to_wire
 
 if TYPE_CHECKING:
     from .client import FlatfileClient
 
-__all__ = ["Callback", "FlatfileEvent", "as_raw_event"]
+__all__ = ["Callback", "FlatfileEvent", "is_valid_id", "job_id_of"]
 
 Callback = Callable[["FlatfileEvent"], Awaitable[Any]]
+
+# Flatfile's ids are "us_jb_..."-like words. An id that is anything else (a "/", a "?",
+# "..") is refused where an event enters, before it could ever reach a URL.
+_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def is_valid_id(value: Any) -> bool:
+    """Whether ``value`` is a well-formed Flatfile id (letters, digits, ``_`` and ``-``)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def job_id_of(raw: Mapping[str, Any]) -> str | None:
+    """``context.jobId`` of a raw event when it is a well-formed id, else None."""
+    context = raw.get("context")
+    value = context.get("jobId") if isinstance(context, Mapping) else None
+    return value if is_valid_id(value) else None
 
 
 class _HasClient(Protocol):
@@ -30,34 +54,33 @@ class _HasClient(Protocol):
     def client(self) -> FlatfileClient: ...
 
 
-def _is_async_callable(obj: Any) -> bool:
-    return inspect.iscoroutinefunction(obj) or (
-        callable(obj) and inspect.iscoroutinefunction(getattr(obj, "__call__", None))  # noqa: B004
-    )
-
-
-def as_raw_event(event: Mapping[str, Any] | Event | FlatfileEvent) -> Mapping[str, Any]:
-    """An event as wire JSON, checked for what dispatch needs: a mapping with a topic.
-
-    Raises:
-        InvalidEventError: naming what is wrong.
-    """
-    if isinstance(event, FlatfileEvent):
-        return event.raw
-    if isinstance(event, Event):
-        raw: Mapping[str, Any] = to_wire(event)
-        return raw
-    if not isinstance(event, Mapping):
-        raise InvalidEventError(f"an event must be a JSON object, got {type(event).__name__}")
-    topic = event.get("topic")
+def _check(raw: Any) -> tuple[Mapping[str, Any], str, str | None, str | None]:
+    """The event's raw mapping, topic, id and job id, or :class:`InvalidEventError`."""
+    if not isinstance(raw, Mapping):
+        raise InvalidEventError(f"an event must be a JSON object, got {type(raw).__name__}")
+    event_id = raw.get("id")
+    shown = shorten(repr(event_id), 80)
+    topic = raw.get("topic")
     if not isinstance(topic, str) or not topic:
-        raise InvalidEventError(f"event {event.get('id')!r} has no topic (got {topic!r})")
-    context = event.get("context")
-    if context is not None and not isinstance(context, Mapping):
+        raise InvalidEventError(f"event {shown} has no topic (got {shorten(repr(topic), 80)})")
+    context = raw.get("context")
+    if not isinstance(context, Mapping):
         raise InvalidEventError(
-            f"event {event.get('id')!r}: context must be an object, got {type(context).__name__}"
+            f"event {shown} has no context object: context must be an object, "
+            f"got {type(context).__name__}"
         )
-    return event
+    job_id = context.get("jobId")
+    if job_id == "":
+        job_id = None
+    if job_id is not None and not is_valid_id(job_id):
+        raise InvalidEventError(
+            f"event {shown}: context.jobId is not a well-formed id: {shorten(repr(job_id), 80)}"
+        )
+    if job_id is None and topic == "job:ready":
+        raise InvalidEventError(
+            f"event {shown} has no context.jobId: a job:ready event without context.jobId"
+        )
+    return raw, topic, event_id if isinstance(event_id, str) else None, job_id
 
 
 def _lenient_context(raw: Any) -> Context:
@@ -84,15 +107,37 @@ def _lenient_context(raw: Any) -> Context:
 class FlatfileEvent:
     """One event as callbacks see it: the raw wire JSON plus per-event helpers.
 
+    Built from raw wire JSON, it checks the event once (see the module docstring).
+
+    Args:
+        raw: the event, a JSON object (use :meth:`parse` for JSON text).
+
+    Raises:
+        InvalidEventError: the event is malformed, naming what is wrong.
+
     Attributes:
         raw: the event as received (wire JSON); filters match on this.
+        id: the event's id, if it has a string one.
+        topic: the event's topic, e.g. ``job:ready``.
+        job_id: ``context.jobId``, the job a ``job:*`` event is about (a checked id).
         cache: a dict that lives as long as this event's dispatch.
     """
 
-    __slots__ = ("_after_all", "_context", "_flat", "_listener", "_secrets", "cache", "raw")
+    __slots__ = (
+        "_after_all",
+        "_context",
+        "_flat",
+        "_listener",
+        "_secrets",
+        "cache",
+        "id",
+        "job_id",
+        "raw",
+        "topic",
+    )
 
     def __init__(self, raw: Mapping[str, Any], listener: _HasClient | None = None) -> None:
-        self.raw = raw
+        self.raw, self.topic, self.id, self.job_id = _check(raw)
         self.cache: dict[str, Any] = {}
         self._listener = listener
         self._context: Context | None = None
@@ -100,19 +145,31 @@ class FlatfileEvent:
         self._secrets: dict[tuple[str, str, str], dict[str, str]] = {}
         self._flat: FlatEvent | None = None
 
+    @classmethod
+    def parse(cls, data: Any) -> FlatfileEvent:
+        """An event from what a source delivered: JSON text or bytes, a mapping, an
+        :class:`~flatjobs.models.Event`, or a ``FlatfileEvent`` (returned as it is).
+
+        Raises:
+            InvalidEventError: naming what is wrong (not JSON, not an object, no topic...).
+        """
+        if isinstance(data, FlatfileEvent):
+            return data
+        if isinstance(data, Event):
+            return cls(to_wire(data))
+        if isinstance(data, bytes | bytearray | str):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise InvalidEventError(f"an event is not JSON ({exc})") from None
+            except RecursionError:
+                raise InvalidEventError("an event is JSON nested too deeply to read") from None
+        return cls(data)
+
     def __repr__(self) -> str:
-        return f"FlatfileEvent(id={self.id!r}, topic={self.topic!r})"
-
-    @property
-    def id(self) -> str | None:
-        """The event's id, if it has a string one."""
-        value = self.raw.get("id")
-        return value if isinstance(value, str) else None
-
-    @property
-    def topic(self) -> str:
-        """The event's topic, e.g. ``job:ready``."""
-        return str(self.raw["topic"])
+        return (
+            f"FlatfileEvent(id={shorten(repr(self.id), 80)}, topic={shorten(repr(self.topic), 80)})"
+        )
 
     @property
     def domain(self) -> str | None:
@@ -140,13 +197,6 @@ class FlatfileEvent:
         return self._context
 
     @property
-    def job_id(self) -> str | None:
-        """``context.jobId``: the job a ``job:*`` event is about."""
-        context = self.raw.get("context")
-        value = context.get("jobId") if isinstance(context, Mapping) else None
-        return value if isinstance(value, str) and value else None
-
-    @property
     def created_at(self) -> dt.datetime | None:
         """When the platform created the event, if readable."""
         value = self.raw.get("createdAt")
@@ -171,7 +221,7 @@ class FlatfileEvent:
 
         Registering the same ``key`` (default: the callback itself) twice keeps the first.
         """
-        if not _is_async_callable(callback):
+        if not is_async_callable(callback):
             raise TypeError(f"after_all needs an async callable, got {callback!r}")
         self._after_all.setdefault(key if key is not None else callback, callback)
 
@@ -191,8 +241,7 @@ class FlatfileEvent:
             flatjobs.SecretNotFound: there is no such secret.
             flatjobs.ConfigurationError: the event has no environment id and none was given.
         """
-        from .client import SecretNotFound
-        from .errors import ConfigurationError
+        from .errors import ConfigurationError, SecretNotFound
 
         ctx = self.context
         env = environment_id or ctx.environment_id or ""

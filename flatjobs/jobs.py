@@ -21,17 +21,25 @@ failed when a part failed, unless an ``@jobs.on_parts_completed(...)`` handler d
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
+from ._callables import is_async_callable
 from .errors import JobError
 from .event import FlatfileEvent
-from .lifecycle import DEFAULT_PROGRESS_INTERVAL, CompletionValue, JobLifecycle, Tick
+from .lifecycle import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_PROGRESS_INTERVAL,
+    JobLifecycle,
+    check_job_options,
+)
 from .listener import Listener
-from .logging import get_logger
+from .log import get_logger
 from .models import JobEventPayload, JobPartsCounts, Next, from_wire
+from .tick import CompletionValue, Tick
 
 __all__ = ["Handler", "Jobs", "PartsHandler"]
 
@@ -40,7 +48,6 @@ PartsHandler = Callable[[FlatfileEvent, Tick, JobPartsCounts], Awaitable[Complet
 H = TypeVar("H", bound=Handler)
 P = TypeVar("P", bound=PartsHandler)
 _log = get_logger("flatjobs.jobs")
-_UNSET: Any = object()
 
 
 def _name(func: Callable[..., Any]) -> str:
@@ -58,8 +65,17 @@ def _job_filter(job: str | Mapping[str, Any]) -> Mapping[str, Any]:
     )
 
 
+def _check_selector_not_handler(job: Any, decorator: str) -> None:
+    if callable(job) and not isinstance(job, Mapping):
+        raise TypeError(
+            f"@jobs.{decorator} needs the job it handles: write "
+            f'@jobs.{decorator}("domain:operation") above '
+            f"{getattr(job, '__name__', 'the handler')}, not a bare @jobs.{decorator}"
+        )
+
+
 def _check_handler(func: Any, params: int, shape: str) -> None:
-    if not inspect.iscoroutinefunction(func):
+    if not is_async_callable(func):
         raise TypeError(
             f"a job handler must be an `async def` function, got {func!r}; "
             f"declare it `async def {getattr(func, '__name__', 'handler')}({shape}): ...`"
@@ -74,13 +90,6 @@ def _check_handler(func: Any, params: int, shape: str) -> None:
         ) from None
 
 
-def _check_options(timeout: float | None, progress_interval: float) -> None:
-    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    if not (isinstance(progress_interval, int | float) and progress_interval >= 0):
-        raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval!r}")
-
-
 @attrs.frozen(eq=False)
 class _Registration:
     func: Callable[..., Awaitable[CompletionValue]]
@@ -89,6 +98,7 @@ class _Registration:
     part: bool
     timeout: float | None
     progress_interval: float
+    heartbeat: float | None
     debug: bool
 
     @property
@@ -113,10 +123,17 @@ class Jobs:
     """A registry of job handlers; install it with ``listener.use(jobs)``.
 
     Args:
-        timeout: default seconds a handler may run before its job is failed.
+        timeout: default seconds a handler may run before its job is failed (None: no
+            limit).
         progress_interval: default minimum seconds between progress updates (``0``
             reproduces Flatfile's JS handler call for call).
+        heartbeat: default seconds without a progress update after which the current
+            progress is sent again (None: never).
         debug: log each job's receipt and completion.
+
+    A handler's own options (``@jobs.handle(..., timeout=...)``) override these; an option
+    left as None there takes the registry's. ``timeout=math.inf`` gives one handler no
+    limit under a registry that has one.
     """
 
     def __init__(
@@ -124,11 +141,14 @@ class Jobs:
         *,
         timeout: float | None = None,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
         debug: bool = False,
     ) -> None:
-        _check_options(timeout, progress_interval)
+        check_job_options(timeout=timeout, progress_interval=progress_interval,
+                          heartbeat=heartbeat)  # fmt: skip
         self.timeout = timeout
         self.progress_interval = progress_interval
+        self.heartbeat = heartbeat
         self.debug = debug
         self._handlers: list[_Registration] = []
         self._parts_handlers: list[_Registration] = []
@@ -177,22 +197,26 @@ class Jobs:
         params: int,
         shape: str,
         timeout: float | None,
-        progress_interval: float,
-        debug: bool,
+        progress_interval: float | None,
+        debug: bool | None,
     ) -> None:
         _check_handler(func, params, shape)
-        timeout = self.timeout if timeout is _UNSET else timeout
+        timeout = self.timeout if timeout is None else timeout
+        if timeout == math.inf:
+            timeout = None
         progress_interval = (
-            self.progress_interval if progress_interval is _UNSET else progress_interval
+            self.progress_interval if progress_interval is None else progress_interval
         )
-        _check_options(timeout, progress_interval)
+        check_job_options(timeout=timeout, progress_interval=progress_interval,
+                          heartbeat=self.heartbeat)  # fmt: skip
         selector = dict(_job_filter(job))
         if part:
             selector["isPart"] = True
         registration = _Registration(
             func=func, selector=selector, part=part, timeout=timeout,
             kind="parts" if target is self._parts_handlers else "part" if part else "job",
-            progress_interval=progress_interval, debug=self.debug if debug is _UNSET else debug,
+            progress_interval=progress_interval, heartbeat=self.heartbeat,
+            debug=self.debug if debug is None else debug,
         )  # fmt: skip
         target.append(registration)
         index = self._parts_index if target is self._parts_handlers else self._index
@@ -204,19 +228,21 @@ class Jobs:
         self,
         job: str | Mapping[str, Any],
         *,
-        timeout: float | None = _UNSET,
-        progress_interval: float = _UNSET,
-        debug: bool = _UNSET,
+        timeout: float | None = None,
+        progress_interval: float | None = None,
+        debug: bool | None = None,
     ) -> Callable[[H], H]:
         """Register ``async def handler(event, tick)`` for ``job:ready`` events of ``job``.
 
         ``job`` is ``"domain:operation"`` (globs allowed: ``"sheet:*"``), which becomes the
         filter ``{"job": job}``, or an EventFilter mapping. The handler is returned
-        unchanged, so it can be unit-tested directly.
+        unchanged, so it can be unit-tested directly. ``timeout``, ``progress_interval``
+        and ``debug`` default to the registry's.
 
         Raises:
             TypeError: the handler is not ``async def`` or does not take two parameters,
-                or ``job`` is neither a string nor a mapping.
+                ``job`` is neither a string nor a mapping, or the decorator was used bare
+                (``@jobs.handle`` instead of ``@jobs.handle("domain:operation")``).
         """
 
         return self._handler_decorator(job, False, timeout, progress_interval, debug)
@@ -225,9 +251,9 @@ class Jobs:
         self,
         job: str | Mapping[str, Any],
         *,
-        timeout: float | None = _UNSET,
-        progress_interval: float = _UNSET,
-        debug: bool = _UNSET,
+        timeout: float | None = None,
+        progress_interval: float | None = None,
+        debug: bool | None = None,
     ) -> Callable[[H], H]:
         """Register ``async def handler(event, tick)`` for the parts of a split ``job``.
 
@@ -241,9 +267,11 @@ class Jobs:
         job: str | Mapping[str, Any],
         part: bool,
         timeout: float | None,
-        progress_interval: float,
-        debug: bool,
+        progress_interval: float | None,
+        debug: bool | None,
     ) -> Callable[[H], H]:
+        _check_selector_not_handler(job, "handle_part" if part else "handle")
+
         def register(func: H) -> H:
             self._register(self._handlers, func, job, part=part, params=2, shape="event, tick",
                            timeout=timeout, progress_interval=progress_interval, debug=debug)  # fmt: skip
@@ -255,8 +283,8 @@ class Jobs:
         self,
         job: str | Mapping[str, Any],
         *,
-        timeout: float | None = _UNSET,
-        debug: bool = _UNSET,
+        timeout: float | None = None,
+        debug: bool | None = None,
     ) -> Callable[[P], P]:
         """Register ``async def handler(event, tick, parts)`` to end a split job's parent.
 
@@ -265,6 +293,7 @@ class Jobs:
         handler the parent completes when no part failed or was canceled, and fails with a
         Retry button otherwise.
         """
+        _check_selector_not_handler(job, "on_parts_completed")
 
         def register(func: P) -> P:
             self._register(self._parts_handlers, func, job, part=False, params=3,
@@ -348,7 +377,7 @@ class Jobs:
             return
         lifecycle = JobLifecycle(event, timeout=handler.timeout, debug=handler.debug,
                                  progress_interval=handler.progress_interval,
-                                 acknowledge=acknowledge)  # fmt: skip
+                                 heartbeat=handler.heartbeat, acknowledge=acknowledge)  # fmt: skip
         self._running.add(job_id)
         try:
             async with lifecycle as tick:

@@ -2,32 +2,35 @@
 
 >>> async def on_ready(event: FlatfileEvent) -> None:
 ...     async with job_lifecycle(event) as tick:    # POST /ack {"info": "Accepted", "progress": 0}
-...         tick(50, "half way")                     # takes effect without await
+...         await tick(50, "half way")               # fast: never waits for the interval
 ...         tick.complete_with("Exported 1,204 rows")
 ...     # clean exit: POST /complete; an exception: POST /fail with its message
 
-What Flatfile's JavaScript job handler does (SPEC §5), and where this does better (§6):
+What Flatfile's JavaScript job handler does, and where this does better:
 
-* progress is coalesced: at most one update in flight, the latest value wins, and updates
-  are at least ``progress_interval`` seconds apart (``0`` sends every tick, in order, as
-  the JS handler does);
-* a job is never left ``executing``: a failed first ack, a failed ``complete``, a timeout
-  and a shutdown all end in a ``fail`` attempt with a readable message, retried by the
-  client; what cannot be delivered is logged as an error with the job id;
+* progress is coalesced (see :mod:`flatjobs.tick`): awaiting a tick in a loop is fast, and
+  the HTTP calls are bounded by time, not by ticks; ``progress_interval=0`` sends every
+  tick, in order, as the JS handler does;
+* a job is never left ``executing``: a failed first ack, a ``complete`` that did not land,
+  a timeout and a shutdown all end in a ``fail`` attempt with a readable message, retried
+  by the client; a ``fail`` refused as too large or malformed is sent again, minimal;
+  what cannot be delivered is logged as an error with the job id;
+* messages sent as ``info`` and outcome text are cut to :data:`MAX_MESSAGE_CHARS`;
 * a job canceled on the platform cancels the body, sends nothing more, and raises
   :class:`flatjobs.JobCancelled`;
-* ``timeout=`` cancels the body and fails the job, raising :class:`flatjobs.JobTimeout`.
+* ``timeout=`` cancels the body and fails the job, raising :class:`flatjobs.JobTimeout`,
+  even if the body swallows the cancellation;
+* while the body runs, the current progress is re-sent every ``heartbeat`` seconds when
+  nothing else went out, so a job that is alive is seen to be.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import datetime as dt
-import math
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
@@ -35,35 +38,40 @@ import attrs
 
 from .errors import (
     FlatfileAPIError,
-    FlatfileConnectionError,
     FlatfileError,
     InvalidEventError,
+    InvalidRequestError,
     JobCancelled,
     JobError,
     JobTimeout,
+    UnexpectedResponseError,
 )
-from .event import FlatfileEvent, as_raw_event
-from .logging import get_logger
+from .event import FlatfileEvent
+from .log import get_logger, shorten
 from .models import (
+    TERMINAL_STATUSES,
     Event,
     Job,
     JobCompleteDetails,
     JobOutcome,
     JobStatus,
     Next,
+    evolve,
     to_wire,
 )
+from .progress import ProgressUpdate, check_eta, check_info, check_progress
+from .tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
 
 if TYPE_CHECKING:
     from .client import FlatfileClient
 
 __all__ = [
+    "DEFAULT_HEARTBEAT",
     "DEFAULT_PROGRESS_INTERVAL",
-    "CompletionValue",
+    "MAX_MESSAGE_CHARS",
+    "STOPPED_MESSAGE",
     "JobLifecycle",
     "JobResult",
-    "Tick",
-    "completion_details",
     "failure_details",
     "job_lifecycle",
     "observe_jobs",
@@ -71,8 +79,14 @@ __all__ = [
 
 DEFAULT_PROGRESS_INTERVAL: Final = 0.5
 """Seconds between two progress updates of one job, by default."""
+DEFAULT_HEARTBEAT: Final = 30.0
+"""Seconds without a progress update after which the current progress is sent again."""
+MAX_MESSAGE_CHARS: Final = 2000
+"""``info``, outcome ``message`` and ``heading`` are cut to this many characters (with an
+ellipsis), so an exception with a huge message can still fail its job."""
+CANCEL_GRACE: Final = 1.0
+"""Seconds a body gets to stop after a timeout cancels it, before its job is failed anyway."""
 STOPPED_MESSAGE: Final = "The listener stopped before the job finished. Retry to run it again."
-_TERMINAL: Final = frozenset({JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED})
 _log = get_logger("flatjobs.lifecycle")
 T = TypeVar("T")
 # Final API calls run as tasks that outlive a second cancellation; keep them referenced.
@@ -120,101 +134,78 @@ def _report(job_id: str, status: Any, error: BaseException | None = None) -> Non
             _log.exception("a job observer failed", job_id=job_id)
 
 
-CompletionValue = JobCompleteDetails | JobOutcome | str | None
-"""What a job may complete with: details, an outcome, a message, or None for the default."""
+# --------------------------------------------------------------------------- bodies
 
-
-def completion_details(value: CompletionValue) -> JobCompleteDetails:
-    """The ``complete`` body for a handler's result.
-
-    Raises:
-        TypeError: ``value`` is none of the accepted types (named in the message).
-    """
-    if value is None:
-        return JobCompleteDetails(outcome=JobOutcome(message="Job complete"))
-    if isinstance(value, JobCompleteDetails):
-        return value
-    if isinstance(value, JobOutcome):
-        return JobCompleteDetails(outcome=value)
-    if isinstance(value, str):
-        return JobCompleteDetails(outcome=JobOutcome(message=value))
-    raise TypeError(
-        "a job completes with None, a message string, a JobOutcome or a JobCompleteDetails, "
-        f"got {type(value).__name__} {value!r:.100}"
-    )
-
-
-# The hot path's constant bodies, built once (SPEC §5's exact wire form).
+# The hot path's constant bodies, built once (the exact wire form of Flatfile's handler).
 _ACCEPTED: Final = {"info": "Accepted", "progress": 0}
-_DEFAULT_COMPLETION: Final = completion_details(None)
-_DEFAULT_COMPLETION_WIRE: Final = to_wire(_DEFAULT_COMPLETION)
+_ACCEPTED_PROGRESS: Final = ProgressUpdate(0, "Accepted")
+_DEFAULT_COMPLETION_WIRE: Final = to_wire(DEFAULT_COMPLETION)
+_MINIMAL_CHARS: Final = 200
 
 
-def _status_of(answer: Any) -> Any:
-    """The ``status`` of a job as an API answer's ``data`` holds it, or None."""
-    return answer.get("status") if isinstance(answer, Mapping) else None
+def _cut(text: str | None, limit: int = MAX_MESSAGE_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
-def _message(exc: BaseException) -> str:
-    text = exc.message if isinstance(exc, JobError) else str(exc)
+def _text(exc: BaseException) -> str:
+    """An exception's message: its text, or its type name when that is empty or unreadable."""
+    try:
+        text = exc.message if isinstance(exc, JobError) else exc
+        text = str(text)[: MAX_MESSAGE_CHARS * 4]
+    except Exception:  # an exception whose __str__ raises
+        return type(exc).__name__
     return text.strip() or type(exc).__name__
 
 
 def failure_details(exc: BaseException) -> JobCompleteDetails:
     """The ``fail`` body for an exception: its text (or type name), as info and outcome."""
-    message = _message(exc)
+    message = _text(exc)
     if isinstance(exc, JobError):
         outcome = JobOutcome(acknowledge=True, heading=exc.heading, message=message, next=exc.next)
         return JobCompleteDetails(info=exc.info or message, outcome=outcome)
     return JobCompleteDetails(info=message, outcome=JobOutcome(acknowledge=True, message=message))
 
 
-def _check_progress(progress: Any) -> float:
-    if isinstance(progress, bool) or not isinstance(progress, int | float):
-        raise ValueError(f"progress must be a number from 0 to 100, got {progress!r}")
-    if not 0 <= progress <= 100:  # also false for NaN; no float conversion of huge ints
-        raise ValueError(f"progress must be within 0..100, got {progress!r}")
-    return progress
-
-
-def _eta(eta: dt.datetime | dt.timedelta | None) -> dt.datetime | None:
-    if eta is None or isinstance(eta, dt.datetime):
-        return eta if eta is None or eta.tzinfo else eta.replace(tzinfo=dt.UTC)
-    if isinstance(eta, dt.timedelta):
-        return dt.datetime.now(dt.UTC) + eta
-    raise TypeError(f"eta must be a datetime or a timedelta, got {type(eta).__name__} {eta!r}")
-
-
-class _Update:
-    __slots__ = ("eta", "info", "progress")
-
-    def __init__(self, progress: float, info: str | None, eta: dt.datetime | None) -> None:
-        self.progress = progress
-        self.info = info
-        self.eta = eta
-
-
-class Tick:
-    """Reports a job's progress; handed out by :func:`job_lifecycle`.
-
-    ``tick(progress, info=None, *, eta=None)`` takes effect at once and returns an
-    awaitable that completes when the update was delivered or superseded (its result is
-    the job as the API returned it, or ``None``). Awaiting it is optional.
-    """
-
-    def __init__(self, lifecycle: JobLifecycle, interval: float) -> None:
-        self._lifecycle = lifecycle
-        self._interval = interval
-        self._queue: collections.deque[tuple[_Update, list[asyncio.Future[Job | None]]]] = (
-            collections.deque()
+def _bounded(details: JobCompleteDetails) -> JobCompleteDetails:
+    """``details`` with its texts cut to :data:`MAX_MESSAGE_CHARS`."""
+    outcome = details.outcome
+    if outcome is not None and (
+        _cut(outcome.message) is not outcome.message
+        or _cut(outcome.heading, _MINIMAL_CHARS) is not outcome.heading
+    ):
+        outcome = evolve(
+            outcome, message=_cut(outcome.message), heading=_cut(outcome.heading, _MINIMAL_CHARS)
         )
-        self._sender: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._last_sent = -math.inf
-        self._closed = False
+    info = _cut(details.info)
+    if outcome is details.outcome and info is details.info:
+        return details
+    return evolve(details, info=info, outcome=outcome)
+
+
+def _minimal(details: JobCompleteDetails) -> dict[str, Any]:
+    """The smallest ``fail`` body that still tells the user something: short plain text."""
+    text = (details.outcome.message if details.outcome else None) or details.info or "Failed"
+    short = _cut(text, _MINIMAL_CHARS) or "Failed"
+    return {"info": short, "outcome": {"acknowledge": True, "message": short}}
+
+
+# --------------------------------------------------------------------------- the tick
+
+
+class _JobTick:
+    """The :class:`flatjobs.Tick` a lifecycle hands out: progress through a Coalescer."""
+
+    __slots__ = ("_coalescer", "_completion", "_lifecycle")
+
+    def __init__(self, lifecycle: JobLifecycle, coalescer: Coalescer) -> None:
+        self._lifecycle = lifecycle
+        self._coalescer = coalescer
         self._completion: JobCompleteDetails | None = None
-        self.sent = 0
-        """How many progress updates were sent to the API."""
+
+    def __repr__(self) -> str:
+        return f"Tick(job_id={self.job_id!r}, sent={self.sent})"
 
     @property
     def job_id(self) -> str:
@@ -226,96 +217,56 @@ class Tick:
         """True once the platform has canceled the job (the body is being cancelled)."""
         return self._lifecycle.cancel_reason == "platform"
 
+    @property
+    def sent(self) -> int:
+        """How many progress updates were sent to the API (heartbeats included)."""
+        return self._coalescer.sent
+
+    @property
+    def coalesced(self) -> int:
+        """How many ticks were folded into a later update instead of being sent."""
+        return self._coalescer.coalesced
+
     def __call__(
         self,
         progress: float,
         info: str | None = None,
         *,
         eta: dt.datetime | dt.timedelta | None = None,
-    ) -> Awaitable[Job | None]:
-        """Report ``progress`` (0..100) with optional ``info`` text and ``eta``.
-
-        Raises:
-            ValueError: ``progress`` is not a number within 0..100.
-            TypeError: ``info`` is not a string, or ``eta`` not a datetime or timedelta.
-            RuntimeError: the job has already ended.
-        """
-        if info is not None and not isinstance(info, str):
-            raise TypeError(f"info must be a string, got {type(info).__name__} {info!r}")
-        update = _Update(_check_progress(progress), info, _eta(eta))
-        future: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
-        if self._closed:
-            if self._lifecycle.cancel_reason is not None:
-                future.set_result(None)  # the job is being cancelled: nothing to report
-                return future
+    ) -> Any:
+        """Report ``progress`` (0..100); see :class:`flatjobs.Tick`."""
+        progress = check_progress(progress)
+        if info is not None:
+            check_info(info)
+        if eta is not None:
+            eta = check_eta(eta)
+        lifecycle = self._lifecycle
+        if lifecycle.closed:
+            if lifecycle.cancel_reason is not None:
+                return RESOLVED  # the job is being cancelled: nothing to report
             raise RuntimeError(f"tick() called after job {self.job_id} ended")
-        if self._interval == 0 or not self._queue:
-            self._queue.append((update, [future]))
-        else:
-            # Coalesce: the pending update takes the latest values and every waiter.
-            _, waiters = self._queue[-1]
-            self._queue[-1] = (update, [*waiters, future])
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(
-                self._send_loop(), name=f"flatjobs-tick-{self.job_id}"
-            )
-        return future
+        return self._coalescer.put(progress, info, eta)
 
     def complete_with(self, value: CompletionValue) -> None:
-        """Set what the job completes with on a clean exit: a message, a
-        :class:`JobOutcome` or :class:`JobCompleteDetails` (default ``"Job complete"``)."""
+        """Set what the job completes with on a clean exit; see :class:`flatjobs.Tick`."""
         self._completion = completion_details(value)
 
     async def job(self) -> Job:
-        """The job as the API has it now (``GET /jobs/{id}``): ``part_data``, ``input``..."""
+        """The job as the API has it now (``GET /jobs/{id}``)."""
         return await self._lifecycle.client.jobs.get(self.job_id)
 
     async def split(
         self, parts: int | list[dict[str, Any]], *, run_in_parallel: bool | None = None
     ) -> Job:
-        """Split this job into parts (SPEC §2). The job is then not completed when the body
-        exits: it ends when ``job:parts-completed`` is handled (see ``Jobs``)."""
+        """Split this job into parts; see :class:`flatjobs.Tick`."""
         job = await self._lifecycle.client.jobs.split(
             self.job_id, parts, run_in_parallel=run_in_parallel
         )
         self._lifecycle.awaiting_parts = True
         return job
 
-    async def _send_loop(self) -> None:
-        while self._queue and not (self._closed and self._lifecycle.cancel_reason):
-            if self._interval and not self._closed:
-                wait = self._last_sent + self._interval - asyncio.get_running_loop().time()
-                if wait > 0:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), wait)
-                    continue
-            update, waiters = self._queue.popleft()
-            job = await self._lifecycle._send_progress(update)
-            self.sent += 1
-            self._last_sent = asyncio.get_running_loop().time()
-            for future in waiters:
-                if not future.done():
-                    future.set_result(job)
 
-    async def _close(self, *, flush: bool) -> None:
-        """Stop reporting: send what is queued when ``flush``, else drop it; then wait for
-        any update in flight so it cannot land after the job's final call."""
-        self._closed = True
-        if not flush:
-            self._drop()
-        self._wake.set()
-        sender = self._sender
-        if sender is not None and not sender.done():
-            await asyncio.shield(sender)
-        self._drop()
-
-    def _drop(self) -> None:
-        while self._queue:
-            _, waiters = self._queue.popleft()
-            for future in waiters:
-                if not future.done():
-                    future.set_result(None)
+# --------------------------------------------------------------------------- the lifecycle
 
 
 class JobLifecycle:
@@ -328,45 +279,41 @@ class JobLifecycle:
         client: FlatfileClient | None = None,
         timeout: float | None = None,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
         debug: bool = False,
         acknowledge: bool = True,
     ) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if not progress_interval >= 0:
-            raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval!r}")
-        raw = as_raw_event(event)
-        context = raw.get("context")
-        job_id = context.get("jobId") if isinstance(context, Mapping) else None
-        if not isinstance(job_id, str) or not job_id:
+        check_job_options(timeout=timeout, progress_interval=progress_interval,
+                          heartbeat=heartbeat)  # fmt: skip
+        self.event = FlatfileEvent.parse(event)
+        if self.event.job_id is None:
             raise InvalidEventError(
-                f"event {raw.get('id')!r} ({raw.get('topic')}) has no context.jobId: "
-                "job_lifecycle needs the event of a job"
+                f"event {self.event.id!r} ({shorten(self.event.topic, 80)}) has no "
+                "context.jobId: job_lifecycle needs the event of a job"
             )
-        self.job_id = job_id
-        self.event_id = raw.get("id")
-        self.topic = raw.get("topic")
-        self._event = event
+        self.job_id: str = self.event.job_id
         self._client = client
         self.timeout = timeout
         self.progress_interval = progress_interval
+        self.heartbeat = heartbeat
         self.debug = debug
         self._acknowledge = acknowledge
         self.cancel_reason: Literal["platform", "timeout"] | None = None
         self.awaiting_parts = False
+        self.closed = False
+        self._ended = False  # the job was ended from outside the body (a timeout's watchdog)
         self._task: asyncio.Task[Any] | None = None
-        self._timeout_handle: asyncio.TimerHandle | None = None
-        self._body_running = False
-        self._tick: Tick | None = None
-        self.log = _log.bind(job_id=job_id, event_id=self.event_id, topic=self.topic)
+        self._timers: list[asyncio.TimerHandle] = []
+        self._tick: _JobTick | None = None
+        self.log = _log.bind(job_id=self.job_id, event_id=self.event.id, topic=self.event.topic)
 
     @property
     def client(self) -> FlatfileClient:
         """The client the job's calls use (given, the event's listener's, or from the environment)."""
         if self._client is None:
-            if isinstance(self._event, FlatfileEvent):
-                self._client = self._event.client
-            else:
+            try:
+                self._client = self.event.client
+            except RuntimeError:  # an event no listener dispatched
                 from .client import FlatfileClient
 
                 self._client = FlatfileClient()
@@ -374,7 +321,7 @@ class JobLifecycle:
 
     # ----------------------------------------------------------- entering
 
-    async def __aenter__(self) -> Tick:
+    async def __aenter__(self) -> _JobTick:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("job_lifecycle must be used inside an asyncio task")
@@ -382,55 +329,80 @@ class JobLifecycle:
         if self.debug:
             self.log.info("job received")
         if self._acknowledge:
-            try:
-                answer = await self.client.data("POST", f"/jobs/{self.job_id}/ack", body=_ACCEPTED)
-            except JobCancelled:
-                _report(self.job_id, "canceled")
-                raise
-            except FlatfileError as err:
-                ended = await self._ack_failed(err)
-                _report(self.job_id, "skipped" if ended else "failed", None if ended else err)
-                raise
-            if _status_of(answer) == JobStatus.CANCELED:
-                self.log.info("job was canceled before it started")
-                _report(self.job_id, "canceled")
-                raise JobCancelled(self.job_id)
-        self._tick = Tick(self, self.progress_interval)
+            await self._ack()
+        coalescer = Coalescer(self._send_progress, interval=self.progress_interval,
+                              heartbeat=self.heartbeat, name=self.job_id)  # fmt: skip
+        if self._acknowledge:
+            coalescer.start_heartbeat(_ACCEPTED_PROGRESS)
+        self._tick = _JobTick(self, coalescer)
         if self.timeout is not None:
             loop = asyncio.get_running_loop()
-            self._timeout_handle = loop.call_later(self.timeout, self._cancel_body, "timeout")
-        self._body_running = True
+            self._timers.append(loop.call_later(self.timeout, self._on_timeout))
         return self._tick
+
+    async def _ack(self) -> None:
+        try:
+            status = await self.client.jobs.send(self.job_id, "ack", _ACCEPTED)
+        except UnexpectedResponseError as err:
+            # The ack was answered, but garbled: it most likely landed. The job says.
+            status = await self._status() or ""
+            failure: FlatfileError = err
+        except FlatfileError as err:
+            ended = await self._ack_failed(err)
+            _report(self.job_id, "skipped" if ended else "failed", None if ended else err)
+            raise
+        else:
+            failure = UnexpectedResponseError(
+                200, "POST", f"/v1/jobs/{self.job_id}/ack", None,
+                f"the acknowledged job is {status}, not executing",
+            )  # fmt: skip
+        if status == JobStatus.EXECUTING:
+            return
+        if status == JobStatus.CANCELED:
+            self.log.info("job was canceled before it started")
+            _report(self.job_id, "canceled")
+            raise JobCancelled(self.job_id)
+        if status not in TERMINAL_STATUSES:
+            # An ack "succeeded" but the job is not executing: read where it really is.
+            status = await self._status() or ""
+            if status == JobStatus.EXECUTING:
+                return
+        ended = await self._ack_failed(failure)
+        _report(self.job_id, "skipped" if ended else "failed", None if ended else failure)
+        raise failure
 
     async def _ack_failed(self, err: FlatfileError) -> bool:
         """The first ack failed: the body will not run; end the job unless it has ended.
         Returns True when the job had already ended."""
-        if isinstance(err, FlatfileAPIError) and 400 <= err.status < 500:
+        if isinstance(err, FlatfileAPIError) and (
+            400 <= err.status < 500 or isinstance(err, UnexpectedResponseError)
+        ):
             status = await self._status()
             if status == JobStatus.CANCELED:
                 self.log.info("job was canceled before it started")
+                _report(self.job_id, "canceled")
                 raise JobCancelled(self.job_id) from err
-            if status in _TERMINAL:
+            if status in TERMINAL_STATUSES:
                 self.log.warning("job has already ended; not running it again", status=str(status))
                 return True
         self.log.error("could not acknowledge job; failing it", error=str(err))
         details = failure_details(FlatfileError(f"The job could not be started: {err}"))
-        if await _shielded(self._deliver("fail", details)) is None:
+        if await _shielded(self._end("fail", details)) is None:
             return False
         # Only an executing job can fail: if the ack never landed, the job is still ready
         # and would stay so forever. Acknowledge it (with the reason), then fail it.
         try:
-            await self.client.jobs.ack(self.job_id, info=details.info, progress=0)
+            await self.client.jobs.send(self.job_id, "ack", {"info": details.info, "progress": 0})
         except FlatfileError as again:
             self.log.error("job could not be acknowledged nor failed; it stays ready",
                            error=str(again))  # fmt: skip
             return False
-        await _shielded(self._deliver("fail", details))
+        await _shielded(self._end("fail", details))
         return False
 
     # ----------------------------------------------------------- progress
 
-    async def _send_progress(self, update: _Update) -> Job | None:
+    async def _send_progress(self, update: ProgressUpdate) -> Job | None:
         try:
             job = await self.client.jobs.report_progress(
                 self.job_id, update.progress, info=update.info, estimated_completion_at=update.eta
@@ -441,7 +413,7 @@ class JobLifecycle:
             else:
                 self.log.warning("progress update failed", error=str(err))
             return None
-        except FlatfileConnectionError as err:
+        except FlatfileError as err:
             self.log.warning("progress update failed", error=str(err))
             return None
         if job.status == JobStatus.CANCELED:
@@ -449,9 +421,34 @@ class JobLifecycle:
         return job
 
     def _cancel_body(self, reason: Literal["platform", "timeout"]) -> None:
-        if self._body_running and self.cancel_reason is None and self._task is not None:
+        if not self.closed and self.cancel_reason is None and self._task is not None:
             self.cancel_reason = reason
             self._task.cancel()
+
+    def _on_timeout(self) -> None:
+        self._cancel_body("timeout")
+        if self.cancel_reason == "timeout":
+            loop = asyncio.get_running_loop()
+            self._timers.append(loop.call_later(CANCEL_GRACE, self._timeout_watchdog))
+
+    def _timeout_watchdog(self) -> None:
+        """The body is still running after its cancellation: fail the job without it."""
+        if self.closed:
+            return
+        self.log.error("job timed out and its body ignores cancellation; failing the job",
+                       timeout=self.timeout)  # fmt: skip
+        self._ended = True
+        assert self.timeout is not None
+        assert self._tick is not None
+        error = JobTimeout(self.job_id, self.timeout)
+        coalescer = self._tick._coalescer
+
+        async def end() -> None:
+            await coalescer.close(flush=False)
+            await self._end("fail", failure_details(error))
+            _report(self.job_id, "failed", error)
+
+        _spawn(end())
 
     async def _status(self) -> str | None:
         try:
@@ -468,46 +465,54 @@ class JobLifecycle:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        self._body_running = False
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
+        self.closed = True
+        for timer in self._timers:
+            timer.cancel()
         tick = self._tick
         assert tick is not None
         assert self._task is not None
-        if isinstance(exc, asyncio.CancelledError):
-            ours = self.cancel_reason is not None and self._task.uncancel() == 0
-            await tick._close(flush=False)
-            if ours and self.cancel_reason == "platform":
-                self.log.info("job was canceled on the platform; body cancelled")
-                _report(self.job_id, "canceled")
-                raise JobCancelled(self.job_id) from None
-            if ours and self.cancel_reason == "timeout":
-                assert self.timeout is not None
-                error = JobTimeout(self.job_id, self.timeout)
-                self.log.error("job timed out; failing it", timeout=self.timeout)
-                await _shielded(self._deliver("fail", failure_details(error)))
-                _report(self.job_id, "failed", error)
-                raise error from None
+        coalescer = tick._coalescer
+        reason = self.cancel_reason
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        # Our own cancellation (platform cancel, timeout) is absorbed here; one that is
+        # not only ours (a shutdown as well) goes on to the caller.
+        ours = cancelled and reason is not None and self._task.uncancel() == 0
+        if self._ended:  # failed already, by the timeout watchdog
+            assert self.timeout is not None
+            self.log.warning("the body of a timed-out job has finally stopped")
+            raise JobTimeout(self.job_id, self.timeout) from None
+        if exc is not None and not isinstance(exc, Exception) and not ours:
+            # A shutdown, KeyboardInterrupt, SystemExit: the process is going away. The job
+            # is failed so the user can retry it.
+            await coalescer.close(flush=False)
             self.log.warning("listener stopped while the job ran; failing it so it can be retried")
             details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
-            await _shielded(self._deliver("fail", details))
+            await _shielded(self._end("fail", details))
             _report(self.job_id, "failed", exc)
             return False
-        if exc is not None and not isinstance(exc, Exception):
-            # KeyboardInterrupt, SystemExit: the process is going away.
-            await tick._close(flush=False)
-            details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
-            await _shielded(self._deliver("fail", details))
-            _report(self.job_id, "failed", exc)
-            return False
-        await tick._close(flush=True)
+        if reason is not None:
+            await coalescer.close(flush=False)
+            if exc is None:
+                self.log.warning("the job's body ignored its cancellation", reason=reason)
+        if reason == "platform":
+            self.log.info("job was canceled on the platform; body cancelled")
+            _report(self.job_id, "canceled")
+            raise JobCancelled(self.job_id) from None
+        if reason == "timeout":
+            assert self.timeout is not None
+            error = JobTimeout(self.job_id, self.timeout)
+            self.log.error("job timed out; failing it", timeout=self.timeout)
+            await _shielded(self._end("fail", failure_details(error)))
+            _report(self.job_id, "failed", error)
+            raise error from None
+        await coalescer.close(flush=True)
         if exc is not None:
             if isinstance(exc, JobError):  # chosen by the handler: the user sees the message
-                self.log.warning("job failed with a user-facing error", error=_message(exc))
+                self.log.warning("job failed with a user-facing error", error=_text(exc))
             else:
-                self.log.error("job failed", error=f"{type(exc).__name__}: {_message(exc)}",
+                self.log.error("job failed", error=f"{type(exc).__name__}: {_text(exc)}",
                                exc_info=exc)  # fmt: skip
-            await _shielded(self._deliver("fail", failure_details(exc)))
+            await _shielded(self._end("fail", failure_details(exc)))
             _report(self.job_id, "failed", exc)
             return False
         if self.awaiting_parts:
@@ -516,7 +521,7 @@ class JobLifecycle:
             _report(self.job_id, "split")
             return False
         try:
-            await _shielded(self._complete(tick._completion or _DEFAULT_COMPLETION))
+            await _shielded(self._complete(tick._completion or DEFAULT_COMPLETION))
         except JobCancelled:
             _report(self.job_id, "canceled")
             raise
@@ -527,7 +532,7 @@ class JobLifecycle:
         return False
 
     async def _complete(self, details: JobCompleteDetails) -> None:
-        error = await self._deliver("complete", details)
+        error = await self._end("complete", details)
         if error is None:
             if self.debug:
                 self.log.info("job completed")
@@ -535,48 +540,106 @@ class JobLifecycle:
         if isinstance(error, JobCancelled):
             raise error
         failure = failure_details(FlatfileError(f"The job could not be completed: {error}"))
-        if await self._deliver("fail", failure) is not None:
+        if await self._end("fail", failure) is not None:
             self.log.error("job could not be completed nor failed; it may stay executing",
                            error=str(error))  # fmt: skip
         raise error
 
-    async def _deliver(
+    async def _end(
         self, call: Literal["complete", "fail"], details: JobCompleteDetails
     ) -> FlatfileError | None:
-        """Send the final call. Returns None when the job has ended (by this call, or
-        earlier: a retried call whose first attempt landed), else the error."""
-        # Only whether it landed matters here: the answer is not read into a model.
-        body = _DEFAULT_COMPLETION_WIRE if details is _DEFAULT_COMPLETION else to_wire(details)
-        try:
-            await self.client.data("POST", f"/jobs/{self.job_id}/{call}", body=body)
-            return None
-        except FlatfileAPIError as err:
-            # A refusal of a call sent once is an answer; after a retry, the first attempt
-            # may have landed, and only the job's status tells. A refused fail is checked
-            # too, so a job canceled or ended elsewhere is not reported as stuck.
-            if not 400 <= err.status < 500 or (call == "complete" and err.attempts == 1):
+        """Send the final call until the job has ended. Returns None once it has (by this
+        call, or earlier), else the error; a platform cancel makes ``complete`` return
+        :class:`JobCancelled`."""
+        if details is DEFAULT_COMPLETION:
+            body: Mapping[str, Any] = _DEFAULT_COMPLETION_WIRE
+        else:
+            body = to_wire(_bounded(details))
+        wanted = JobStatus.COMPLETE if call == "complete" else JobStatus.FAILED
+        minimal = False
+        while True:
+            try:
+                status: str | None = await self.client.jobs.send(self.job_id, call, body)
+            except FlatfileAPIError as err:
+                # A refusal of a call sent once is an answer; after a retry, the first
+                # attempt may have landed, and only the job's status tells. A refused fail
+                # is checked too, so a job canceled or ended elsewhere is not reported stuck.
+                refused = 400 <= err.status < 500 and not isinstance(err, UnexpectedResponseError)
+                if refused and call == "complete" and err.attempts == 1:
+                    self.log.error(f"could not {call} job", error=str(err))
+                    return err
+                status = await self._status()
+                if status not in TERMINAL_STATUSES and call == "fail" and refused and not minimal:
+                    # Too large, or malformed: send the least that still says what happened.
+                    self.log.warning("fail was refused; sending it again, minimal",
+                                     error=str(err))  # fmt: skip
+                    body, minimal = _minimal(details), True
+                    continue
+                failure: FlatfileError = err
+            except InvalidRequestError as err:  # a body JSON cannot carry (NaN in an outcome)
+                if call == "fail" and not minimal:
+                    body, minimal = _minimal(details), True
+                    continue
                 self.log.error(f"could not {call} job", error=str(err))
                 return err
-            status = await self._status()
+            except FlatfileError as err:  # no answer, after the client's retries
+                # An attempt may have landed before its answer was lost: the job says.
+                status = await self._status()
+                failure = err
+            else:
+                if status == wanted:
+                    return None
+                # A 2xx that does not show the job ended as asked: ask the job itself.
+                status = await self._status()
+                failure = UnexpectedResponseError(
+                    200, "POST", f"/v1/jobs/{self.job_id}/{call}", None,
+                    f"the job is {status or 'unknown'} after {call}",
+                )  # fmt: skip
             if status == JobStatus.CANCELED:
                 self.log.info(f"job was canceled on the platform; not sent: {call}")
                 return JobCancelled(self.job_id) if call == "complete" else None
-            if status in _TERMINAL:
+            if status in TERMINAL_STATUSES:
                 self.log.info(f"job had already ended; not sent again: {call}", status=str(status))
                 return None
-            self.log.error(f"{call} was refused", error=str(err))
-            return err
-        except FlatfileConnectionError as err:
-            self.log.error(f"could not {call} job", error=str(err))
-            return err
+            self.log.error(f"{call} did not end the job", error=str(failure))
+            return failure
+
+
+def _spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
 
 
 async def _shielded(coro: Coroutine[Any, Any, T]) -> T:
     """Run a final API call so that cancelling the caller does not abandon it."""
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return await asyncio.shield(task)
+    return await asyncio.shield(_spawn(coro))
+
+
+def check_job_options(
+    *,
+    timeout: float | None = None,
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    heartbeat: float | None = DEFAULT_HEARTBEAT,
+) -> None:
+    """Check a job's options; the one place ``Jobs`` and ``job_lifecycle`` both use.
+
+    Raises:
+        ValueError: naming the option and the value.
+    """
+    if timeout is not None and not (_number(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if not (_number(progress_interval) and progress_interval >= 0):
+        raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval!r}")
+    if heartbeat is not None and not (_number(heartbeat) and heartbeat > 0):
+        raise ValueError(
+            f"heartbeat must be a positive number of seconds or None, got {heartbeat!r}"
+        )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def job_lifecycle(
@@ -585,6 +648,7 @@ def job_lifecycle(
     client: FlatfileClient | None = None,
     timeout: float | None = None,
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    heartbeat: float | None = DEFAULT_HEARTBEAT,
     debug: bool = False,
 ) -> JobLifecycle:
     """Run a job's body between an ack and a complete/fail: ``async with job_lifecycle(event) as tick``.
@@ -596,6 +660,8 @@ def job_lifecycle(
         timeout: seconds the body may run before it is cancelled and the job failed.
         progress_interval: minimum seconds between progress updates; ``0`` sends every
             tick in order, call for call like Flatfile's JS handler.
+        heartbeat: seconds without a progress update after which the current progress is
+            sent again, so the job shows it is alive (None: never).
         debug: log the job's receipt and completion at info level.
 
     Raises:
@@ -603,6 +669,5 @@ def job_lifecycle(
         JobCancelled: (out of the block) the platform canceled the job.
         JobTimeout: (out of the block) the body ran past ``timeout``; the job was failed.
     """
-    return JobLifecycle(
-        event, client=client, timeout=timeout, progress_interval=progress_interval, debug=debug
-    )
+    return JobLifecycle(event, client=client, timeout=timeout, heartbeat=heartbeat,
+                        progress_interval=progress_interval, debug=debug)  # fmt: skip

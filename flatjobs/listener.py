@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
+from ._callables import callable_name, is_async_callable
 from .errors import InvalidEventError
-from .event import Callback, FlatfileEvent, _is_async_callable, as_raw_event
-from .logging import get_logger
+from .event import Callback, FlatfileEvent
+from .log import get_logger
 from .matching import _SUFFIX, FilterMatcher, FlatEvent, TopicMatcher
 from .models import Event
 
@@ -36,12 +37,6 @@ __all__ = ["Callback", "CallbackFailure", "DispatchResult", "FlatfileEvent", "Li
 
 C = TypeVar("C", bound=Callback)
 _log = get_logger("flatjobs.listener")
-
-
-def _callback_name(callback: Callable[..., Any]) -> str:
-    name = getattr(callback, "__qualname__", None) or type(callback).__qualname__
-    module = getattr(callback, "__module__", None)
-    return f"{module}.{name}" if module and module != "__main__" else str(name)
 
 
 @attrs.frozen
@@ -244,18 +239,18 @@ class Listener:
 
     @overload
     def on(
-        self, topics: str | Sequence[str], filter: Mapping[str, Any] | None = None
+        self, topics: str | Sequence[str], filter: Mapping[str, Any] | str | None = None
     ) -> Callable[[C], C]: ...
 
     @overload
     def on(
-        self, topics: str | Sequence[str], filter: Mapping[str, Any] | None, callback: C
+        self, topics: str | Sequence[str], filter: Mapping[str, Any] | str | None, callback: C
     ) -> C: ...
 
     def on(
         self,
         topics: str | Sequence[str],
-        filter: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | str | None = None,
         callback: C | None = None,
     ) -> C | Callable[[C], C]:
         """Register ``async def callback(event)`` for events matching ``topics`` and ``filter``.
@@ -271,12 +266,12 @@ class Listener:
         compiled = FilterMatcher(filter)
 
         def register(cb: C) -> C:
-            if not _is_async_callable(cb):
+            if not is_async_callable(cb):
                 raise TypeError(
                     f"a listener callback must be an `async def` function, got {cb!r}; "
                     f"declare it `async def {getattr(cb, '__name__', 'callback')}(event): ...`"
                 )
-            self._registrations.append(_Registration(matcher, compiled, cb, _callback_name(cb)))
+            self._registrations.append(_Registration(matcher, compiled, cb, callable_name(cb)))
             self._changed()
             return cb
 
@@ -285,7 +280,7 @@ class Listener:
     def off(
         self,
         topics: str | Sequence[str],
-        filter: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | str | None = None,
         callback: Callback | None = None,
     ) -> int:
         """Remove registrations of ``callback`` on exactly these ``topics`` (and this
@@ -365,26 +360,26 @@ class Listener:
         # Reuses the flattened view the dispatching listener already built for the event.
         return [e.callback for e in self._compiled().match(event.raw, event._flat)]
 
-    def match(self, event: Mapping[str, Any] | Event) -> list[str]:
+    def match(self, event: Mapping[str, Any] | Event | FlatfileEvent) -> list[str]:
         """Names of the callbacks ``event`` would run, in order, without running them."""
-        return [e.name for e in self._compiled().match(as_raw_event(event))]
+        return [e.name for e in self._compiled().match(FlatfileEvent.parse(event).raw)]
 
     async def dispatch(self, event: Mapping[str, Any] | Event | FlatfileEvent) -> DispatchResult:
-        """Run every callback matching ``event`` (raw wire JSON or an :class:`Event`).
+        """Run every callback matching ``event`` (raw wire JSON, an :class:`Event`, or a
+        :class:`FlatfileEvent` already checked where it entered).
 
         Raises:
-            InvalidEventError: the event is not a mapping or has no topic.
+            InvalidEventError: the event is malformed (not a mapping, no topic...).
         """
-        raw = as_raw_event(event)
+        wrapped = FlatfileEvent.parse(event)
+        wrapped._listener = self._root()
+        raw = wrapped.raw
         table = self._compiled()
         flat = FlatEvent(raw, table.names)
         try:
             entries = table.match(raw, flat)
         except RecursionError:
-            raise InvalidEventError(
-                f"event {raw.get('id')!r} ({raw.get('topic')}) nests too deeply to be matched"
-            ) from None
-        wrapped = FlatfileEvent(raw, self._root())
+            raise InvalidEventError(f"event {wrapped!r} nests too deeply to be matched") from None
         wrapped._flat = flat
         ran: list[str] = []
         failed: list[CallbackFailure] = []
@@ -407,7 +402,7 @@ class Listener:
         while pending := [(k, cb) for k, cb in event._after_all.items() if k not in done]:
             for key, callback in pending:
                 done.add(key)
-                await self._run(callback, _callback_name(callback), event, ran, failed)
+                await self._run(callback, callable_name(callback), event, ran, failed)
 
     @staticmethod
     async def _run(

@@ -1,4 +1,4 @@
-"""Logging: structlog loggers under the ``flatjobs`` namespace, and token redaction.
+"""Logging: structlog loggers under the ``flatjobs`` namespace, token redaction, bounds.
 
 flatjobs never puts a token in a log line on purpose. As a second line of defence every
 token a :class:`flatjobs.FlatfileClient` is given is registered here, and
@@ -6,7 +6,10 @@ token a :class:`flatjobs.FlatfileClient` is given is registered here, and
 that looks like ``Bearer <token>``, in every log event. flatjobs' own loggers always run it;
 add it to your own structlog chain to protect your log lines too::
 
-    structlog.configure(processors=[flatjobs.logging.redact_tokens, *your_processors])
+    structlog.configure(processors=[flatjobs.log.redact_tokens, *your_processors])
+
+flatjobs' own log lines also cut every text value at :data:`MAX_LOGGED_CHARS`, so an event
+with a megabyte-long id or topic cannot write megabytes of logs.
 """
 
 from __future__ import annotations
@@ -17,10 +20,23 @@ from typing import Any
 
 import structlog
 
-__all__ = ["REDACTED", "get_logger", "redact_text", "redact_tokens", "register_secret"]
+__all__ = [
+    "MAX_LOGGED_CHARS",
+    "REDACTED",
+    "get_logger",
+    "redact_text",
+    "redact_tokens",
+    "redact_value",
+    "register_secret",
+    "shorten",
+]
 
 REDACTED = "[redacted]"
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",]+")
+MAX_LOGGED_CHARS = 500
+"""Text values in flatjobs' log lines are cut to this many characters."""
+# "Bearer" and a credential: eight or more token characters, at least one of them a digit,
+# so "a valid bearer token is required" keeps its words.
+_BEARER = re.compile(r"(?i)(bearer\s+)(?=[\w.~+/=-]*\d)[\w.~+/=-]{8,}")
 # A set of secret strings; strings cannot be weakly referenced, so the set is bounded by the
 # number of distinct tokens a process ever configures, which is tiny.
 _secrets: set[str] = set()
@@ -42,16 +58,42 @@ def redact_text(text: str) -> str:
     return text
 
 
-def _redact_value(value: Any) -> Any:
+def shorten(text: str, limit: int = MAX_LOGGED_CHARS, *, length: int | None = None) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut (of ``length``, the
+    length of the original text when ``text`` is already a prefix of it)."""
+    length = len(text) if length is None else length
+    if length <= limit:
+        return text
+    return f"{text[:limit]}…[{length - limit} more characters]"
+
+
+def redact_value(value: Any, *, limit: int | None = None) -> Any:
+    """``value`` with tokens redacted from every text in it (and each text cut to
+    ``limit`` characters when given); dicts, lists and tuples are copied, not changed."""
     if isinstance(value, str):
-        return redact_text(value)
+        if limit is None:
+            return redact_text(value)
+        # Redact a generous prefix only: a megabyte of text costs no more than a line.
+        return shorten(redact_text(value[: limit * 2]), limit, length=len(value))
     if isinstance(value, BaseException):
-        return redact_text(f"{type(value).__name__}: {value}")
+        return redact_value(_describe(value), limit=limit)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
+        return {k: redact_value(v, limit=limit) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_redact_value(v) for v in value)
+        return type(value)(redact_value(v, limit=limit) for v in value)
     return value
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose __str__ raises still gets a line
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _redact_value(value: Any) -> Any:
+    return redact_value(value, limit=MAX_LOGGED_CHARS)
 
 
 def redact_tokens(
@@ -103,13 +145,13 @@ class _RedactingLogger:
     def _log(self, level: str, event: str, kw: dict[str, Any]) -> None:
         exc = kw.get("exc_info")
         if isinstance(exc, BaseException):
-            kw["error"] = redact_text(f"{type(exc).__name__}: {exc}")
+            kw.setdefault("error", _describe(exc))
         fields = _redact_value({**self._context, **kw})
         if exc is not None:
             # The exception itself, so renderers can format its traceback; put
             # `format_exc_info` before `redact_tokens` to have the traceback redacted too.
             fields["exc_info"] = exc
-        getattr(structlog.get_logger(self._name), level)(redact_text(event), **fields)
+        getattr(structlog.get_logger(self._name), level)(_redact_value(event), **fields)
 
     def debug(self, event: str, **kw: Any) -> None:
         if _debug_enabled():

@@ -376,17 +376,23 @@ class _Key:
 
 
 class FilterMatcher:
-    """A compiled EventFilter. ``FilterMatcher(None)`` and ``FilterMatcher({})`` match all."""
+    """A compiled EventFilter. ``FilterMatcher(None)`` and ``FilterMatcher({})`` match all.
+
+    A filter that is a bare value, not a mapping, is read as ``{"**": value}``, as
+    ``@flatfile/listener`` does: it matches when any value of the event does.
+    """
 
     __slots__ = ("keys", "source")
 
-    def __init__(self, filter: Mapping[str, Any] | None) -> None:
-        if filter is not None and not isinstance(filter, Mapping):
-            raise TypeError(
-                f"a filter must be a mapping such as {{'job': 'sheet:*'}} or None, "
-                f"got {type(filter).__name__} {filter!r}"
-            )
+    def __init__(self, filter: Mapping[str, Any] | str | None) -> None:
         self.source = filter
+        if filter is not None and not isinstance(filter, Mapping):
+            if not isinstance(filter, str | int | float | bool | list):
+                raise TypeError(
+                    f"a filter must be a mapping such as {{'job': 'sheet:*'}}, a value, or "
+                    f"None, got {type(filter).__name__} {filter!r:.80}"
+                )
+            filter = {"**": filter}
         flat = flatten(filter) if filter else {}
         self.keys = tuple(_Key(k, v) for k, v in flat.items())
 

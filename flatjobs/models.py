@@ -31,6 +31,7 @@ import attrs
 import cattrs
 
 __all__ = [
+    "TERMINAL_STATUSES",
     "AnyNext",
     "ClearFiltersNext",
     "Context",
@@ -97,7 +98,13 @@ class JobStatus(enum.StrEnum):
     @property
     def is_terminal(self) -> bool:
         """True for ``complete``, ``failed`` and ``canceled``."""
-        return self in (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED)
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED}
+)
+"""The statuses a job never leaves (but by ``retry``); plain strings match them too."""
 
 
 class JobMode(enum.StrEnum):

@@ -3,7 +3,7 @@
 >>> async def main() -> None:
 ...     async with FlatfileClient() as client:
 ...         listener = Listener(client=client).use(jobs)
-...         await listener.run(PollingSource(client))    # until SIGINT/SIGTERM
+...         await run(listener, PollingSource(client))    # until SIGINT/SIGTERM
 
 * Distinct events run concurrently, up to ``concurrency``; the callbacks of one event keep
   their order (the listener runs them one after another).
@@ -14,21 +14,25 @@
 * Stopping (``stop()``, or SIGINT/SIGTERM with ``handle_signals``) stops taking events,
   lets in-flight events finish within ``grace_period`` seconds, then cancels them: their
   jobs are failed with a Retry button. A second signal cancels at once.
+* A job body that ignores its cancellation cannot hold the stop up: ``cancel_grace``
+  seconds after it was cancelled, the runner fails its job with a Retry button itself,
+  abandons the body and returns (``RunStats.abandoned`` counts them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
-from .errors import InvalidEventError
-from .logging import get_logger
+from .errors import FlatfileError, InvalidEventError, JobError
+from .event import FlatfileEvent
+from .lifecycle import STOPPED_MESSAGE, failure_details
+from .log import get_logger, shorten
+from .models import Next
 from .sources import EventSource, SeenIds, event_key
 
 if TYPE_CHECKING:
@@ -49,30 +53,13 @@ class RunStats:
     duplicates: int = 0
     busy_jobs: int = 0
     cancelled: int = 0
+    abandoned: int = 0
+    """Job bodies that ignored their cancellation at shutdown; their jobs were failed."""
 
 
-def _problem(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """The event as a dict, or what is wrong with it."""
-    if isinstance(raw, bytes | str):
-        try:
-            raw = json.loads(raw)
-        except ValueError as exc:
-            return None, f"not JSON ({exc})"
-        except RecursionError:
-            return None, "JSON nested too deeply to read"
-    if not isinstance(raw, dict):
-        return None, f"not a JSON object but {type(raw).__name__}"
-    topic = raw.get("topic")
-    if not isinstance(topic, str) or not topic:
-        return None, f"no topic (got {topic!r:.60})"
-    context = raw.get("context")
-    if not isinstance(context, Mapping):
-        return None, f"no context object (got {type(context).__name__})"
-    if topic == "job:ready":
-        job_id = context.get("jobId")
-        if not isinstance(job_id, str) or not job_id:
-            return None, "a job:ready event without context.jobId"
-    return raw, None
+# The events whose dispatch runs a job's lifecycle: the runner fails their job when it has
+# to abandon a body that will not stop.
+_JOB_RUNNING_TOPICS = frozenset({"job:ready", "job:parts-completed"})
 
 
 class Runner:
@@ -85,20 +72,24 @@ class Runner:
         *,
         concurrency: int = 50,
         grace_period: float = 30.0,
+        cancel_grace: float = 5.0,
         dedupe_size: int = 10_000,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if grace_period < 0:
             raise ValueError(f"grace_period must be >= 0 seconds, got {grace_period}")
+        if cancel_grace < 0:
+            raise ValueError(f"cancel_grace must be >= 0 seconds, got {cancel_grace}")
         self.listener = listener
         self.source = source
         self.concurrency = concurrency
         self.grace_period = grace_period
+        self.cancel_grace = cancel_grace
         self.stats = RunStats()
         self._seen = SeenIds(dedupe_size)
         self._jobs: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], FlatfileEvent] = {}
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
@@ -141,61 +132,83 @@ class Runner:
             await asyncio.gather(*self._tasks, return_exceptions=True)  # the source ended
             return
         # Wait for everything in flight, the grace period, or a second stop, first of three.
-        everything = asyncio.create_task(asyncio.wait(set(self._tasks)))
+        everything = asyncio.create_task(asyncio.wait(list(self._tasks)))
         force = asyncio.create_task(self._force.wait())
         await asyncio.wait({everything, force}, timeout=self.grace_period,
                            return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         everything.cancel()
         force.cancel()
         left = [t for t in self._tasks if not t.done()]
-        if left:
-            _log.warning("grace period over; cancelling in-flight events", count=len(left))
-            self.stats.cancelled += len(left)
-            for task in left:
-                task.cancel()
-            await asyncio.gather(*left, return_exceptions=True)
+        if not left:
+            return
+        _log.warning("grace period over; cancelling in-flight events", count=len(left))
+        self.stats.cancelled += len(left)
+        for task in left:
+            task.cancel()
+        _, stuck = await asyncio.wait(left, timeout=self.cancel_grace)
+        if stuck:
+            await self._abandon(stuck)
+
+    async def _abandon(self, stuck: set[asyncio.Task[None]]) -> None:
+        """Fail the jobs of bodies that ignored their cancellation, and leave them be."""
+        events = [self._tasks[t] for t in stuck]
+        _log.error("some job bodies ignore cancellation; failing their jobs and abandoning them",
+                   count=len(stuck), event_ids=[e.id for e in events][:20])  # fmt: skip
+        self.stats.abandoned += len(stuck)
+        details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
+        job_ids = {e.job_id for e in events if e.job_id and e.topic in _JOB_RUNNING_TOPICS}
+        results = await asyncio.gather(
+            *(self.listener.client.jobs.fail(job_id, details) for job_id in job_ids),
+            return_exceptions=True,
+        )
+        for job_id, result in zip(job_ids, results, strict=True):
+            if isinstance(result, FlatfileError):
+                _log.error("could not fail the job of an abandoned body", job_id=job_id,
+                           error=str(result))  # fmt: skip
 
     async def _consume(self) -> None:
         async for raw in self.source:
             self.stats.received += 1
-            event, problem = _problem(raw)
-            if event is None:
+            try:  # the door: an event is checked here, once
+                event = FlatfileEvent.parse(raw)
+            except InvalidEventError as exc:
                 self.stats.invalid += 1
                 event_id = raw.get("id") if isinstance(raw, dict) else None
-                _log.error("malformed event skipped", problem=problem, event_id=event_id)
+                _log.error("malformed event skipped", problem=str(exc),
+                           event_id=shorten(repr(event_id), 200))  # fmt: skip
                 continue
-            if not self._seen.add(event_key(event)):
+            if not self._seen.add(event.id or event_key(event.raw)):
                 self.stats.duplicates += 1
-                _log.debug("duplicate event skipped", event_id=event.get("id"))
+                _log.debug("duplicate event skipped", event_id=event.id)
                 continue
-            job_id = event["context"].get("jobId") if event["topic"] == "job:ready" else None
+            job_id = event.job_id if event.topic == "job:ready" else None
             if job_id is not None and job_id in self._jobs:
                 self.stats.busy_jobs += 1
                 _log.warning("job is already running; event skipped", job_id=job_id,
-                             event_id=event.get("id"))  # fmt: skip
+                             event_id=event.id)  # fmt: skip
                 continue
             await self._slots.acquire()
             if job_id is not None:
                 self._jobs.add(job_id)
             task = asyncio.create_task(self._dispatch(event, job_id))
-            self._tasks.add(task)
+            self._tasks[task] = event
             self.stats.dispatched += 1
 
-    async def _dispatch(self, event: dict[str, Any], job_id: str | None) -> None:
+    async def _dispatch(self, event: FlatfileEvent, job_id: str | None) -> None:
         try:
             await self.listener.dispatch(event)
         except InvalidEventError as exc:
             self.stats.invalid += 1
-            _log.error("malformed event skipped", problem=str(exc), event_id=event.get("id"))
+            _log.error("malformed event skipped", problem=str(exc), event_id=event.id)
         except Exception:
-            _log.exception("dispatch failed", event_id=event.get("id"), topic=event.get("topic"))
+            _log.exception("dispatch failed", event_id=event.id, topic=event.topic)
         finally:
             if job_id is not None:
                 self._jobs.discard(job_id)
             self._slots.release()
             task = asyncio.current_task()
             if task is not None:
-                self._tasks.discard(task)
+                self._tasks.pop(task, None)
 
 
 async def run(
@@ -204,11 +217,13 @@ async def run(
     *,
     concurrency: int = 50,
     grace_period: float = 30.0,
+    cancel_grace: float = 5.0,
     handle_signals: bool = True,
 ) -> RunStats:
     """Run ``listener`` over ``source``; with ``handle_signals``, SIGINT and SIGTERM stop
     it gracefully (a second signal cancels in-flight work at once)."""
-    runner = Runner(listener, source, concurrency=concurrency, grace_period=grace_period)
+    runner = Runner(listener, source, concurrency=concurrency, grace_period=grace_period,
+                    cancel_grace=cancel_grace)  # fmt: skip
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     if handle_signals:

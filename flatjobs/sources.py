@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .client import FlatfileClient
 from .errors import FlatfileError
-from .logging import get_logger
+from .log import get_logger
 from .models import from_wire
 
 __all__ = ["EventSource", "MemorySource", "PollingSource", "SeenIds"]

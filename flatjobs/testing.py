@@ -34,25 +34,27 @@ A complete test of a handler::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from structlog.testing import capture_logs
 
 from .client import FlatfileClient
-from .emulator import TERMINAL, Emulator
-from .lifecycle import CompletionValue, _check_progress, _eta, completion_details
-from .models import Job, JobCompleteDetails
+from .emulator import Emulator
+from .event import FlatfileEvent
+from .models import TERMINAL_STATUSES, Job, JobCompleteDetails, JobStatus
+from .progress import ProgressUpdate
+from .tick import RESOLVED, CompletionValue, Tick, completion_details
 
 if TYPE_CHECKING:
     import pytest
 
     from .listener import Listener
 
-__all__ = ["RecordingTick", "capture_logs", "make_event", "run_job"]
+__all__ = ["ProgressUpdate", "RecordingTick", "capture_logs", "make_event", "run_job"]
 
 _ids = itertools.count(1)
 
@@ -116,20 +118,52 @@ def make_event(
 
 
 class RecordingTick:
-    """A stand-in for :class:`flatjobs.Tick` in unit tests of a handler called directly.
+    """A :class:`flatjobs.Tick` for unit tests of a handler called directly: it checks and
+    records what the handler reports, without any API.
 
-    It validates and records progress like the real one, without any API::
+    ::
 
         tick = RecordingTick()
         result = await export(FlatfileEvent(make_event(job="workbook:export")), tick)
         assert tick.updates[-1].progress == 90
+
+    Args:
+        job_id: what ``tick.job_id`` says.
+        job: what ``await tick.job()`` returns (by default a job with that id, executing).
+        cancel_at: simulate the platform canceling the job once a reported progress reaches
+            this value: the handler's task is cancelled, as the real tick does it.
+
+    Attributes:
+        updates: every ``tick(...)`` call, as a :class:`flatjobs.progress.ProgressUpdate`.
+        splits: every ``await tick.split(...)`` call: ``(parts, run_in_parallel)``.
+        completion: what ``complete_with`` was given, as ``JobCompleteDetails``.
     """
 
-    def __init__(self, job_id: str = "us_jb_test") -> None:
-        self.job_id = job_id
+    def __init__(
+        self,
+        job_id: str = "us_jb_test",
+        *,
+        job: Job | None = None,
+        cancel_at: float | None = None,
+    ) -> None:
+        self._job_id = job_id
+        self._job = job or Job(id=job_id, status=JobStatus.EXECUTING)
+        self._cancel_at = cancel_at
+        self._cancelled = False
+        self._task: asyncio.Task[Any] | None = None
         self.updates: list[ProgressUpdate] = []
+        self.splits: list[tuple[int | list[dict[str, Any]], bool | None]] = []
         self.completion: JobCompleteDetails | None = None
-        self.cancelled = False
+
+    @property
+    def job_id(self) -> str:
+        """The job id given at construction."""
+        return self._job_id
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` ran (or ``cancel_at`` was reached)."""
+        return self._cancelled
 
     def __call__(
         self,
@@ -137,24 +171,48 @@ class RecordingTick:
         info: str | None = None,
         *,
         eta: dt.datetime | dt.timedelta | None = None,
-    ) -> Awaitable[None]:
-        self.updates.append(ProgressUpdate(_check_progress(progress), info, _eta(eta)))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+    ) -> Awaitable[Job | None]:
+        """Check and record one progress report (raises as the real tick does)."""
+        update = ProgressUpdate(progress, info, eta)
+        self._task = self._task or asyncio.current_task()
+        self.updates.append(update)
+        if self._cancel_at is not None and update.progress >= self._cancel_at:
+            self.cancel()
+        return RESOLVED
 
     def complete_with(self, value: CompletionValue) -> None:
         """Record what the job would complete with."""
         self.completion = completion_details(value)
 
+    async def job(self) -> Job:
+        """The job given at construction."""
+        return self._job
 
-@attrs.frozen
-class ProgressUpdate:
-    """One ``tick(...)`` call a :class:`RecordingTick` saw."""
+    async def split(
+        self, parts: int | list[dict[str, Any]], *, run_in_parallel: bool | None = None
+    ) -> Job:
+        """Record a split; returns the job."""
+        self.splits.append((parts, run_in_parallel))
+        return self._job
 
-    progress: float
-    info: str | None
-    eta: dt.datetime | None
+    def cancel(self) -> None:
+        """Play the platform canceling the job: ``cancelled`` becomes True and the task that
+        reported progress (or that runs :meth:`run`) is cancelled, so the handler sees
+        ``CancelledError`` at its next ``await``."""
+        self._cancelled = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def run(
+        self,
+        handler: Callable[[FlatfileEvent, Tick], Awaitable[CompletionValue]],
+        event: FlatfileEvent,
+    ) -> CompletionValue:
+        """Run ``handler(event, self)`` in a task of its own, so :meth:`cancel` can reach it
+        from outside; returns what it returned (``CancelledError`` if it was cancelled)."""
+        task: asyncio.Task[CompletionValue] = asyncio.ensure_future(handler(event, self))
+        self._task = task
+        return await task
 
 
 async def run_job(
@@ -179,16 +237,44 @@ async def run_job(
     emulator.state.on_event(queue.put_nowait)
     try:
         created = emulator.trigger(job, input=input, source=source)
-        async with asyncio.timeout(timeout), listener.bound(emulator.client()):
-            while not (emulator.job(created.id).status in TERMINAL and queue.empty()):
-                await listener.dispatch(await queue.get())
+
+        async def feed() -> None:
+            async with listener.bound(emulator.client()):
+                while not (emulator.job(created.id).status in TERMINAL_STATUSES and queue.empty()):
+                    await listener.dispatch(await queue.get())
+
+        task = asyncio.ensure_future(feed())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            # Read the job before the cancellation below fails it: that is what to explain.
+            why = _not_ended(listener, emulator, emulator.job(created.id), timeout)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise TimeoutError(why)
+        task.result()
         return emulator.job(created.id)
-    except TimeoutError:
-        status = emulator.job(created.id).status
-        raise TimeoutError(f"job {job} ({created.id}) had not ended after {timeout:g}s: "
-                           f"it is {status}") from None  # fmt: skip
     finally:
         emulator.state.off_event(queue.put_nowait)
+
+
+def _not_ended(listener: Listener, emulator: Emulator, job: Job, timeout: float) -> str:
+    """Why a job had not ended: what a test author needs to fix it."""
+    head = f"job {job.job_name} ({job.id}) had not ended after {timeout:g}s"
+    if job.status == JobStatus.READY:
+        ready = [e for e in emulator.events if e["topic"] == "job:ready"
+                 and e["context"].get("jobId") == job.id]  # fmt: skip
+        if ready and not listener.match(ready[-1]):
+            return (f"{head}: it is still ready, because no callback of the listener matches "
+                    f"its job:ready event. Register one with @jobs.handle({job.job_name!r}) "
+                    "and install it with listener.use(jobs).")  # fmt: skip
+        return f"{head}: it is still ready: its handler never acknowledged it."
+    if job.status == JobStatus.EXECUTING:
+        progress = f"{job.progress}%" + (f" ({job.info!r})" if job.info else "")
+        return (f"{head}: its handler is still running (last progress {progress}). It may be "
+                "waiting on something that never comes; give run_job a longer timeout= if it "
+                "is just slow.")  # fmt: skip
+    return f"{head}: it is {job.status}."
 
 
 try:

@@ -71,16 +71,38 @@ class Recorded:
     headers: dict[str, str]
     json: Any
     raw: bytes
+    raw_path: str = ""
+    """The path as it came on the wire, still percent-encoded."""
 
 
 Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]] | str
 """A scripted answer: (status, body[, headers]), or "drop" to close the connection."""
 
 
+def _json_or_text(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+# What the platform answers an unscripted call with: the job in the status the call leads to.
+_STATUS_AFTER = {"complete": "complete", "fail": "failed", "cancel": "canceled"}
+
+
+def job_reply(path: str) -> tuple[int, Any]:
+    """``200`` with the job, in the status a call to ``path`` leaves it in."""
+    status = _STATUS_AFTER.get(path.rsplit("/", 1)[-1], "executing")
+    return (200, {"data": {**JOB_BODY["data"], "status": status}})
+
+
 class RecordingServer:
     """A real local aiohttp server that records every request and answers from a script.
 
-    Unscripted requests answer ``200`` with a job in ``executing``.
+    Unscripted requests answer ``200`` with the job, ``executing`` (``complete``,
+    ``failed`` or ``canceled`` after those calls), as the platform would.
     """
 
     def __init__(self) -> None:
@@ -99,8 +121,9 @@ class RecordingServer:
             path=request.path,
             query=dict(request.query),
             headers=dict(request.headers),
-            json=json.loads(raw) if raw else None,
+            json=_json_or_text(raw),
             raw=raw,
+            raw_path=request.raw_path.partition("?")[0],
         )
         self.requests.append(rec)
         if self.script:
@@ -108,7 +131,7 @@ class RecordingServer:
         elif self.responder is not None:
             reply = self.responder(rec)
         else:
-            reply = (200, JOB_BODY)
+            reply = job_reply(rec.path)
         if reply == "drop":
             assert request.transport is not None
             request.transport.close()

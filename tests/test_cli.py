@@ -115,7 +115,7 @@ def test_missing_configuration_exits_2(
 def test_load_target_finds_listener_or_jobs_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     listener = load_target(APP)  # no `listener` attribute: `jobs` is wrapped
-    assert [n.rsplit(".", 1)[-1] for n in listener.callbacks()] == ["slow", "crash"]
+    assert [n.rsplit(".", 1)[-1] for n in listener.callbacks()] == ["slow", "crash", "stubborn"]
     assert load_target("examples/quickstart.py:listener").callbacks()
     with pytest.raises(TargetError):
         load_target(f"{APP}:SECONDS")
@@ -192,3 +192,57 @@ async def test_emulator_command_serves_the_api() -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_run_from_the_folder_of_the_listener_imports_it_by_module_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "my_listener.py").write_text(
+        "from flatjobs import Jobs, Listener\n"
+        "jobs = Jobs()\n"
+        "@jobs.handle('workbook:hello')\n"
+        "async def hello(event, tick):\n"
+        "    return 'hello from my folder'\n"
+        "listener = Listener().use(jobs)\n"
+    )
+    console_script = Path(sys.executable).parent / "flatjobs"
+    assert console_script.exists()
+    async with Emulator() as emu:
+        env = {**os.environ, **emu.env()}
+        env.pop("PYTHONPATH", None)
+        proc = await asyncio.create_subprocess_exec(
+            str(console_script), "run", "my_listener:listener", "--interval", "0.05",
+            cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            job = emu.trigger("workbook:hello")
+            done = await emu.wait_for(job.id, timeout=30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert "ModuleNotFoundError" not in err.decode()
+    assert done.status == "complete"
+    assert done.outcome is not None
+    assert done.outcome.message == "hello from my folder"
+    assert proc.returncode == 0
+
+
+async def test_sigterm_with_a_body_that_ignores_cancellation_still_exits_and_fails_the_job() -> (
+    None
+):
+    async with Emulator() as emu:
+        env = {**os.environ, **emu.env()}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", "0.2",
+            "--interval", "0.05", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        job = emu.trigger("workbook:stubborn")
+        await emu.wait_for(job.id, ["executing"], timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)  # it exits: bounded in time
+        ended = emu.job(job.id)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert ended.status == "failed"
+    assert ended.outcome is not None
+    assert ended.outcome.next is not None
+    assert "ignore cancellation" in err.decode()

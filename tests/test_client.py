@@ -23,9 +23,10 @@ from flatjobs import (
     Next,
     RetryPolicy,
     SecretNotFound,
+    UnexpectedResponseError,
 )
 
-from .conftest import TOKEN, RecordingServer
+from .conftest import JOB_BODY, TOKEN, RecordingServer
 
 pytestmark = pytest.mark.usefixtures("recorder")
 
@@ -207,9 +208,10 @@ def test_missing_token_raises_configuration_error_naming_both_variables(
         FlatfileClient("http://127.0.0.1:1")
 
 
-def test_bad_base_url_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="ftp://x"):
+def test_bad_base_url_is_a_configuration_error_that_does_not_echo_it() -> None:
+    with pytest.raises(ConfigurationError, match="must be an http:// or https:// URL") as info:
         FlatfileClient("ftp://x", "tok3n")
+    assert "ftp://x" not in str(info.value)
 
 
 async def test_list_events_without_environment_is_a_configuration_error(
@@ -229,9 +231,7 @@ async def test_token_is_never_in_repr_errors_or_logs(recorder: RecordingServer) 
     with capture_logs() as logs:
         with pytest.raises(FlatfileAPIError) as info:
             await client.jobs.get("j")
-        flatjobs.logging.get_logger("t").error(
-            "oops", detail=str(info.value), header=f"Bearer {TOKEN}"
-        )
+        flatjobs.log.get_logger("t").error("oops", detail=str(info.value), header=f"Bearer {TOKEN}")
     await client.close()
     assert logs
     assert TOKEN not in repr(logs)
@@ -359,3 +359,57 @@ def test_retry_policy_rejects_nonsense() -> None:
 
 def test_set_testing_switches_waits_off() -> None:
     assert RetryPolicy().delay(3, 10.0) == 0.0
+
+
+# --------------------------------------------------------------- every answer is checked
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"data": None}, {"nothing": 1}, [1, 2], "<html>busy</html>", {"data": "text"}, {"data": []}],
+)
+async def test_a_2xx_that_is_not_a_job_is_retried_then_raised(
+    recorder: RecordingServer, rclient: FlatfileClient, answer: Any
+) -> None:
+    recorder.script += [(200, answer)] * 3
+    with pytest.raises(
+        UnexpectedResponseError, match="answered 200 with an unexpected body"
+    ) as info:
+        await rclient.jobs.get("us_jb_1")
+    assert len(recorder.requests) == 3  # retried like a server error
+    assert info.value.attempts == 3
+    assert isinstance(info.value, FlatfileAPIError)
+
+
+async def test_a_garbled_answer_then_a_good_one_succeeds(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    recorder.script.append((200, {"data": None}))
+    job = await rclient.jobs.ack("us_jb_1", progress=1)
+    assert job.status == "executing"
+    assert len(recorder.requests) == 2
+
+
+async def test_an_answer_saying_success_false_is_an_error(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    recorder.script += [(200, {"data": {"success": False}})] * 3
+    with pytest.raises(UnexpectedResponseError, match="success: false"):
+        await rclient.jobs.delete("us_jb_1")
+
+
+async def test_a_page_iterates_and_has_a_length(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    two = [{**JOB_BODY["data"], "id": f"us_jb_{n}"} for n in (1, 2)]
+    recorder.script.append((200, {"data": two, "pagination": {"currentPage": 1}}))
+    page = await rclient.jobs.list()
+    assert len(page) == 2
+    assert [job.id for job in page] == ["us_jb_1", "us_jb_2"]
+
+
+async def test_set_testing_restores_the_previous_setting_as_a_context_manager() -> None:
+    flatjobs.set_testing(False)
+    with flatjobs.set_testing(True):
+        assert RetryPolicy().delay(1, 10.0) == 0.0
+    assert RetryPolicy().delay(1, 10.0) == 10.0

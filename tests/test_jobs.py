@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import math
 from typing import Any
 
 import pytest
@@ -330,3 +332,34 @@ async def test_installing_twice_registers_once(emu: Emulator) -> None:
     listener = Listener().use(jobs).use(jobs)
     await run_job(listener, emu, "a:b")
     assert runs == [1]
+
+
+def test_a_bare_decorator_is_a_type_error_naming_the_fix() -> None:
+    jobs = Jobs()
+
+    async def export(event: FlatfileEvent, tick: Tick) -> None:
+        pass
+
+    for decorator in (jobs.handle, jobs.handle_part, jobs.on_parts_completed):
+        with pytest.raises(TypeError, match=r'@jobs\.\w+\("domain:operation"\) above export'):
+            decorator(export)  # type: ignore[arg-type]
+    assert repr(jobs) == "Jobs(handlers=[])"
+
+
+@pytest.mark.parametrize("method", ["handle", "handle_part", "on_parts_completed"])
+def test_signatures_show_plain_defaults_not_sentinels(method: str) -> None:
+    signature = inspect.signature(getattr(Jobs, method))
+    assert "object at" not in str(signature)
+    assert signature.parameters["timeout"].default is None
+
+
+async def test_a_handler_can_lift_the_registrys_timeout_with_infinity(emu: Emulator) -> None:
+    jobs = Jobs(timeout=0.01)
+
+    @jobs.handle("workbook:long", timeout=math.inf)
+    async def long(event: FlatfileEvent, tick: Tick) -> str:
+        await asyncio.sleep(0.05)
+        return "finished"
+
+    job = await run_job(Listener().use(jobs), emu, "workbook:long")
+    assert job.status == "complete"

@@ -32,7 +32,7 @@ from flatjobs.emulator import Emulator
 from flatjobs.lifecycle import STOPPED_MESSAGE
 from flatjobs.testing import make_event
 
-from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer
+from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer, job_reply
 
 JOB = "us_jb_1"
 ACK = ("POST", f"/v1/jobs/{JOB}/ack")
@@ -136,7 +136,7 @@ async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
     recorder: RecordingServer, listener: Listener
 ) -> None:
     jobs = Jobs(progress_interval=0)
-    recorder.responder = lambda r: (400, {"errors": [{"message": "bad outcome"}]}) if r.path.endswith("/complete") else (200, JOB_BODY)  # fmt: skip
+    recorder.responder = lambda r: (400, {"errors": [{"message": "bad outcome"}]}) if r.path.endswith("/complete") else job_reply(r.path)  # fmt: skip
 
     @jobs.handle("workbook:export")
     async def export(event: FlatfileEvent, tick: Tick) -> None:
@@ -323,7 +323,7 @@ async def test_a_second_cancellation_does_not_abandon_the_fail_call(
     async def slow_fail(r: Recorded) -> None:
         return None
 
-    recorder.responder = lambda r: (200, JOB_BODY)
+    recorder.responder = lambda r: job_reply(r.path)
     async with FlatfileClient(recorder.url, TOKEN) as client:
 
         async def handler() -> None:
@@ -399,7 +399,8 @@ async def test_ten_thousand_ticks_without_await_cost_one_progress_call(
         for i in range(10_000):
             tick(i / 100, f"row {i}")
     progress = [r.json for r in recorder.requests if r.path.endswith("/ack")][1:]
-    assert progress == [{"progress": 99.99, "info": "row 9999"}]  # the latest wins
+    # The latest wins, sent as a whole number rounded down (99.99 never shows 100).
+    assert progress == [{"progress": 99, "info": "row 9999"}]
     assert tick.sent == 1
 
 
@@ -419,14 +420,20 @@ async def test_coalesced_progress_calls_are_bounded_by_elapsed_time_over_interva
     assert 2 <= progress_calls <= elapsed / interval + 2
 
 
-async def test_awaiting_a_superseded_tick_completes(
+async def test_awaiting_a_coalesced_tick_resolves_at_once_and_the_latest_value_is_sent(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
     async with job_lifecycle(ready(), client=rclient, progress_interval=0.05) as tick:
+        # Right after the ack, within the interval: both are coalesced, both resolve now.
         first = tick(10)
         second = tick(20)
-        assert await first is not None  # delivered together with the second, coalesced
-        assert (await second) is not None
+        assert await first is None
+        assert await second is None
+        assert [r.path for r in recorder.requests] == [ACK[1]]
+    assert [r.json for r in recorder.requests][1:] == [
+        {"progress": 20},
+        {"outcome": {"message": "Job complete"}},
+    ]
 
 
 async def test_unawaited_ticks_raise_no_never_awaited_warning(

@@ -238,7 +238,7 @@ def test_registration_rejects_a_plain_function_naming_it() -> None:
     ("topics", "filter", "message"),
     [(5, None, "topics must be a string or a list of strings, got int 5"),
      (["a", None], None, "topics must be"),
-     ("job:ready", "sheet:*", "a filter must be a mapping.*got str 'sheet:\\*'")],
+     ("job:ready", object, "a filter must be a mapping.*got type")],
 )  # fmt: skip
 def test_registration_rejects_bad_topics_and_filters(
     topics: Any, filter: Any, message: str

@@ -146,8 +146,21 @@ def test_filter_table_of_spec_section_4(filter: Any, expected: bool) -> None:
     assert FilterMatcher(filter)(FlatEvent(EVENT)) is expected
 
 
-@pytest.mark.parametrize("bad", ["sheet:*", 5, ["a"], True])
-def test_a_filter_that_is_not_a_mapping_is_rejected(bad: Any) -> None:
+@pytest.mark.parametrize(
+    ("bare", "expected"),
+    [("sheet:*", False), ("workbook:submit", True), ("us_sh_1", True), (["a", "us_sh_1"], True),
+     ("nothing-has-this", False), (True, True), (7, False)],
+)  # fmt: skip
+def test_a_filter_that_is_not_a_mapping_matches_as_any_value_of_the_event(
+    bare: Any, expected: bool
+) -> None:
+    # SPEC §4: a bare value is read as {"**": value}: it matches when any value does.
+    assert FilterMatcher(bare)(FlatEvent(EVENT)) is expected
+    assert FilterMatcher({"**": bare})(FlatEvent(EVENT)) is expected
+
+
+@pytest.mark.parametrize("bad", [object(), {1, 2}, b"bytes"])
+def test_a_filter_that_is_no_json_value_is_rejected(bad: Any) -> None:
     with pytest.raises(TypeError, match="a filter must be a mapping"):
         FilterMatcher(bad)
 

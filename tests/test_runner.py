@@ -100,9 +100,9 @@ async def test_the_same_job_never_runs_twice_at_once(emu: Emulator) -> None:
 MALFORMED: list[tuple[Any, str]] = [
     ("{not json", "not JSON"),
     (b"\xff\xfe", "not JSON"),
-    ([1, 2, 3], "not a JSON object but list"),
-    (None, "not a JSON object but NoneType"),
-    (42, "not a JSON object but int"),
+    ([1, 2, 3], "must be a JSON object, got list"),
+    (None, "must be a JSON object, got NoneType"),
+    (42, "must be a JSON object, got int"),
     ({"id": "e1"}, "no topic"),
     ({"id": "e2", "topic": 7, "context": {}}, "no topic"),
     ({"id": "e3", "topic": "job:ready"}, "no context object"),

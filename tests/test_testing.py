@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from flatjobs import Event, FlatfileClient, from_wire
+import asyncio
+
+import pytest
+
+from flatjobs import (
+    Event,
+    FlatfileClient,
+    FlatfileEvent,
+    Jobs,
+    Listener,
+    Tick,
+    from_wire,
+)
 from flatjobs.emulator import Emulator
-from flatjobs.testing import make_event
+from flatjobs.testing import RecordingTick, make_event, run_job
+
+pytest_plugins = ["pytester"]
 
 
 async def test_emulator_fixture_runs_and_client_is_bound_to_it(
@@ -35,3 +49,66 @@ def test_make_event_ids_are_unique_and_overrides_apply() -> None:
     assert custom["payload"] == {"n": 1}
     assert custom["extra"] is True
     assert "jobId" not in custom["context"]
+
+
+async def test_run_job_says_when_no_callback_matches_the_job(emu: Emulator) -> None:
+    with pytest.raises(TimeoutError, match=r"no callback of the listener matches.*@jobs\.handle"):
+        await run_job(Listener(), emu, "workbook:export", timeout=0.2)
+
+
+async def test_run_job_says_when_the_handler_is_still_running(emu: Emulator) -> None:
+    jobs = Jobs(progress_interval=0)
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> None:
+        await tick(40, "Halfway")
+        await asyncio.sleep(60)
+
+    with pytest.raises(TimeoutError, match=r"still running \(last progress 40% \('Halfway'\)\)"):
+        await run_job(Listener().use(jobs), emu, "workbook:export", timeout=0.3)
+
+
+async def test_recording_tick_is_a_tick_that_records_splits_and_plays_a_cancel() -> None:
+    tick = RecordingTick(cancel_at=50)
+    assert isinstance(tick, Tick)
+    reached: list[int] = []
+
+    async def handler(event: FlatfileEvent, tick: Tick) -> str:
+        await tick.split(3)
+        for p in (10, 50, 90):
+            await tick(p)
+            await asyncio.sleep(0)
+            reached.append(p)
+        return "never"
+
+    with pytest.raises(asyncio.CancelledError):
+        await tick.run(handler, FlatfileEvent(make_event(job="workbook:export")))
+    assert tick.cancelled
+    assert reached == [10]
+    assert [u.progress for u in tick.updates] == [10, 50]
+    assert tick.splits == [(3, None)]
+
+
+def test_the_plugin_works_in_a_project_in_strict_mode(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = strict\n")
+    pytester.makepyfile(
+        test_user="""
+        import pytest
+        from flatjobs import Jobs, Listener
+        from flatjobs.testing import run_job
+
+        jobs = Jobs()
+
+        @jobs.handle("workbook:export")
+        async def export(event, tick):
+            await tick(50, "half way")
+            return "Exported"
+
+        @pytest.mark.asyncio
+        async def test_export(flatfile_emulator):
+            job = await run_job(Listener().use(jobs), flatfile_emulator, "workbook:export")
+            assert job.outcome.message == "Exported"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

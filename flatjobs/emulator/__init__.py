@@ -27,7 +27,7 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 from flatjobs.client import FlatfileClient, RetryPolicy
-from flatjobs.models import Job, JobStatus
+from flatjobs.models import TERMINAL_STATUSES, Job
 
 from ._app import ROUTES, RecordedRequest, build_app
 from ._faults import Fault, FaultInjector, FaultPlan
@@ -46,7 +46,6 @@ __all__ = [
 
 DEFAULT_TOKEN = "sk_emulator_local"
 DEFAULT_ENVIRONMENT = "us_env_emulator"
-TERMINAL = (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 class Emulator:
@@ -192,7 +191,7 @@ class Emulator:
         ]
 
     async def wait_for(
-        self, job_id: str, statuses: Iterable[str] = TERMINAL, *, timeout: float = 10.0
+        self, job_id: str, statuses: Iterable[str] = TERMINAL_STATUSES, *, timeout: float = 10.0
     ) -> Job:
         """Wait until the job reaches one of ``statuses`` (default: any terminal status)."""
         wanted = frozenset(str(s) for s in statuses)

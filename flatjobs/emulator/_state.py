@@ -16,6 +16,7 @@ from typing import Any, Literal
 import attrs
 
 from flatjobs.models import (
+    TERMINAL_STATUSES,
     Job,
     JobAckDetails,
     JobCompleteDetails,
@@ -30,7 +31,7 @@ from flatjobs.models import (
 
 __all__ = ["EmulatorError", "PlatformState", "SecretRecord"]
 
-TERMINAL = frozenset({JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELED})
+
 NOT_STARTED = frozenset(
     {JobStatus.CREATED, JobStatus.PLANNING, JobStatus.SCHEDULED, JobStatus.WAITING}
 )
@@ -39,7 +40,7 @@ LEGAL_FROM: dict[str, frozenset[str]] = {
     "ack": frozenset({JobStatus.READY, JobStatus.EXECUTING}),
     "complete": frozenset({JobStatus.EXECUTING}),
     "fail": frozenset({JobStatus.EXECUTING}),
-    "cancel": frozenset(JobStatus) - TERMINAL,
+    "cancel": frozenset(JobStatus) - TERMINAL_STATUSES,
     "retry": frozenset({JobStatus.FAILED, JobStatus.CANCELED}),
     "execute": NOT_STARTED,
     "split": frozenset({JobStatus.EXECUTING}),
@@ -371,7 +372,7 @@ class PlatformState:
         if job.parent_id is None or job.parent_id not in self.jobs:
             return
         parts = [j for j in self.jobs.values() if j.parent_id == job.parent_id]
-        if any(p.status not in TERMINAL for p in parts):
+        if any(p.status not in TERMINAL_STATUSES for p in parts):
             return
         parent = self.jobs[job.parent_id]
         summary: Any

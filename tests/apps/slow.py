@@ -24,3 +24,14 @@ async def crash(event: FlatfileEvent, tick: Tick) -> None:
 
 
 not_a_listener = 42
+
+
+@jobs.handle("workbook:stubborn")
+async def stubborn(event: FlatfileEvent, tick: Tick) -> None:
+    """A body that swallows every cancellation: the runner must abandon it."""
+    await tick(10, "ignoring you")
+    while True:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            continue

@@ -1,0 +1,289 @@
+"""``FlatfileClient``: configuration, the connection pool, and one request with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Self, TypeVar
+
+import aiohttp
+import yarl
+
+from flatjobs import _meta
+from flatjobs.errors import (
+    ConfigurationError,
+    FlatfileAPIError,
+    FlatfileConnectionError,
+    FlatfileError,
+)
+from flatjobs.log import get_logger, register_secret
+
+from ._events import EventsAPI
+from ._jobs import JobsAPI
+from ._secrets import SecretsAPI
+from ._transport import (
+    RETRYABLE_STATUSES,
+    Decoder,
+    Endpoint,
+    RetryPolicy,
+    anything,
+    decode_body,
+    encode_json,
+    query,
+    retry_after,
+    unexpected,
+)
+
+__all__ = ["DEFAULT_BASE_URL", "FlatfileClient"]
+
+DEFAULT_BASE_URL = "https://platform.flatfile.com/api"
+T = TypeVar("T")
+_log = get_logger("flatjobs.client")
+
+
+def _base_url(given: str | None) -> str:
+    """The API root from the argument or the environment, checked without ever echoing it:
+    a token pasted in the wrong variable must not end up in an error message or a log."""
+    env = os.environ
+    if given:
+        source, value = "the base_url argument", given
+    elif env.get("FLATFILE_API_URL"):
+        source, value = "FLATFILE_API_URL", env["FLATFILE_API_URL"]
+    elif env.get("AGENT_INTERNAL_URL"):
+        source, value = "AGENT_INTERNAL_URL", env["AGENT_INTERNAL_URL"]
+    else:
+        source, value = "the default", DEFAULT_BASE_URL
+    hint = "such as https://platform.flatfile.com/api (its value is not shown: it may be a secret)"
+    try:
+        url = yarl.URL(value.strip())
+    except ValueError:
+        raise ConfigurationError(f"{source} is not a URL; give an http(s) URL {hint}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"{source} must be an http:// or https:// URL {hint}")
+    if url.user is not None or url.password is not None:
+        raise ConfigurationError(
+            f"{source} must not hold a user name or password; give the token in "
+            f"FLATFILE_BEARER_TOKEN instead ({hint.partition('(')[2].rstrip(')')})"
+        )
+    if url.query_string or url.fragment or "?" in value or "#" in value:
+        raise ConfigurationError(
+            f"{source} must not have a query string or fragment ('?...', '#...'); give the "
+            f"API root {hint}"
+        )
+    root = str(url).rstrip("/")
+    return root if root.endswith("/v1") else root + "/v1"
+
+
+class FlatfileClient:
+    """An async client for Flatfile's REST API. Use it as ``async with``, or call ``close()``.
+
+    >>> async def main() -> None:
+    ...     async with FlatfileClient() as client:          # config from the environment
+    ...         await client.jobs.ack("us_jb_1", info="Accepted", progress=0)
+    ...         await client.jobs.complete("us_jb_1", outcome=JobOutcome(message="Done"))
+
+    Configuration, constructor arguments first, then the environment:
+
+    * base URL: ``FLATFILE_API_URL``, then ``AGENT_INTERNAL_URL``, then
+      ``https://platform.flatfile.com/api``; ``/v1`` is appended;
+    * token: ``FLATFILE_BEARER_TOKEN``, then ``FLATFILE_API_KEY``;
+    * environment id: ``FLATFILE_ENVIRONMENT_ID``.
+
+    Requests that answer 408, 429 or 5xx, that answer 2xx with a body that is not what the
+    endpoint returns, that drop the connection or time out are retried with exponential
+    backoff and jitter, honouring ``Retry-After`` and ``retry-after-ms``, within
+    :class:`RetryPolicy`'s attempts and deadline. Tests switch the waiting off with
+    :func:`flatjobs.set_testing`.
+
+    Args:
+        base_url: the API root without ``/v1`` (e.g. ``http://127.0.0.1:8080``).
+        token: the bearer token. Never logged, never in ``repr`` or an error.
+        environment_id: the default for calls that take an environment id.
+        session: an ``aiohttp.ClientSession`` to use; it stays yours: the client never
+            closes it.
+        retry: a :class:`RetryPolicy`.
+
+    Raises:
+        ConfigurationError: no token was given and none is in the environment, or the
+            base URL is not a plain http(s) URL.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        environment_id: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        env = os.environ
+        token = token or env.get("FLATFILE_BEARER_TOKEN") or env.get("FLATFILE_API_KEY")
+        if not token:
+            raise ConfigurationError(
+                "no Flatfile API token: pass token=... or set FLATFILE_BEARER_TOKEN "
+                "(or FLATFILE_API_KEY)"
+            )
+        register_secret(token)
+        self.base_url = _base_url(base_url)
+        self.environment_id = environment_id or env.get("FLATFILE_ENVIRONMENT_ID") or None
+        self.retry = retry or RetryPolicy()
+        self._session = session
+        self._owns_session = session is None
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "X-Disable-Hooks": "true",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"flatjobs/{_meta.version()} aiohttp/{aiohttp.__version__}",
+        }
+        self.jobs = JobsAPI(self)
+        self.events = EventsAPI(self)
+        self.secrets = SecretsAPI(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"FlatfileClient(base_url={self.base_url!r}, "
+            f"environment_id={self.environment_id!r}, token='[redacted]')"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool, if this client created it (a lent session stays open)."""
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            if not self._owns_session:
+                raise RuntimeError("the aiohttp session passed to FlatfileClient is closed")
+            # One pool per client; the limit keeps a burst of jobs from opening hundreds of
+            # sockets to the API. Headers and the per-attempt timeout live on the session,
+            # so requests do not rebuild them (measurably cheaper per call).
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100),
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.retry.request_timeout),
+            )
+        return self._session
+
+    def require_environment(self, environment_id: str | None) -> str:
+        """``environment_id`` or the client's own; raises :class:`ConfigurationError` naming ``FLATFILE_ENVIRONMENT_ID`` when neither is set."""
+        env_id = environment_id or self.environment_id
+        if not env_id:
+            raise ConfigurationError(
+                "no environment id: pass environment_id=... or set FLATFILE_ENVIRONMENT_ID"
+            )
+        return env_id
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send one call to any endpoint, with retries; returns the decoded JSON answer.
+
+        ``path`` is relative to ``/v1`` and used as given: quote ids with
+        :func:`flatjobs.client.segment` (the typed methods do). Raises
+        :class:`FlatfileAPIError` for an error status and :class:`FlatfileConnectionError`
+        when no answer could be had.
+        """
+        return await self.call(Endpoint(method, path, path), body=body, params=params)
+
+    async def call(
+        self,
+        endpoint: Endpoint,
+        *ids: str,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        decode: Decoder[T] = anything,
+    ) -> T:
+        """Send ``endpoint`` (its ``{}`` filled with ``ids``, each quoted) with retries, and
+        return the answer as ``decode`` reads it.
+
+        Raises:
+            InvalidRequestError: an id or the body cannot be sent (nothing was sent).
+            FlatfileAPIError: an error status, after any retries.
+            UnexpectedResponseError: a 2xx answer ``decode`` refused, after any retries.
+            FlatfileConnectionError: no answer could be had, after any retries.
+        """
+        path = endpoint.path(*ids)
+        data = encode_json(body) if body is not None else None
+        return await self._send(endpoint.method, path, query(params) if params else None, data,
+                                decode)  # fmt: skip
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]] | None,
+        data: bytes | None,
+        decode: Decoder[T],
+    ) -> T:
+        session = self._get_session()
+        url = self.base_url + path
+        shown_path = "/v1" + path
+        request_headers = None if self._owns_session else self._headers
+        policy = self.retry
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.deadline
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            remaining = max(deadline - loop.time(), 0.001)
+            # The session's own timeout is the per-attempt one; only a nearer deadline (or a
+            # session the caller owns) needs one of its own. Never pass None: aiohttp reads
+            # that as "no timeout at all".
+            extra: dict[str, Any] = {}
+            if remaining < policy.request_timeout or not self._owns_session:
+                extra["timeout"] = aiohttp.ClientTimeout(
+                    total=min(remaining, policy.request_timeout)
+                )
+            wait_hint: float | None = None
+            try:
+                async with session.request(
+                    method, url, params=params, data=data, headers=request_headers, **extra
+                ) as resp:
+                    status = resp.status
+                    raw = await resp.read()
+                    answer_headers = resp.headers
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                _log.debug("request failed", method=method, path=shown_path, attempt=attempt,
+                           error=reason)  # fmt: skip
+                failure: FlatfileError = FlatfileConnectionError(method, shown_path, reason)
+                failure.__cause__ = exc
+            else:
+                elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+                _log.debug("request", method=method, path=shown_path, status=status,
+                           attempt=attempt, duration_ms=elapsed_ms)  # fmt: skip
+                decoded = decode_body(raw)
+                if status < 400:
+                    try:
+                        return decode(decoded)
+                    except ValueError as exc:  # what cattrs and the decoders raise
+                        failure = unexpected(status, method, shown_path, decoded, str(exc),
+                                             attempt)  # fmt: skip
+                else:
+                    failure = FlatfileAPIError(status, method, shown_path, decoded, attempt)
+                    if status not in RETRYABLE_STATUSES:
+                        raise failure
+                    wait_hint = retry_after(answer_headers)
+            if attempt >= policy.attempts:
+                raise failure
+            wait = policy.delay(attempt, wait_hint)
+            if loop.time() + wait >= deadline:
+                raise failure
+            await asyncio.sleep(wait)

@@ -1,0 +1,57 @@
+"""``client.secrets``: ``GET /v1/secrets``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from flatjobs.errors import SecretNotFound
+from flatjobs.models import Secret
+
+from ._transport import Endpoint, data_list
+
+if TYPE_CHECKING:
+    from ._client import FlatfileClient
+
+__all__ = ["SecretsAPI"]
+
+LIST: Final = Endpoint("GET", "/secrets", "secrets.list")
+_secrets = data_list(Secret)
+
+
+class SecretsAPI:
+    """``client.secrets``: ``GET /v1/secrets``."""
+
+    def __init__(self, client: FlatfileClient) -> None:
+        self._client = client
+
+    async def list(
+        self,
+        *,
+        environment_id: str | None = None,
+        space_id: str | None = None,
+        actor_id: str | None = None,
+    ) -> list[Secret]:
+        """The secrets of an environment (and optionally a space and an actor)."""
+        params = {
+            "environmentId": self._client.require_environment(environment_id),
+            "spaceId": space_id,
+            "actorId": actor_id,
+        }
+        return await self._client.call(LIST, params=params, decode=_secrets)
+
+    async def get(
+        self,
+        name: str,
+        *,
+        environment_id: str | None = None,
+        space_id: str | None = None,
+        actor_id: str | None = None,
+    ) -> str:
+        """The value of the secret ``name``; raises :class:`flatjobs.SecretNotFound`."""
+        secrets = await self.list(
+            environment_id=environment_id, space_id=space_id, actor_id=actor_id
+        )
+        for secret in secrets:
+            if secret.name == name:
+                return secret.value
+        raise SecretNotFound(f"secret {name!r} not found")

@@ -1,0 +1,332 @@
+"""How a request travels: endpoints and their URLs, JSON bodies, retries, and answer checks.
+
+Everything here is shared by the API groups (``client.jobs``, ``client.records``...), so
+each rule is written once:
+
+* an :class:`Endpoint` builds its path from a template, quoting every id it is given as
+  one path segment, so an id taken from an event (``"us_jb_1/cancel?"``) can never reach
+  another endpoint;
+* a body is JSON with NaN and Infinity refused, naming the field;
+* an answer is checked by a *decoder* before it counts: a 2xx whose body is not what the
+  endpoint returns (``{"data": null}``, an HTML page, truncated JSON) is an
+  :class:`~flatjobs.UnexpectedResponseError`, retried like a 5xx;
+* retries follow a :class:`RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import math
+import random
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+
+from flatjobs.errors import InvalidRequestError, UnexpectedResponseError
+from flatjobs.models import Pagination, from_wire, to_wire
+
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "Endpoint",
+    "Page",
+    "RetryPolicy",
+    "encode_json",
+    "query",
+    "retry_after",
+    "segment",
+    "set_testing",
+]
+
+T = TypeVar("T")
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+_testing = False
+
+
+class _TestingSwitch:
+    """What :func:`set_testing` returns: usable as a context manager that restores."""
+
+    def __init__(self, previous: bool) -> None:
+        self._previous = previous
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        global _testing
+        _testing = self._previous
+
+
+def set_testing(testing: bool) -> _TestingSwitch:
+    """Switch off the waiting between retries, process-wide (retries still happen).
+
+    For test suites, like ``stamina.set_testing``: a test of a 503-then-200 exchange runs
+    in milliseconds instead of seconds. Call it in a fixture, or use it as a context
+    manager that puts the previous setting back::
+
+        with flatjobs.set_testing(True):
+            ...
+    """
+    global _testing
+    previous, _testing = _testing, testing
+    return _TestingSwitch(previous)
+
+
+def _check_jitter(instance: object, attribute: object, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"RetryPolicy.jitter must be in [0, 1), got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How a request is retried.
+
+    Args:
+        attempts: total attempts per request, the first included (Flatfile's JS SDK: 3).
+        initial_delay: seconds before the first retry; doubled for each retry after it.
+        max_delay: a cap on one wait, also applied to ``Retry-After``.
+        jitter: a wait is multiplied by a random factor in ``1 ± jitter``.
+        deadline: seconds after which no further attempt starts.
+        request_timeout: seconds one attempt may take.
+    """
+
+    attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    initial_delay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(default=0.2, validator=_check_jitter)
+    deadline: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        if _testing:
+            return 0.0
+        if retry_after is not None:
+            return float(min(max(retry_after, 0.0), self.max_delay))
+        base = min(self.initial_delay * 2.0 ** (retry - 1), self.max_delay)
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return (when - dt.datetime.now(dt.UTC)).total_seconds()
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def segment(value: str, what: str = "id") -> str:
+    """``value`` quoted as exactly one URL path segment.
+
+    Raises:
+        InvalidRequestError: ``value`` is not a string, is empty, or is ``.`` or ``..``
+            (which a URL would resolve to another path).
+    """
+    if not isinstance(value, str) or value in ("", ".", ".."):
+        raise InvalidRequestError(
+            f"{what} must be a non-empty string and not '.' or '..', got {value!r:.80}"
+        )
+    return urllib.parse.quote(value, safe="")
+
+
+@attrs.frozen
+class Endpoint:
+    """One API endpoint: its method, its path template under ``/v1`` and its name.
+
+    ``name`` (``"jobs.ack"``) labels the endpoint in logs and metrics without ids; the
+    emulator uses the same names for its routes.
+
+    >>> Endpoint("POST", "/jobs/{}/ack", "jobs.ack").path("us_jb_1/cancel?")
+    '/jobs/us_jb_1%2Fcancel%3F/ack'
+    """
+
+    method: str
+    template: str
+    name: str
+
+    def path(self, *ids: str) -> str:
+        """The path with each of ``ids`` quoted into its ``{}``."""
+        if not ids:
+            return self.template
+        return self.template.format(*(segment(i) for i in ids))
+
+
+def query(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Query pairs: ``None`` dropped, booleans as ``true``/``false``, datetimes in ISO 8601,
+    and a list repeated as one pair per item (``ids=a&ids=b``), as Flatfile's SDKs send."""
+    out: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, bool):
+                out.append((key, "true" if item else "false"))
+            elif isinstance(item, dt.datetime):
+                out.append((key, to_wire(item)))
+            else:
+                out.append((key, str(item)))
+    return out
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def encode_json(body: Any) -> bytes:
+    """``body`` as compact JSON; NaN and Infinity are refused, naming where they are.
+
+    Raises:
+        InvalidRequestError: the body holds NaN or Infinity, or a value JSON cannot hold.
+    """
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        where = _non_finite(body, "body")
+        raise InvalidRequestError(
+            f"cannot send {where}: NaN and Infinity are not JSON numbers"
+        ) from None
+    except (TypeError, RecursionError) as exc:
+        raise InvalidRequestError(f"cannot send the request body as JSON: {exc}") from None
+
+
+def _non_finite(value: Any, where: str) -> str:
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{path} = {item}"
+        if isinstance(item, Mapping):
+            stack.extend((v, f"{path}.{k}") for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    return where
+
+
+# --------------------------------------------------------------------------- answers
+
+Decoder = Callable[[Any], T]
+"""Reads a decoded JSON answer into what the caller gets; raises ``ValueError`` when the
+answer is not what the endpoint returns (the request is then retried)."""
+
+
+def decode_body(raw: bytes) -> Any:
+    """A body as JSON when it is JSON, else as text (kept for error messages)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
+        return raw.decode("utf-8", "replace")
+
+
+def envelope(answer: Any) -> Any:
+    """The ``data`` of a ``{"data": ...}`` answer."""
+    if not isinstance(answer, Mapping):
+        raise ValueError(f"expected a JSON object with `data`, got {_kind(answer)}")
+    if "data" not in answer:
+        raise ValueError("the answer has no `data`")
+    return answer["data"]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text that is not JSON" if value else "an empty body"
+    if value is None:
+        return "an empty body"
+    return f"a JSON {type(value).__name__}"
+
+
+def data_object(cls: type[T]) -> Decoder[T]:
+    """Decoder: ``data`` is an object read into ``cls``."""
+
+    def decode(answer: Any) -> T:
+        data = envelope(answer)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected `data` to be an object, got {_kind(data)}")
+        return from_wire(data, cls)
+
+    return decode
+
+
+def data_list(cls: type[T] | None) -> Decoder[list[T]]:
+    """Decoder: ``data`` is a list whose items are read into ``cls`` (kept raw if None)."""
+
+    def decode(answer: Any) -> list[T]:
+        data = envelope(answer)
+        if not isinstance(data, list):
+            raise ValueError(f"expected `data` to be a list, got {_kind(data)}")
+        return [from_wire(i, cls) for i in data] if cls is not None else data
+
+    return decode
+
+
+def success(answer: Any) -> None:
+    """Decoder for answers that only confirm: an object, its ``data.success`` not false."""
+    if answer is None:
+        return  # an empty 2xx answer confirms too
+    data = envelope(answer)
+    if isinstance(data, Mapping) and data.get("success") is False:
+        raise ValueError("the answer says success: false")
+
+
+def anything(answer: Any) -> Any:
+    """Decoder that accepts any answer as it is."""
+    return answer
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a list endpoint: iterate it, or read ``items`` and ``pagination``.
+
+    >>> page = Page(["a", "b"])
+    >>> len(page), list(page)
+    (2, ['a', 'b'])
+    """
+
+    items: list[T]
+    pagination: Pagination | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def page_of(cls: type[T] | None) -> Decoder[Page[T]]:
+    """Decoder: a list answer with optional ``pagination``."""
+    items = data_list(cls)
+
+    def decode(answer: Any) -> Page[T]:
+        pagination = answer.get("pagination") if isinstance(answer, Mapping) else None
+        return Page(
+            items(answer),
+            from_wire(pagination, Pagination) if isinstance(pagination, Mapping) else None,
+        )
+
+    return decode
+
+
+def unexpected(
+    status: int, method: str, path: str, body: Any, reason: str, attempts: int
+) -> UnexpectedResponseError:
+    """The error for an answer a decoder refused."""
+    return UnexpectedResponseError(status, method, path, body, reason, attempts)
