@@ -17,12 +17,13 @@ from _common import machine, table
 
 from flatjobs import job_lifecycle
 from flatjobs.emulator import Emulator
+from flatjobs.testing import client_for
 
 
 async def awaited(rows: int, work: float = 0.0) -> tuple[float, float, int]:
     """``rows`` awaited ticks inside one job, each row doing ``work`` seconds of awaited work
     first: the loop's wall time, the time spent awaiting ticks, and the progress calls sent."""
-    async with Emulator(record=True) as emu, emu.client() as client:
+    async with Emulator(record=True) as emu, client_for(emu) as client:
         emu.trigger("workbook:export")
         event = next(e for e in emu.events if e["topic"] == "job:ready")
         async with job_lifecycle(event, client=client) as tick:
@@ -41,7 +42,7 @@ async def awaited(rows: int, work: float = 0.0) -> tuple[float, float, int]:
 
 async def tight_loop(ticks: int) -> float:
     """Seconds a loop of ``ticks`` un-awaited ticks holds the event loop."""
-    async with Emulator(record=False) as emu, emu.client() as client:
+    async with Emulator(record=False) as emu, client_for(emu) as client:
         emu.trigger("workbook:export")
         event = next(e for e in emu.events if e["topic"] == "job:ready")
         async with job_lifecycle(event, client=client) as tick:

@@ -30,7 +30,9 @@ async def export(event: FlatfileEvent, tick: Tick) -> JobOutcome:
         elapsed = dt.datetime.now(dt.UTC) - started
         # Once per row is fine: ticks are coalesced, and awaiting one never waits for the
         # progress interval.
-        await tick(n * 90 / len(ROWS), f"{n} of {len(ROWS)} rows", eta=elapsed * (len(ROWS) - n) / n)
+        await tick(
+            n * 90 / len(ROWS), f"{n} of {len(ROWS)} rows", eta=elapsed * (len(ROWS) - n) / n
+        )
         if n % 100 == 0:
             await asyncio.sleep(0.01)  # a real export awaits the Flatfile records API here
     url = await upload(out.getvalue().encode(), "contacts.csv")

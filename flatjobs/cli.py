@@ -33,11 +33,10 @@ from . import _meta
 from .client import FlatfileClient
 from .errors import ConfigurationError
 from .jobs import Jobs
-from .lifecycle import JobResult, observe_jobs
 from .listener import Listener
 from .log import redact_tokens
 from .models import JobStatus
-from .runner import Runner, run
+from .runner import run
 from .sources import PollingSource
 
 __all__ = ["TargetError", "load_target", "main"]
@@ -199,55 +198,49 @@ async def _run(args: argparse.Namespace) -> int:
 async def _dev(args: argparse.Namespace) -> int:
     from ._progress import ProgressDisplay
     from .emulator import Emulator
+    from .testing import emulated
 
     listener = load_target(args.target)
     if args.input is not None and not isinstance(args.input, dict):
         raise TargetError(f"--input must be a JSON object, got {args.input!r}")
     out = sys.stdout
-    results: dict[str, JobResult] = {}
-    async with Emulator(record=False) as emu, emu.client() as client:
-        listener.client = client
+    async with Emulator(record=False) as emu:
         display = ProgressDisplay(emu.job, out)
-        emu.state.on_event(display.on_event)
+        emu.on_event(display.on_event)
         print(f"flatjobs dev: emulator on {emu.url}, running {args.target}", file=out, flush=True)
-        source = PollingSource(client, interval=0.05, max_interval=0.25, overlap=2.0)
-        runner = Runner(
-            listener, source, concurrency=args.concurrency, grace_period=args.grace_period
-        )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, runner.stop)
-        with observe_jobs(lambda r: results.__setitem__(r.job_id, r)):
-            running = asyncio.create_task(runner.run())
-        triggered = []
-        unhandled = []
-        for name in args.trigger:
-            job = emu.trigger(name, input=args.input)
-            ready = next(e for e in reversed(emu.events) if e["topic"] == "job:ready"
-                         and e["context"].get("jobId") == job.id)  # fmt: skip
-            triggered.append(job.id)
-            if not listener.match(ready):
-                unhandled.append(name)
-                display.note(f"  {name:<28} no callback of {args.target} handles this job")
-        if not args.exit_when_idle:
-            await running
-            return 0
-        timed_out = False
-        try:
-            async with asyncio.timeout(args.timeout):
-                for job_id, name in zip(triggered, args.trigger, strict=True):
-                    if name not in unhandled:
-                        await emu.wait_for(job_id, timeout=args.timeout)
-        except TimeoutError:
-            timed_out = True
-        runner.stop()
-        await running
-        jobs = [emu.job(j) for j in triggered]
+        async with emulated(listener, emulator=emu, concurrency=args.concurrency,
+                            grace_period=args.grace_period) as env:  # fmt: skip
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, env.stop)
+            triggered: list[tuple[str, str]] = []
+            unhandled: list[str] = []
+            for name in args.trigger:
+                job = await env.trigger(name, input=args.input, wait=False)
+                triggered.append((job.id, name))
+                ready = next(e for e in reversed(emu.events) if e["topic"] == "job:ready"
+                             and e["context"].get("jobId") == job.id)  # fmt: skip
+                if not listener.match(ready):
+                    unhandled.append(name)
+                    display.note(f"  {name:<28} no callback of {args.target} handles this job")
+            if not args.exit_when_idle:
+                await env.stopped()
+                return 0
+            timed_out = False
+            try:
+                async with asyncio.timeout(args.timeout):
+                    for job_id, name in triggered:
+                        if name not in unhandled:
+                            await emu.wait_for(job_id, timeout=args.timeout)
+            except TimeoutError:
+                timed_out = True
+        jobs = [emu.job(job_id) for job_id, _ in triggered]
         done = sum(j.status == JobStatus.COMPLETE for j in jobs)
         failed = [j for j in jobs if j.status == JobStatus.FAILED]
-        unexpected = [j for j in failed if j.id in results and not results[j.id].expected]
-        unexpected += [j for j in failed if j.id not in results]
+        unexpected = [
+            j for j in failed if j.id not in env.results or not env.results[j.id].expected
+        ]
         summary = f"{len(jobs)} job(s): {done} complete, {len(failed)} failed"
         if failed:
             summary += f" ({len(unexpected)} unexpectedly)"

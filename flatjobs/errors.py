@@ -22,6 +22,7 @@ __all__ = [
     "FlatfileError",
     "InvalidEventError",
     "InvalidRequestError",
+    "JobAlreadyRunning",
     "JobCancelled",
     "JobError",
     "JobTimeout",
@@ -172,6 +173,15 @@ class JobCancelled(FlatfileError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id} was canceled on the platform")
+
+
+class JobAlreadyRunning(FlatfileError):
+    """A job's lifecycle is already running in this process: a duplicate event for it is
+    not run again. Raised on entering :func:`flatjobs.job_lifecycle`, before any API call."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} is already running in this process")
 
 
 class JobTimeout(FlatfileError, TimeoutError):

@@ -6,6 +6,9 @@
 ...     await tick(50, "half way")
 ...     return "Exported 1,204 rows"
 >>> listener = Listener().use(jobs)
+>>> from flatjobs.testing import make_event
+>>> listener.match(make_event(job="workbook:export"))
+['flatjobs.jobs.export']
 
 A handler is ``async def handler(event, tick)``; it runs inside :func:`job_lifecycle`, so
 the job is acknowledged first and completed with what the handler returns (``None``, a
@@ -16,6 +19,9 @@ Multi-part jobs: a handler calls ``await tick.split(n)``; each part's ``job:read
 a ``@jobs.handle_part(...)`` handler (or, if there is none, to the job's own handler with
 ``event.payload["isPart"]`` true); when all parts have ended, the parent is completed, or
 failed when a part failed, unless an ``@jobs.on_parts_completed(...)`` handler decides.
+
+Which handler takes an event is decided once, by :meth:`Jobs.select`: the first registered
+that matches (for a part, the first part handler), the others named in a warning.
 """
 
 from __future__ import annotations
@@ -23,45 +29,45 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 
-from ._callables import is_async_callable
-from .errors import JobError
+from ._callables import callable_name, is_async_callable
+from .errors import JobAlreadyRunning, JobError
 from .event import FlatfileEvent
 from .lifecycle import (
     DEFAULT_HEARTBEAT,
     DEFAULT_PROGRESS_INTERVAL,
     JobLifecycle,
     check_job_options,
+    running_jobs,
 )
 from .listener import Listener
 from .log import get_logger
+from .matching import FilterMatcher, RouteIndex, TopicMatcher
 from .models import JobEventPayload, JobPartsCounts, Next, from_wire
 from .tick import CompletionValue, Tick
 
-__all__ = ["Handler", "Jobs", "PartsHandler"]
+__all__ = ["Handler", "JobRoute", "Jobs", "PartsHandler"]
 
 Handler = Callable[[FlatfileEvent, Tick], Awaitable[CompletionValue]]
 PartsHandler = Callable[[FlatfileEvent, Tick, JobPartsCounts], Awaitable[CompletionValue]]
 H = TypeVar("H", bound=Handler)
 P = TypeVar("P", bound=PartsHandler)
 _log = get_logger("flatjobs.jobs")
-
-
-def _name(func: Callable[..., Any]) -> str:
-    return getattr(func, "__qualname__", None) or repr(func)
+_READY = TopicMatcher(["job:ready", "job:parts-completed"])  # a job's handler ends its parent
+_PARTS = TopicMatcher("job:parts-completed")
 
 
 def _job_filter(job: str | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(job, str):
-        return {"job": job}  # exactly what Flatfile's job handler does with a string (SPEC §4)
+        return {"job": job}  # exactly what Flatfile's job handler does with a string
     if isinstance(job, Mapping):
         return job
     raise TypeError(
         f"a job is selected by a 'domain:operation' string or an EventFilter mapping, "
-        f"got {type(job).__name__} {job!r}"
+        f"got {type(job).__name__} {job!r:.80}"
     )
 
 
@@ -81,11 +87,10 @@ def _check_handler(func: Any, params: int, shape: str) -> None:
             f"declare it `async def {getattr(func, '__name__', 'handler')}({shape}): ...`"
         )
     try:
-        signature = inspect.signature(func)
-        signature.bind(*range(params))
+        inspect.signature(func).bind(*range(params))
     except TypeError:
         raise TypeError(
-            f"job handler {_name(func)} must take {params} parameters ({shape}), "
+            f"job handler {callable_name(func)} must take {params} parameters ({shape}), "
             f"got {getattr(func, '__name__', func)}{inspect.signature(func)}"
         ) from None
 
@@ -93,30 +98,52 @@ def _check_handler(func: Any, params: int, shape: str) -> None:
 @attrs.frozen(eq=False)
 class _Registration:
     func: Callable[..., Awaitable[CompletionValue]]
-    selector: Mapping[str, Any]
-    kind: str  # "job", "part" or "parts"
-    part: bool
+    kind: Literal["job", "part", "parts"]
     timeout: float | None
     progress_interval: float
     heartbeat: float | None
     debug: bool
+    name: str
+
+
+@attrs.frozen
+class JobRoute:
+    """Which handler of a :class:`Jobs` registry takes an event, as :meth:`Jobs.select`
+    decides it once per event.
+
+    Attributes:
+        handler: the name of the handler that runs (None: no handler takes the event).
+        run: what it runs: a job's handler (``"job"``), a part handler (``"part"``), an
+            ``on_parts_completed`` handler (``"parts"``), or the default that ends a split
+            parent from its parts' summary (``"default-parts"``).
+        others: the names of the other handlers that matched and do not run.
+    """
+
+    handler: str | None
+    run: Literal["job", "part", "parts", "default-parts"] | None
+    others: tuple[str, ...] = ()
+    _registration: _Registration | None = attrs.field(
+        default=None, repr=False, alias="registration"
+    )
+
+
+class _Run:
+    """What the listener runs for one event: a :class:`JobRoute` bound to the event."""
+
+    __slots__ = ("_event", "_jobs", "_route")
+
+    def __init__(self, jobs: Jobs, route: JobRoute, event: FlatfileEvent) -> None:
+        self._jobs = jobs
+        self._route = route
+        self._event = event
 
     @property
     def name(self) -> str:
-        return _name(self.func)
+        assert self._route.handler is not None
+        return self._route.handler
 
-    async def __call__(self, event: FlatfileEvent) -> None:
-        """Never called: in the index listeners a registration is only matched."""
-        raise AssertionError("a job handler registration is matched, not dispatched to")
-
-    @property
-    def topics(self) -> list[str]:
-        # A job's handler also hears its parts-completed event, to end a split parent.
-        return (
-            ["job:parts-completed"]
-            if self.kind == "parts"
-            else ["job:ready", "job:parts-completed"]
-        )
+    def __call__(self) -> Awaitable[None]:
+        return self._jobs._run(self._event, self._route)
 
 
 class Jobs:
@@ -150,79 +177,70 @@ class Jobs:
         self.progress_interval = progress_interval
         self.heartbeat = heartbeat
         self.debug = debug
-        self._handlers: list[_Registration] = []
-        self._parts_handlers: list[_Registration] = []
-        # Handlers are matched through a listener's compiled index (literal job names are
-        # looked up, not tested one by one); these listeners are never dispatched to.
-        self._index = Listener()
-        self._parts_index = Listener()
-        self._running: set[str] = set()
+        self._routes: list[tuple[TopicMatcher, tuple[FilterMatcher, ...], _Registration]] = []
+        self._index: RouteIndex[_Registration] = RouteIndex()
         self._listeners: list[Listener] = []
 
     def __repr__(self) -> str:
-        names = [r.name for r in self._handlers]
-        return f"Jobs(handlers={names!r})"
+        return f"Jobs(handlers={self.handlers()!r})"
 
     def __call__(self, listener: Listener) -> None:
-        """Install on ``listener`` (``listener.use(jobs)``): one callback per handler,
-        named after it, so ``listener.match(event)`` shows which handler takes a job."""
-        if listener in self._listeners:
-            return
-        self._listeners.append(listener)
-        for registration in (*self._handlers, *self._parts_handlers):
-            self._install(listener, registration)
+        """Install on ``listener`` (``listener.use(jobs)``): ``listener.match(event)`` then
+        names the handler that takes a job."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+            listener.add_router(["job:ready", "job:parts-completed"], self)
 
-    def _install(self, listener: Listener, registration: _Registration) -> None:
-        async def callback(event: FlatfileEvent) -> None:
-            await self._on_event(registration, event)
+    @property
+    def names(self) -> frozenset[str]:
+        """The bare filter keys the handlers' selectors look up (for the listener)."""
+        return self._index.names
 
-        callback.__module__ = getattr(registration.func, "__module__", __name__)
-        callback.__qualname__ = registration.name
-        listener.on(registration.topics, registration.selector, callback)
+    def handlers(self) -> list[str]:
+        """The names of the registered handlers, in registration order."""
+        return [reg.name for _, _, reg in self._routes]
 
     @property
     def running(self) -> frozenset[str]:
-        """Ids of the jobs whose handlers are running now."""
-        return frozenset(self._running)
+        """Ids of the jobs whose lifecycle runs in this process now (any registry's)."""
+        return running_jobs()
 
     # ----------------------------------------------------------- registration
 
     def _register(
         self,
-        target: list[_Registration],
         func: Any,
         job: str | Mapping[str, Any],
+        kind: Literal["job", "part", "parts"],
         *,
-        part: bool,
-        params: int,
-        shape: str,
         timeout: float | None,
         progress_interval: float | None,
         debug: bool | None,
     ) -> None:
-        _check_handler(func, params, shape)
+        if kind == "parts":
+            _check_handler(func, 3, "event, tick, parts")
+        else:
+            _check_handler(func, 2, "event, tick")
         timeout = self.timeout if timeout is None else timeout
         if timeout == math.inf:
             timeout = None
-        progress_interval = (
-            self.progress_interval if progress_interval is None else progress_interval
-        )
-        check_job_options(timeout=timeout, progress_interval=progress_interval,
-                          heartbeat=self.heartbeat)  # fmt: skip
+        interval = self.progress_interval if progress_interval is None else progress_interval
+        check_job_options(timeout=timeout, progress_interval=interval, heartbeat=self.heartbeat)
         selector = dict(_job_filter(job))
-        if part:
+        if kind == "part":
             selector["isPart"] = True
         registration = _Registration(
-            func=func, selector=selector, part=part, timeout=timeout,
-            kind="parts" if target is self._parts_handlers else "part" if part else "job",
-            progress_interval=progress_interval, heartbeat=self.heartbeat,
+            func=func,
+            kind=kind,
+            timeout=timeout,
+            progress_interval=interval,
+            heartbeat=self.heartbeat,
             debug=self.debug if debug is None else debug,
-        )  # fmt: skip
-        target.append(registration)
-        index = self._parts_index if target is self._parts_handlers else self._index
-        index.on(registration.topics, selector, registration)
-        for listener in self._listeners:
-            self._install(listener, registration)
+            name=callable_name(func),
+        )
+        topics = _PARTS if kind == "parts" else _READY
+        self._routes.append((topics, (FilterMatcher(selector),), registration))
+        self._index = RouteIndex(self._routes)
 
     def handle(
         self,
@@ -244,8 +262,7 @@ class Jobs:
                 ``job`` is neither a string nor a mapping, or the decorator was used bare
                 (``@jobs.handle`` instead of ``@jobs.handle("domain:operation")``).
         """
-
-        return self._handler_decorator(job, False, timeout, progress_interval, debug)
+        return self._decorator(job, "job", timeout, progress_interval, debug)
 
     def handle_part(
         self,
@@ -259,25 +276,7 @@ class Jobs:
 
         ``(await tick.job()).part_data`` holds the part's data (``{"part": i, "total": n}``
         for a split into ``n``, or the dict given for it)."""
-
-        return self._handler_decorator(job, True, timeout, progress_interval, debug)
-
-    def _handler_decorator(
-        self,
-        job: str | Mapping[str, Any],
-        part: bool,
-        timeout: float | None,
-        progress_interval: float | None,
-        debug: bool | None,
-    ) -> Callable[[H], H]:
-        _check_selector_not_handler(job, "handle_part" if part else "handle")
-
-        def register(func: H) -> H:
-            self._register(self._handlers, func, job, part=part, params=2, shape="event, tick",
-                           timeout=timeout, progress_interval=progress_interval, debug=debug)  # fmt: skip
-            return func
-
-        return register
+        return self._decorator(job, "part", timeout, progress_interval, debug)
 
     def on_parts_completed(
         self,
@@ -293,101 +292,110 @@ class Jobs:
         handler the parent completes when no part failed or was canceled, and fails with a
         Retry button otherwise.
         """
-        _check_selector_not_handler(job, "on_parts_completed")
+        return self._decorator(job, "parts", timeout, 0, debug)
 
-        def register(func: P) -> P:
-            self._register(self._parts_handlers, func, job, part=False, params=3,
-                           shape="event, tick, parts", timeout=timeout, progress_interval=0,
-                           debug=debug)  # fmt: skip
+    def _decorator(
+        self,
+        job: str | Mapping[str, Any],
+        kind: Literal["job", "part", "parts"],
+        timeout: float | None,
+        progress_interval: float | None,
+        debug: bool | None,
+    ) -> Callable[[Any], Any]:
+        decorator = {"job": "handle", "part": "handle_part", "parts": "on_parts_completed"}
+        _check_selector_not_handler(job, decorator[kind])
+        _job_filter(job)  # a wrong type fails at the decorator line, not at the function
+
+        def register(func: Any) -> Any:
+            self._register(func, job, kind, timeout=timeout,
+                           progress_interval=progress_interval, debug=debug)  # fmt: skip
             return func
 
         return register
 
-    # ----------------------------------------------------------- dispatch
+    # ----------------------------------------------------------- selection
 
-    @staticmethod
-    def _select(index: Listener, event: FlatfileEvent) -> tuple[_Registration | None, list[str]]:
-        """The handler that takes ``event`` (the first registered; for a part, the first
-        part handler), and the names of the other matching ones."""
-        matches: list[_Registration] = index._matching_callbacks(event)  # type: ignore[assignment]
-        if not matches:
-            return None, []
-        chosen = matches[0]
-        if event.payload.get("isPart") is True:
-            chosen = next((r for r in matches if r.part), matches[0])
-        return chosen, [r.name for r in matches if r is not chosen]
+    def select(self, event: FlatfileEvent | Mapping[str, Any]) -> JobRoute:
+        """Which handler takes ``event``, and which others matched: decided once, here.
 
-    async def _on_event(self, registration: _Registration, event: FlatfileEvent) -> None:
-        # Every matching handler's callback gets here; only the chosen one acts.
+        For ``job:ready``: the first registered handler that matches (for a part, the
+        first part handler, else the job's own). For ``job:parts-completed``: the first
+        ``on_parts_completed`` handler, else the default that ends the parent, run for the
+        job's own handler.
+        """
+        event = FlatfileEvent.parse(event)
+        matches = self._index.match(event.raw, event._flat)
         if event.topic == "job:ready":
-            chosen, others = self._select(self._index, event)
-            if chosen is registration:
-                self._warn_others(event, chosen, others)
-                await self._run(
-                    event, chosen, lambda tick: chosen.func(event, tick), acknowledge=True
-                )
-            return
-        parts_handler, others = self._select(self._parts_index, event)
-        if parts_handler is not None:
-            if parts_handler is registration:
-                self._warn_others(event, parts_handler, others)
-                counts = self._parts_counts(event)
-                await self._run(event, parts_handler,
-                                lambda tick: parts_handler.func(event, tick, counts),
-                                acknowledge=False)  # fmt: skip
-            return
-        owner, _ = self._select(self._index, event)
-        if owner is registration:  # the job's own handler ends the parent by default
-            counts = self._parts_counts(event)
-            await self._run(event, owner, lambda tick: _default_parts(event, tick, counts),
-                            acknowledge=False)  # fmt: skip
+            candidates = [r for r in matches if r.kind != "parts"]
+            if event.payload.get("isPart") is True:
+                chosen = next((r for r in candidates if r.kind == "part"), None)
+                chosen = chosen or next(iter(candidates), None)
+            else:
+                chosen = next((r for r in candidates if r.kind == "job"), None)
+            run: Literal["job", "part", "parts", "default-parts"] = (
+                "part" if chosen is not None and chosen.kind == "part" else "job"
+            )
+        elif event.topic == "job:parts-completed":
+            candidates = [r for r in matches if r.kind == "parts"]
+            chosen, run = next(iter(candidates), None), "parts"
+            if chosen is None:
+                candidates = [r for r in matches if r.kind == "job"]
+                chosen, run = next(iter(candidates), None), "default-parts"
+        else:
+            return JobRoute(None, None)
+        if chosen is None:
+            return JobRoute(None, None)
+        others = tuple(r.name for r in candidates if r is not chosen)
+        return JobRoute(chosen.name, run, others, registration=chosen)
 
-    @staticmethod
-    def _warn_others(event: FlatfileEvent, chosen: _Registration, others: list[str]) -> None:
-        if others:
+    def route(self, event: FlatfileEvent) -> _Run | None:
+        """For the listener: what runs for ``event`` (see :meth:`select`), or None."""
+        chosen = self.select(event)
+        return _Run(self, chosen, event) if chosen.handler is not None else None
+
+    # ----------------------------------------------------------- running
+
+    async def _run(self, event: FlatfileEvent, route: JobRoute) -> None:
+        handler = route._registration
+        assert handler is not None
+        if route.others:
             _log.warning("several job handlers match; only the first registered runs",
-                         job=event.payload.get("job"), job_id=event.job_id, ran=chosen.name,
-                         skipped=others)  # fmt: skip
-
-    @staticmethod
-    def _parts_counts(event: FlatfileEvent) -> JobPartsCounts:
-        try:
-            return from_wire(event.payload, JobEventPayload).parts_counts() or JobPartsCounts()
-        except ValueError as exc:
-            _log.error("job:parts-completed has an unreadable parts summary", job_id=event.job_id,
-                       event_id=event.id, error=str(exc))  # fmt: skip
-            return JobPartsCounts()
-
-    async def _run(
-        self,
-        event: FlatfileEvent,
-        handler: _Registration,
-        call: Callable[[Tick], Awaitable[CompletionValue]],
-        *,
-        acknowledge: bool,
-    ) -> None:
-        job_id = event.job_id
-        if job_id is None:
+                         job=event.payload.get("job"), job_id=event.job_id, ran=handler.name,
+                         skipped=list(route.others))  # fmt: skip
+        if event.job_id is None:
             _log.error("job event without context.jobId; skipped", event_id=event.id,
                        topic=event.topic, handler=handler.name)  # fmt: skip
             return
-        if job_id in self._running:
-            _log.warning("job is already running; duplicate event skipped", job_id=job_id,
-                         event_id=event.id, topic=event.topic)  # fmt: skip
-            return
+        call: Callable[[Tick], Awaitable[CompletionValue]]
+        if route.run in ("job", "part"):
+            call = lambda tick: handler.func(event, tick)  # noqa: E731
+        else:
+            counts = _parts_counts(event)
+            body = handler.func if route.run == "parts" else _default_parts
+            call = lambda tick: body(event, tick, counts)  # noqa: E731
         lifecycle = JobLifecycle(event, timeout=handler.timeout, debug=handler.debug,
                                  progress_interval=handler.progress_interval,
-                                 heartbeat=handler.heartbeat, acknowledge=acknowledge)  # fmt: skip
-        self._running.add(job_id)
+                                 heartbeat=handler.heartbeat,
+                                 acknowledge=route.run in ("job", "part"))  # fmt: skip
         try:
             async with lifecycle as tick:
                 tick.complete_with(await call(tick))
+        except JobAlreadyRunning:
+            _log.warning("job is already running; duplicate event skipped", job_id=event.job_id,
+                         event_id=event.id, topic=event.topic)  # fmt: skip
         except Exception:
             # The lifecycle has logged it once and ended the job (failed, canceled or
             # already ended): one job's failure never stops the listener.
             pass
-        finally:
-            self._running.discard(job_id)
+
+
+def _parts_counts(event: FlatfileEvent) -> JobPartsCounts:
+    try:
+        return from_wire(event.payload, JobEventPayload).parts_counts() or JobPartsCounts()
+    except ValueError as exc:
+        _log.error("job:parts-completed has an unreadable parts summary", job_id=event.job_id,
+                   event_id=event.id, error=str(exc))  # fmt: skip
+        return JobPartsCounts()
 
 
 async def _default_parts(

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime as dt
+import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -41,6 +42,7 @@ from .errors import (
     FlatfileError,
     InvalidEventError,
     InvalidRequestError,
+    JobAlreadyRunning,
     JobCancelled,
     JobError,
     JobTimeout,
@@ -72,9 +74,12 @@ __all__ = [
     "STOPPED_MESSAGE",
     "JobLifecycle",
     "JobResult",
+    "claim_job",
     "failure_details",
     "job_lifecycle",
     "observe_jobs",
+    "release_job",
+    "running_jobs",
 ]
 
 DEFAULT_PROGRESS_INTERVAL: Final = 0.5
@@ -107,6 +112,43 @@ class JobResult:
         """False for a failure the handler did not choose: a crash, a timeout, a stop or
         an API failure. A :class:`JobError` is an expected, user-facing failure."""
         return self.status != "failed" or isinstance(self.error, JobError)
+
+
+# The jobs running now, per event loop: the one "already running" guard. A lifecycle
+# claims its job on entry; a runner may claim it earlier, for the task that will run it
+# (the task's context then carries the claim, so its lifecycle knows the claim is its own).
+_running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[str]] = (
+    weakref.WeakKeyDictionary()
+)
+_claimed: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "flatjobs_claimed_job", default=None
+)
+
+
+def _running_here() -> set[str]:
+    return _running.setdefault(asyncio.get_running_loop(), set())
+
+
+def running_jobs() -> frozenset[str]:
+    """Ids of the jobs running in this process (this event loop) now."""
+    return frozenset(_running_here())
+
+
+def claim_job(job_id: str) -> contextvars.Context | None:
+    """Claim ``job_id`` as running here, for a task about to run it; None if it already
+    runs. Run the task in the returned context, and call :func:`release_job` when it ends."""
+    running = _running_here()
+    if job_id in running:
+        return None
+    running.add(job_id)
+    context = contextvars.copy_context()
+    context.run(_claimed.set, job_id)
+    return context
+
+
+def release_job(job_id: str) -> None:
+    """End a claim made with :func:`claim_job`."""
+    _running_here().discard(job_id)
 
 
 _observer: contextvars.ContextVar[Callable[[JobResult], None] | None] = contextvars.ContextVar(
@@ -302,6 +344,7 @@ class JobLifecycle:
         self.awaiting_parts = False
         self.closed = False
         self._ended = False  # the job was ended from outside the body (a timeout's watchdog)
+        self._owns_claim = True
         self._task: asyncio.Task[Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._tick: _JobTick | None = None
@@ -325,11 +368,21 @@ class JobLifecycle:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("job_lifecycle must be used inside an asyncio task")
+        running = _running_here()
+        self._owns_claim = _claimed.get() != self.job_id  # else the caller claimed it for us
+        if self._owns_claim:
+            if self.job_id in running:
+                raise JobAlreadyRunning(self.job_id)
+            running.add(self.job_id)
         self._task = task
         if self.debug:
             self.log.info("job received")
         if self._acknowledge:
-            await self._ack()
+            try:
+                await self._ack()
+            except BaseException:
+                self._release()
+                raise
         coalescer = Coalescer(self._send_progress, interval=self.progress_interval,
                               heartbeat=self.heartbeat, name=self.job_id)  # fmt: skip
         if self._acknowledge:
@@ -465,6 +518,16 @@ class JobLifecycle:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        try:
+            return await self._exit(exc)
+        finally:  # only once the final call is done: a duplicate must not start it again
+            self._release()
+
+    def _release(self) -> None:
+        if self._owns_claim:
+            _running_here().discard(self.job_id)
+
+    async def _exit(self, exc: BaseException | None) -> bool:
         self.closed = True
         for timer in self._timers:
             timer.cancel()

@@ -18,8 +18,18 @@ does not grow with callbacks that cannot match it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Protocol,
+    TypeGuard,
+    TypeVar,
+    cast,
+    overload,
+    runtime_checkable,
+)
 
 import attrs
 
@@ -27,13 +37,21 @@ from ._callables import callable_name, is_async_callable
 from .errors import InvalidEventError
 from .event import Callback, FlatfileEvent
 from .log import get_logger
-from .matching import _SUFFIX, FilterMatcher, FlatEvent, TopicMatcher
+from .matching import FilterMatcher, RouteIndex, TopicMatcher
 from .models import Event
 
 if TYPE_CHECKING:
     from .client import FlatfileClient
 
-__all__ = ["Callback", "CallbackFailure", "DispatchResult", "FlatfileEvent", "Listener"]
+__all__ = [
+    "Callback",
+    "CallbackFailure",
+    "DispatchResult",
+    "FlatfileEvent",
+    "Listener",
+    "Routed",
+    "Router",
+]
 
 C = TypeVar("C", bound=Callback)
 _log = get_logger("flatjobs.listener")
@@ -68,97 +86,47 @@ class DispatchResult:
         return len(self.ran) + len(self.failed)
 
 
+@runtime_checkable
+class Routed(Protocol):
+    """What a :class:`Router` decided to run for one event."""
+
+    @property
+    def name(self) -> str:
+        """The name of the handler it runs, for logs and :meth:`Listener.match`."""
+        ...
+
+    def __call__(self) -> Awaitable[Any]:
+        """Run it."""
+        ...
+
+
+@runtime_checkable
+class Router(Protocol):
+    """A callback that routes an event on to one handler of its own, as ``Jobs`` does.
+
+    Installed with :meth:`Listener.add_router`; the listener asks it once per event which
+    handler takes the event (:meth:`route`), so :meth:`Listener.match` can name it.
+    """
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The bare filter keys it looks up (``{"job"}``), so the event's view indexes them."""
+        ...
+
+    def route(self, event: FlatfileEvent) -> Routed | None:
+        """What it would run for ``event``, or None when none of its handlers takes it."""
+        ...
+
+    def handlers(self) -> list[str]:
+        """The names of all its handlers, in order."""
+        ...
+
+
 @attrs.frozen(eq=False)
-class _Entry:
-    order: int
-    topics: TopicMatcher
-    filters: tuple[FilterMatcher, ...]  # the listener chain's filters, then the callback's own
-    callback: Callback
-    name: str
-    needs_flat: bool
-
-
-class _Bucket:
-    """Callbacks that may match one topic, indexed by a literal filter value where possible."""
-
-    __slots__ = ("check_topic", "indexed", "plain")
-
-    def __init__(self, check_topic: bool) -> None:
-        self.check_topic = check_topic
-        self.plain: list[_Entry] = []
-        self.indexed: dict[Any, tuple[Any, dict[str, list[_Entry]]]] = {}
-
-    def add(self, entry: _Entry) -> None:
-        for matcher in entry.filters:
-            key = matcher.index_key()
-            if key is not None and key.index_texts is not None:
-                ident = (key.kind, key.key)
-                _, by_text = self.indexed.setdefault(ident, (key, {}))
-                for text in key.index_texts:
-                    by_text.setdefault(text, []).append(entry)
-                return
-        self.plain.append(entry)
-
-    def candidates(self, flat: FlatEvent) -> list[_Entry]:
-        if not self.indexed:
-            return self.plain
-        found: list[_Entry] = list(self.plain)
-        for key, by_text in self.indexed.values():
-            for text in key.event_texts(flat):
-                hits = by_text.get(text)
-                if hits:
-                    found.extend(hits)
-        if len(found) > 1:
-            found = sorted(set(found), key=lambda e: e.order)
-        return found
-
-
-class _Table:
-    """The compiled routing of one listener subtree."""
-
-    def __init__(self, entries: list[_Entry]) -> None:
-        # The bare-key names any filter looks up: only those are indexed per event.
-        self.names = frozenset(
-            key.key for e in entries for f in e.filters for key in f.keys if key.kind == _SUFFIX
-        )
-        self.by_topic: dict[str, _Bucket] = {}
-        self.wildcard = _Bucket(check_topic=True)
-        for entry in entries:
-            if entry.topics.wildcard:
-                self.wildcard.add(entry)
-            else:
-                for topic in entry.topics.literals:
-                    self.by_topic.setdefault(topic, _Bucket(check_topic=False)).add(entry)
-
-    def match(self, raw: Mapping[str, Any], flat: FlatEvent | None = None) -> list[_Entry]:
-        topic = raw["topic"]
-        if flat is None:
-            flat = FlatEvent(raw, self.names)
-        bucket = self.by_topic.get(topic)
-        found = self._select(bucket, flat, topic) if bucket is not None else []
-        if self.wildcard.plain or self.wildcard.indexed:
-            extra = self._select(self.wildcard, flat, topic)
-            if extra:
-                found = sorted(found + extra, key=lambda e: e.order) if found else extra
-        return found
-
-    @staticmethod
-    def _select(bucket: _Bucket, flat: FlatEvent, topic: str) -> list[_Entry]:
-        out = []
-        for entry in bucket.candidates(flat):
-            if bucket.check_topic and not entry.topics(topic):
-                continue
-            if entry.needs_flat and not all(f(flat) for f in entry.filters):
-                continue
-            out.append(entry)
-        return out
-
-
-@attrs.define
 class _Registration:
     topics: TopicMatcher
     filter: FilterMatcher
-    callback: Callback
+    callback: Callback | Router
     name: str
 
 
@@ -179,7 +147,7 @@ class Listener:
         self._children: list[Listener] = []
         self._parent: Listener | None = None
         self._version = 0
-        self._table: tuple[int, _Table] | None = None
+        self._index: tuple[int, RouteIndex[_Registration], frozenset[str]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -202,19 +170,22 @@ class Listener:
 
     @client.setter
     def client(self, client: FlatfileClient) -> None:
-        self._root()._client = client
+        root = self._root()
+        root._client, root._owns_client = client, False  # lent: never closed here
 
     @contextlib.asynccontextmanager
     async def bound(self, client: FlatfileClient) -> AsyncIterator[Listener]:
-        """Use ``client`` for the duration of the block, then close it and restore."""
+        """Use ``client`` for the duration of the block, then restore the previous one.
+
+        The client stays yours: what a listener is lent, it never closes.
+        """
         root = self._root()
-        previous = root._client
-        root._client = client
+        previous, owned = root._client, root._owns_client
+        root._client, root._owns_client = client, False
         try:
             yield self
         finally:
-            root._client = previous
-            await client.close()
+            root._client, root._owns_client = previous, owned
 
     async def aclose(self) -> None:
         """Close the client this listener built from the environment, if any."""
@@ -302,6 +273,22 @@ class Listener:
             self._changed()
         return removed
 
+    def add_router(
+        self,
+        topics: str | Sequence[str],
+        router: Router,
+        filter: Mapping[str, Any] | str | None = None,
+    ) -> None:
+        """Install a :class:`Router` (a plugin that routes events on to its own handlers, as
+        ``Jobs`` does) on ``topics``; it runs in registration order among the callbacks."""
+        if not isinstance(router, Router):
+            raise TypeError(f"a router needs route(), handlers() and names, got {router!r}")
+        name = callable_name(type(router))
+        self._registrations.append(
+            _Registration(TopicMatcher(topics), FilterMatcher(filter), router, name)
+        )
+        self._changed()
+
     def filter(
         self, filter: Mapping[str, Any], configure: Callable[[Listener], Any] | None = None
     ) -> Listener:
@@ -330,39 +317,69 @@ class Listener:
         return self
 
     def callbacks(self) -> list[str]:
-        """Names of every callback of this listener and its children, in dispatch order."""
-        return [e.name for e in self._entries()]
+        """Names of every callback of this listener and its children, in dispatch order (a
+        router's handlers by name)."""
+        names: list[str] = []
+        for route in self._compiled().routes:
+            callback = route.value.callback
+            names.extend(callback.handlers() if _is_router(callback) else [route.value.name])
+        return names
 
     # ----------------------------------------------------------- dispatch
 
-    def _entries(self) -> list[_Entry]:
-        out: list[_Entry] = []
+    def _compiled(self) -> RouteIndex[_Registration]:
+        return self._compile()[0]
+
+    def _compile(self) -> tuple[RouteIndex[_Registration], frozenset[str]]:
+        """The route index of this subtree, and the filter names its routers look up."""
+        if self._index is None or self._index[0] != self._version:
+            index = RouteIndex(self._routes())
+            names = frozenset().union(
+                *(r.value.callback.names for r in index.routes if _is_router(r.value.callback))
+            )
+            self._index = (self._version, index, names)
+        return self._index[1], self._index[2]
+
+    def _routes(self) -> list[tuple[TopicMatcher, tuple[FilterMatcher, ...], _Registration]]:
+        out: list[tuple[TopicMatcher, tuple[FilterMatcher, ...], _Registration]] = []
 
         def collect(node: Listener, chain: tuple[FilterMatcher, ...]) -> None:
             if not node._filter.matches_all:
                 chain = (*chain, node._filter)
             for reg in node._registrations:
                 filters = chain if reg.filter.matches_all else (*chain, reg.filter)
-                out.append(_Entry(len(out), reg.topics, filters, reg.callback, reg.name,
-                                  needs_flat=bool(filters)))  # fmt: skip
+                out.append((reg.topics, filters, reg))
             for child in node._children:
                 collect(child, chain)
 
         collect(self, ())
         return out
 
-    def _compiled(self) -> _Table:
-        if self._table is None or self._table[0] != self._version:
-            self._table = (self._version, _Table(self._entries()))
-        return self._table[1]
-
-    def _matching_callbacks(self, event: FlatfileEvent) -> list[Callback]:
-        # Reuses the flattened view the dispatching listener already built for the event.
-        return [e.callback for e in self._compiled().match(event.raw, event._flat)]
+    def _matching(self, event: FlatfileEvent) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+        """What ``event`` runs: (name, call) of each callback, and of each handler a router
+        chose. The event's flattened view is built here, once, and kept on the event."""
+        index, router_names = self._compile()
+        if event._flat is None:
+            event._flat = index.flatten(event.raw, router_names)
+        try:
+            registrations = index.match(event.raw, event._flat)
+        except RecursionError:
+            raise InvalidEventError(f"event {event!r} nests too deeply to be matched") from None
+        out: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        for reg in registrations:
+            callback = reg.callback
+            if _is_router(callback):
+                routed = callback.route(event)
+                if routed is not None:
+                    out.append((routed.name, routed))
+            else:
+                out.append((reg.name, functools.partial(cast("Callback", callback), event)))
+        return out
 
     def match(self, event: Mapping[str, Any] | Event | FlatfileEvent) -> list[str]:
-        """Names of the callbacks ``event`` would run, in order, without running them."""
-        return [e.name for e in self._compiled().match(FlatfileEvent.parse(event).raw)]
+        """Names of the callbacks ``event`` would run, in order, without running them (for
+        a router, the handler it would choose)."""
+        return [name for name, _ in self._matching(FlatfileEvent.parse(event))]
 
     async def dispatch(self, event: Mapping[str, Any] | Event | FlatfileEvent) -> DispatchResult:
         """Run every callback matching ``event`` (raw wire JSON, an :class:`Event`, or a
@@ -373,23 +390,15 @@ class Listener:
         """
         wrapped = FlatfileEvent.parse(event)
         wrapped._listener = self._root()
-        raw = wrapped.raw
-        table = self._compiled()
-        flat = FlatEvent(raw, table.names)
-        try:
-            entries = table.match(raw, flat)
-        except RecursionError:
-            raise InvalidEventError(f"event {wrapped!r} nests too deeply to be matched") from None
-        wrapped._flat = flat
         ran: list[str] = []
         failed: list[CallbackFailure] = []
-        for entry in entries:
+        for name, call in self._matching(wrapped):
             try:
-                await entry.callback(wrapped)
+                await call()
             except Exception as exc:
-                _failed(entry.name, wrapped, exc, failed)
+                _failed(name, wrapped, exc, failed)
             else:
-                ran.append(entry.name)
+                ran.append(name)
         if wrapped._after_all:
             await self._run_after_all(wrapped, ran, failed)
         return DispatchResult(wrapped.id, wrapped.topic, tuple(ran), tuple(failed))
@@ -418,6 +427,10 @@ class Listener:
             _failed(name, event, exc, failed)
         else:
             ran.append(name)
+
+
+def _is_router(callback: Callback | Router) -> TypeGuard[Router]:
+    return hasattr(callback, "route")
 
 
 def _failed(name: str, event: FlatfileEvent, exc: Exception, failed: list[CallbackFailure]) -> None:

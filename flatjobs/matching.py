@@ -14,7 +14,13 @@ character. Where the JavaScript library has quirks, flatjobs is plain and says s
 
 An EventFilter is a mapping, nested mappings flattening to dotted keys. Each key must
 match: a key containing ``.`` or ``*`` is a ``.``-glob over the event's flattened paths; a
-bare key ``k`` means ``**.k``. See SPEC §4 for values.
+bare key ``k`` means ``**.k``. A string value is a ``:``-glob over the event value as
+JavaScript renders it; other values compare by type-strict equality.
+
+A :class:`RouteIndex` holds many (topics, filters, value) routes and finds the ones an
+event matches, in registration order: by literal topic, then by a literal filter value
+where it can, so routes that cannot match cost nothing. Both the listener (its callbacks)
+and the ``Jobs`` registry (its handlers) route through one.
 """
 
 from __future__ import annotations
@@ -22,12 +28,16 @@ from __future__ import annotations
 import decimal
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
 
 __all__ = [
     "FilterMatcher",
     "FlatEvent",
+    "Route",
+    "RouteIndex",
     "TopicMatcher",
     "compile_filter",
     "compile_topics",
@@ -37,6 +47,7 @@ __all__ = [
     "match_event",
 ]
 
+T = TypeVar("T")
 _GLOB_CHARS: Final = frozenset("*?\\")
 _GLOBSTAR: Final = object()
 
@@ -317,9 +328,16 @@ class FlatEvent:
         if kind == _EXACT:
             return [paths[key]] if key in paths else []
         if kind == _SUFFIX:
-            if self._names is not None and key not in self._names:
-                return [v for p, v in paths.items() if p.rpartition(".")[2] == key]
-            return self._by_name.get(key, [])
+            found = self._by_name.get(key)
+            if found is None:
+                if self._names is None or key in self._names:
+                    return []
+                # A name the builder did not index (another index shares this view): scan
+                # once and keep the answer.
+                found = self._by_name[key] = [
+                    v for p, v in paths.items() if p.rpartition(".")[2] == key
+                ]
+            return found
         assert regex is not None
         return [v for p, v in paths.items() if regex.fullmatch(p)]
 
@@ -423,3 +441,104 @@ def match_event(
 ) -> bool:
     """Whether a callback registered with ``topics`` and ``filter`` runs for ``raw``."""
     return TopicMatcher(topics)(raw.get("topic")) and FilterMatcher(filter)(FlatEvent(raw))
+
+
+# --------------------------------------------------------------------------- routing
+
+
+@attrs.frozen(eq=False)
+class Route(Generic[T]):
+    """One entry of a :class:`RouteIndex`: topics, the filters that must all match, a value."""
+
+    order: int
+    topics: TopicMatcher
+    filters: tuple[FilterMatcher, ...]
+    value: T
+
+
+class _Bucket(Generic[T]):
+    """Routes that may match one topic, indexed by a literal filter value where possible."""
+
+    __slots__ = ("check_topic", "indexed", "plain")
+
+    def __init__(self, check_topic: bool) -> None:
+        self.check_topic = check_topic
+        self.plain: list[Route[T]] = []
+        self.indexed: dict[tuple[int, str], tuple[_Key, dict[str, list[Route[T]]]]] = {}
+
+    def add(self, route: Route[T]) -> None:
+        for matcher in route.filters:
+            key = matcher.index_key()
+            if key is not None and key.index_texts is not None:
+                _, by_text = self.indexed.setdefault((key.kind, key.key), (key, {}))
+                for text in key.index_texts:
+                    by_text.setdefault(text, []).append(route)
+                return
+        self.plain.append(route)
+
+    def select(self, flat: FlatEvent, topic: str) -> list[Route[T]]:
+        candidates = self.plain
+        if self.indexed:
+            candidates = list(self.plain)
+            for key, by_text in self.indexed.values():
+                for text in key.event_texts(flat):
+                    hits = by_text.get(text)
+                    if hits:
+                        candidates.extend(hits)
+            if len(candidates) > 1:
+                candidates = sorted(set(candidates), key=lambda r: r.order)
+        return [
+            route
+            for route in candidates
+            if (not self.check_topic or route.topics(topic)) and all(f(flat) for f in route.filters)
+        ]
+
+
+class RouteIndex(Generic[T]):
+    """Routes compiled once; :meth:`match` finds those an event matches, in order.
+
+    >>> index = RouteIndex([(TopicMatcher("job:ready"), (FilterMatcher({"job": "sheet:*"}),), "a"),
+    ...                     (TopicMatcher("**"), (), "b")])
+    >>> index.match({"topic": "job:ready", "payload": {"job": "sheet:export"}})
+    ['a', 'b']
+    """
+
+    def __init__(
+        self, routes: Iterable[tuple[TopicMatcher, tuple[FilterMatcher, ...], T]] = ()
+    ) -> None:
+        self.routes = [Route(n, t, f, v) for n, (t, f, v) in enumerate(routes)]
+        # The bare-key names any filter looks up: only those are indexed per event.
+        self.names = frozenset(
+            key.key for r in self.routes for f in r.filters for key in f.keys if key.kind == _SUFFIX
+        )
+        self._by_topic: dict[str, _Bucket[T]] = {}
+        self._wildcard: _Bucket[T] = _Bucket(check_topic=True)
+        for route in self.routes:
+            if route.topics.wildcard:
+                self._wildcard.add(route)
+            else:
+                for topic in route.topics.literals:
+                    self._by_topic.setdefault(topic, _Bucket(check_topic=False)).add(route)
+        self._any_wildcard = bool(self._wildcard.plain or self._wildcard.indexed)
+
+    def flatten(self, raw: Mapping[str, Any], also: frozenset[str] = frozenset()) -> FlatEvent:
+        """The event's flattened view, indexing only the names this index's filters use
+        (and ``also``: names another index will look up in the same view)."""
+        return FlatEvent(raw, self.names | also if also else self.names)
+
+    def match_routes(self, raw: Mapping[str, Any], flat: FlatEvent | None = None) -> list[Route[T]]:
+        """The routes ``raw`` matches, in order (``flat``: its view, if already built)."""
+        topic = raw["topic"]
+        if flat is None:
+            flat = self.flatten(raw)
+        bucket = self._by_topic.get(topic)
+        found = bucket.select(flat, topic) if bucket is not None else []
+        if self._any_wildcard:
+            extra = self._wildcard.select(flat, topic)
+            if extra:
+                found = sorted(found + extra, key=lambda r: r.order) if found else extra
+        return found
+
+    def match(self, raw: Mapping[str, Any], flat: FlatEvent | None = None) -> list[T]:
+        """The values of the routes ``raw`` matches, in order."""
+        return [route.value for route in self.match_routes(raw, flat)]

@@ -7,10 +7,12 @@
 
 * Distinct events run concurrently, up to ``concurrency``; the callbacks of one event keep
   their order (the listener runs them one after another).
-* An event id is dispatched once (bounded memory); a ``job:ready`` for a job whose handler
-  is still running is skipped, so one job never runs in two handlers at once.
-* A malformed event (not JSON, not an object, no topic or context, a ``job:ready``
-  without a job id) is logged with what was wrong and skipped.
+* Each event is checked once, here, where it enters (:meth:`FlatfileEvent.parse`): a
+  malformed one (not JSON, not an object, no topic or context, a ``job:ready`` without a
+  well-formed job id) is logged with what was wrong and skipped.
+* The source delivers each event once (sources own de-duplication); a ``job:ready`` for a
+  job that is already running in this process is skipped, so one job never runs in two
+  handlers at once (the lifecycle's registry of running jobs is the one guard).
 * Stopping (``stop()``, or SIGINT/SIGTERM with ``handle_signals``) stops taking events,
   lets in-flight events finish within ``grace_period`` seconds, then cancels them: their
   jobs are failed with a Retry button. A second signal cancels at once.
@@ -30,10 +32,10 @@ import attrs
 
 from .errors import FlatfileError, InvalidEventError, JobError
 from .event import FlatfileEvent
-from .lifecycle import STOPPED_MESSAGE, failure_details
+from .lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
 from .log import get_logger, shorten
 from .models import Next
-from .sources import EventSource, SeenIds, event_key
+from .sources import EventSource
 
 if TYPE_CHECKING:
     from .listener import Listener
@@ -51,6 +53,7 @@ class RunStats:
     dispatched: int = 0
     invalid: int = 0
     duplicates: int = 0
+    """Events the source dropped as already delivered (read from the source)."""
     busy_jobs: int = 0
     cancelled: int = 0
     abandoned: int = 0
@@ -73,7 +76,6 @@ class Runner:
         concurrency: int = 50,
         grace_period: float = 30.0,
         cancel_grace: float = 5.0,
-        dedupe_size: int = 10_000,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -87,8 +89,6 @@ class Runner:
         self.grace_period = grace_period
         self.cancel_grace = cancel_grace
         self.stats = RunStats()
-        self._seen = SeenIds(dedupe_size)
-        self._jobs: set[str] = set()
         self._tasks: dict[asyncio.Task[None], FlatfileEvent] = {}
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -123,6 +123,7 @@ class Runner:
         if aclose is not None:
             await aclose()
         await self._drain()
+        self.stats.duplicates = getattr(self.source, "duplicates", 0)
         return self.stats
 
     async def _drain(self) -> None:
@@ -177,20 +178,18 @@ class Runner:
                 _log.error("malformed event skipped", problem=str(exc),
                            event_id=shorten(repr(event_id), 200))  # fmt: skip
                 continue
-            if not self._seen.add(event.id or event_key(event.raw)):
-                self.stats.duplicates += 1
-                _log.debug("duplicate event skipped", event_id=event.id)
-                continue
-            job_id = event.job_id if event.topic == "job:ready" else None
-            if job_id is not None and job_id in self._jobs:
-                self.stats.busy_jobs += 1
-                _log.warning("job is already running; event skipped", job_id=job_id,
-                             event_id=event.id)  # fmt: skip
-                continue
             await self._slots.acquire()
+            job_id = event.job_id if event.topic == "job:ready" else None
+            context = None
             if job_id is not None:
-                self._jobs.add(job_id)
-            task = asyncio.create_task(self._dispatch(event, job_id))
+                context = claim_job(job_id)
+                if context is None:
+                    self._slots.release()
+                    self.stats.busy_jobs += 1
+                    _log.warning("job is already running; event skipped", job_id=job_id,
+                                 event_id=event.id)  # fmt: skip
+                    continue
+            task = asyncio.create_task(self._dispatch(event, job_id), context=context)
             self._tasks[task] = event
             self.stats.dispatched += 1
 
@@ -204,7 +203,7 @@ class Runner:
             _log.exception("dispatch failed", event_id=event.id, topic=event.topic)
         finally:
             if job_id is not None:
-                self._jobs.discard(job_id)
+                release_job(job_id)
             self._slots.release()
             task = asyncio.current_task()
             if task is not None:

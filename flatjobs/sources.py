@@ -70,18 +70,32 @@ class SeenIds:
 
 
 def event_key(raw: Any) -> str:
-    """An event's id, or a digest of its content when it has none."""
+    """An event's id, or a digest of its content when it has none (or it is unreadable)."""
     if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"]:
         return str(raw["id"])
-    text = json.dumps(raw, sort_keys=True, default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    try:
+        text = json.dumps(raw, sort_keys=True, default=str)
+    except (ValueError, RecursionError):
+        text = repr(type(raw))
+    if isinstance(raw, bytes | str):
+        text = repr(raw)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 class MemorySource:
-    """An in-memory source for tests: ``put()`` events, ``close()`` to end the stream."""
+    """An in-memory source for tests: ``put()`` events, ``close()`` to end the stream.
 
-    def __init__(self, events: Iterable[Any] = ()) -> None:
+    Like every source it delivers an event id once: a redelivered event is dropped and
+    counted in :attr:`duplicates` (``dedupe=False`` delivers everything put).
+    """
+
+    def __init__(
+        self, events: Iterable[Any] = (), *, dedupe: bool = True, dedupe_size: int = 10_000
+    ) -> None:
         self._queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+        self._seen = SeenIds(dedupe_size) if dedupe else None
+        self.duplicates = 0
+        """Events dropped because their id was delivered already."""
         for event in events:
             self.put(event)
 
@@ -102,6 +116,9 @@ class MemorySource:
             done, event = await self._queue.get()
             if done:
                 return
+            if self._seen is not None and not self._seen.add(event_key(event)):
+                self.duplicates += 1
+                continue
             yield event
 
 
@@ -152,6 +169,7 @@ class PollingSource:
         self._closed = asyncio.Event()
         self.polls = 0
         self.errors = 0
+        self.duplicates = 0
 
     async def aclose(self) -> None:
         """Stop polling; the iteration ends."""
@@ -175,6 +193,8 @@ class PollingSource:
                 if self.seen.add(event_key(raw)):
                     fresh.append(raw)
                     self._advance(raw)
+                else:
+                    self.duplicates += 1
             count = page.pagination.page_count if page.pagination else None
             if not page.items or (count is not None and page_number >= count):
                 break

@@ -9,9 +9,17 @@ never affected). Fixtures:
 ``flatfile_client``
     a :class:`flatjobs.FlatfileClient` bound to that emulator.
 
-Helpers: :func:`make_event` builds a realistic raw event; :func:`capture_logs` (structlog's)
-captures flatjobs' log lines so you can assert on them; :func:`run_job` plays a user
-clicking an action and returns the job once your listener has finished it.
+Helpers:
+
+* :func:`emulated` runs your listener the way production does (an event source, the
+  runner, the listener, the job lifecycle and the client) against an emulator: what a
+  test sees there is what a deployment does;
+* :func:`run_job` is the quick direct mode: it plays a user clicking an action and feeds
+  the emulator's events straight to your listener, one at a time;
+* :func:`client_for` is a :class:`flatjobs.FlatfileClient` for an emulator;
+* :func:`make_event` builds a realistic raw event; :class:`RecordingTick` stands in for a
+  tick when you call a handler directly; :func:`capture_logs` (structlog's) captures
+  flatjobs' log lines so you can assert on them.
 
 A complete test of a handler::
 
@@ -42,11 +50,14 @@ from typing import TYPE_CHECKING, Any
 
 from structlog.testing import capture_logs
 
-from .client import FlatfileClient
+from .client import FlatfileClient, RetryPolicy
 from .emulator import Emulator
 from .event import FlatfileEvent
+from .lifecycle import JobResult, observe_jobs
 from .models import TERMINAL_STATUSES, Job, JobCompleteDetails, JobStatus
 from .progress import ProgressUpdate
+from .runner import Runner, RunStats
+from .sources import PollingSource
 from .tick import RESOLVED, CompletionValue, Tick, completion_details
 
 if TYPE_CHECKING:
@@ -54,12 +65,118 @@ if TYPE_CHECKING:
 
     from .listener import Listener
 
-__all__ = ["ProgressUpdate", "RecordingTick", "capture_logs", "make_event", "run_job"]
+__all__ = [
+    "Emulated",
+    "ProgressUpdate",
+    "RecordingTick",
+    "capture_logs",
+    "client_for",
+    "emulated",
+    "make_event",
+    "run_job",
+]
 
 _ids = itertools.count(1)
 
 _CONTEXT_KEY = {"sheet": "sheetId", "workbook": "workbookId", "file": "fileId",
                 "document": "documentId", "space": "spaceId"}  # fmt: skip
+
+
+def client_for(emulator: Emulator, **kwargs: Any) -> FlatfileClient:
+    """A :class:`flatjobs.FlatfileClient` configured for ``emulator`` (URL, token and
+    environment). Retries keep their count but the deadline is short, so a test that meets
+    injected faults fails fast rather than wait a minute; ``kwargs`` override."""
+    kwargs.setdefault("environment_id", emulator.environment_id)
+    kwargs.setdefault("retry", RetryPolicy(initial_delay=0.05, max_delay=1.0, deadline=15.0))
+    return FlatfileClient(emulator.url, emulator.token, **kwargs)
+
+
+class Emulated:
+    """A listener running as in production against an emulator; see :func:`emulated`.
+
+    Attributes:
+        emulator: the emulator (its jobs, events, requests and faults).
+        client: the client the listener's callbacks use.
+        runner: the runner taking events from the source.
+        results: how each job handled so far ended, by job id.
+    """
+
+    def __init__(self, emulator: Emulator, client: FlatfileClient, runner: Runner) -> None:
+        self.emulator = emulator
+        self.client = client
+        self.runner = runner
+        self.results: dict[str, JobResult] = {}
+        self._running: asyncio.Task[RunStats] | None = None
+
+    async def trigger(
+        self,
+        job: str,
+        *,
+        input: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        wait: bool = True,
+        timeout: float = 10.0,
+    ) -> Job:
+        """Play a user clicking the action ``job`` (``"domain:operation"``); by default wait
+        until the job has ended and return it as it ended.
+
+        Raises:
+            TimeoutError: ``wait`` and the job had not ended within ``timeout`` seconds.
+        """
+        created = self.emulator.trigger(job, input=input, source=source)
+        if not wait:
+            return created
+        return await self.emulator.wait_for(created.id, timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop taking events; in-flight jobs finish within the grace period."""
+        self.runner.stop()
+
+    async def stopped(self) -> RunStats:
+        """Wait until the runner has stopped (after :meth:`stop`, or a signal); its stats."""
+        assert self._running is not None, "use Emulated through `async with emulated(...)`"
+        return await asyncio.shield(self._running)
+
+
+@contextlib.asynccontextmanager
+async def emulated(
+    listener: Listener,
+    *,
+    emulator: Emulator | None = None,
+    concurrency: int = 50,
+    grace_period: float = 5.0,
+) -> AsyncIterator[Emulated]:
+    """Run ``listener`` against an emulator the way ``flatjobs run`` runs it against
+    Flatfile: events come from the emulator's feed through an event source and the runner,
+    concurrently, with the same checks at the door, the same lifecycle and client.
+
+    ::
+
+        async def test_export() -> None:
+            async with emulated(Listener().use(jobs)) as env:
+                job = await env.trigger("workbook:export")
+            assert job.status == "complete"
+
+    Args:
+        listener: what to run; its client is the emulator's for the duration.
+        emulator: a running emulator to use (by default one is started and stopped).
+        concurrency, grace_period: as :class:`flatjobs.Runner`'s.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if emulator is None:
+            emulator = await stack.enter_async_context(Emulator())
+        client = await stack.enter_async_context(client_for(emulator))
+        await stack.enter_async_context(listener.bound(client))
+        source = PollingSource(client, interval=0.02, max_interval=0.1, overlap=2.0)
+        runner = Runner(listener, source, concurrency=concurrency, grace_period=grace_period)
+        env = Emulated(emulator, client, runner)
+        with observe_jobs(lambda result: env.results.__setitem__(result.job_id, result)):
+            env._running = running = asyncio.create_task(runner.run())
+        try:
+            yield env
+        finally:
+            runner.stop()
+            await running
 
 
 def make_event(
@@ -234,12 +351,12 @@ async def run_job(
         TimeoutError: the job had not ended within ``timeout`` seconds.
     """
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    emulator.state.on_event(queue.put_nowait)
+    emulator.on_event(queue.put_nowait)
     try:
         created = emulator.trigger(job, input=input, source=source)
 
         async def feed() -> None:
-            async with listener.bound(emulator.client()):
+            async with client_for(emulator) as client, listener.bound(client):
                 while not (emulator.job(created.id).status in TERMINAL_STATUSES and queue.empty()):
                     await listener.dispatch(await queue.get())
 
@@ -255,7 +372,7 @@ async def run_job(
         task.result()
         return emulator.job(created.id)
     finally:
-        emulator.state.off_event(queue.put_nowait)
+        emulator.off_event(queue.put_nowait)
 
 
 def _not_ended(listener: Listener, emulator: Emulator, job: Job, timeout: float) -> str:
@@ -295,7 +412,7 @@ if _HAVE_PYTEST_ASYNCIO:
     @pytest_asyncio.fixture
     async def flatfile_client(flatfile_emulator: Emulator) -> AsyncIterator[FlatfileClient]:
         """A :class:`flatjobs.FlatfileClient` bound to ``flatfile_emulator``."""
-        async with flatfile_emulator.client() as client:
+        async with client_for(flatfile_emulator) as client:
             yield client
 
 

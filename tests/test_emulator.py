@@ -22,11 +22,12 @@ from flatjobs import (
     RetryPolicy,
 )
 from flatjobs.emulator import ROUTES, Emulator, Fault
+from flatjobs.testing import client_for
 
 
 @pytest.fixture
 async def client(emu: Emulator) -> AsyncIterator[FlatfileClient]:
-    async with emu.client(retry=RetryPolicy(attempts=1)) as c:
+    async with client_for(emu, retry=RetryPolicy(attempts=1)) as c:
         yield c
 
 
@@ -309,7 +310,7 @@ async def test_events_can_be_created_and_need_their_fields(
 
 
 async def test_feed_requires_an_environment(emu: Emulator) -> None:
-    async with emu.client() as c:
+    async with client_for(emu) as c:
         with pytest.raises(FlatfileAPIError, match="environmentId is required"):
             await c.request("GET", "/events")
 
@@ -344,7 +345,7 @@ async def test_split_rejects_bad_parts(emu: Emulator, client: FlatfileClient, ba
 
 @pytest.mark.parametrize("shape", ["counts", "list"])
 async def test_parts_completed_is_emitted_on_the_parent_when_the_last_part_ends(shape: Any) -> None:
-    async with Emulator(parts_shape=shape) as emu, emu.client() as client:
+    async with Emulator(parts_shape=shape) as emu, client_for(emu) as client:
         parent = await job_in(emu, client, "executing")
         await client.jobs.split(parent, 3)
         a, b, c = (j.id for j in emu.jobs() if j.parent_id == parent)
@@ -423,7 +424,7 @@ async def test_every_request_is_recorded(emu: Emulator, client: FlatfileClient) 
 
 
 async def _fault_pattern(seed: int) -> list[int | None]:
-    async with Emulator(seed=seed) as emu, emu.client(retry=RetryPolicy(attempts=1)) as c:
+    async with Emulator(seed=seed) as emu, client_for(emu, retry=RetryPolicy(attempts=1)) as c:
         emu.faults.add(routes="jobs.get", rate=0.5, status=503)
         job_id = emu.trigger("a:b").id
         for _ in range(30):
@@ -514,3 +515,16 @@ async def test_url_before_start_is_a_clear_error() -> None:
 
 async def test_token_is_not_in_repr(emu: Emulator) -> None:
     assert emu.token not in repr(emu)
+
+
+async def test_stored_events_are_served_in_time_order_whatever_they_hold(emu: Emulator) -> None:
+    emu.trigger("a:b")
+    past = {"id": "us_evt_past", "topic": "x:y", "context": {"environmentId": emu.environment_id},
+            "createdAt": "2020-01-01T00:00:00.000Z"}  # fmt: skip
+    emu.store_event(past)
+    emu.store_event("not even an object")
+    async with client_for(emu) as client:
+        page = await client.events.list_raw()
+    assert page.items[0] == "not even an object"  # unreadable: sorts first, served as is
+    assert page.items[1]["id"] == "us_evt_past"
+    assert [e["topic"] for e in page.items[2:]] == ["job:created", "job:ready"]

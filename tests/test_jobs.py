@@ -11,8 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from flatjobs import FlatfileEvent, JobError, JobPartsCounts, Jobs, Listener, Next, Tick
+from flatjobs._callables import callable_name
 from flatjobs.emulator import Emulator
-from flatjobs.testing import run_job
+from flatjobs.testing import client_for, make_event, run_job
 
 
 def ready_event(emu: Emulator, job_id: str) -> dict[str, Any]:
@@ -164,7 +165,7 @@ async def test_the_same_job_never_runs_in_two_handlers_at_once(emu: Emulator) ->
         started.set()
         await release.wait()
 
-    listener = Listener(client=emu.client()).use(jobs)
+    listener = Listener(client=client_for(emu)).use(jobs)
     job = emu.trigger("workbook:export")
     event = ready_event(emu, job.id)
     first = asyncio.create_task(listener.dispatch(event))
@@ -190,7 +191,7 @@ async def test_a_redelivered_event_for_a_finished_job_does_not_run_it_again(emu:
 
     listener = Listener().use(jobs)
     job = await run_job(listener, emu, "workbook:export")
-    async with listener.bound(emu.client()):
+    async with client_for(emu) as client, listener.bound(client):
         await listener.dispatch(ready_event(emu, job.id))
     assert runs == ["ran"]
     assert emu.job(job.id).status == "complete"
@@ -208,8 +209,8 @@ async def test_a_retried_job_runs_again(emu: Emulator) -> None:
 
     listener = Listener().use(jobs)
     job = await run_job(listener, emu, "workbook:flaky")
-    emu.state.retry(job.id)
-    async with listener.bound(emu.client()):
+    emu.retry(job.id)
+    async with client_for(emu) as client, listener.bound(client):
         await listener.dispatch(emu.events[-1])
     assert emu.job(job.id).status == "complete"
     assert len(attempts) == 2
@@ -363,3 +364,48 @@ async def test_a_handler_can_lift_the_registrys_timeout_with_infinity(emu: Emula
 
     job = await run_job(Listener().use(jobs), emu, "workbook:long")
     assert job.status == "complete"
+
+
+def test_select_decides_once_which_handler_takes_a_job_and_names_the_others() -> None:
+    jobs = Jobs()
+
+    @jobs.handle("workbook:*")
+    async def any_workbook(event: FlatfileEvent, tick: Tick) -> None:
+        pass
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> None:
+        pass
+
+    @jobs.handle_part("workbook:export")
+    async def export_part(event: FlatfileEvent, tick: Tick) -> None:
+        pass
+
+    @jobs.on_parts_completed("workbook:export")
+    async def export_done(event: FlatfileEvent, tick: Tick, parts: JobPartsCounts) -> None:
+        pass
+
+    ready = jobs.select(make_event(job="workbook:export"))
+    assert (ready.handler, ready.run) == (callable_name(any_workbook), "job")
+    assert ready.others == (callable_name(export),)
+    part = jobs.select(make_event(job="workbook:export", is_part=True))
+    assert (part.handler, part.run) == (callable_name(export_part), "part")
+    done = jobs.select(make_event("job:parts-completed", job="workbook:export"))
+    assert (done.handler, done.run) == (callable_name(export_done), "parts")
+    other = jobs.select(make_event("job:parts-completed", job="workbook:import"))
+    assert (other.handler, other.run) == (callable_name(any_workbook), "default-parts")
+    assert jobs.select(make_event(job="sheet:dedupe")).handler is None
+    assert jobs.select(make_event("records:created")).handler is None
+
+
+def test_the_listener_names_the_handler_a_registry_chose() -> None:
+    jobs = Jobs()
+
+    @jobs.handle("sheet:dedupe")
+    async def dedupe(event: FlatfileEvent, tick: Tick) -> None:
+        pass
+
+    listener = Listener().use(jobs)
+    assert listener.match(make_event(job="sheet:dedupe")) == [callable_name(dedupe)]
+    assert listener.match(make_event(job="sheet:other")) == []
+    assert listener.callbacks() == [callable_name(dedupe)]

@@ -30,7 +30,7 @@ from flatjobs import (
 )
 from flatjobs.emulator import Emulator
 from flatjobs.lifecycle import STOPPED_MESSAGE
-from flatjobs.testing import make_event
+from flatjobs.testing import client_for, make_event
 
 from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer, job_reply
 
@@ -367,7 +367,7 @@ async def test_platform_cancel_seen_in_a_progress_answer_cancels_the_body(
 
 
 async def test_platform_cancel_seen_as_a_refusal_cancels_the_body_against_the_emulator() -> None:
-    async with Emulator() as emu, emu.client(retry=RetryPolicy(attempts=1)) as client:
+    async with Emulator() as emu, client_for(emu, retry=RetryPolicy(attempts=1)) as client:
         job = emu.trigger("workbook:export")
         event = next(e for e in emu.events if e["topic"] == "job:ready")
         with pytest.raises(JobCancelled):

@@ -32,6 +32,7 @@ from flatjobs import (
 from flatjobs.emulator import Emulator
 from flatjobs.lifecycle import MAX_MESSAGE_CHARS, STOPPED_MESSAGE
 from flatjobs.models import Job, RetryNext
+from flatjobs.testing import client_for
 
 from .faultproxy import FaultKind, FaultProxy
 
@@ -122,7 +123,7 @@ async def test_every_kind_of_bad_answer_to_complete_still_ends_the_job(
 
 async def test_an_exception_with_a_two_megabyte_message_still_fails_its_job(emu: Emulator) -> None:
     created, event = ready_event(emu)
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         with pytest.raises(RuntimeError):
             async with job_lifecycle(event, client=client):
                 raise RuntimeError("x" * 2_000_000)
@@ -144,7 +145,7 @@ async def test_an_exception_whose_str_raises_fails_its_job_with_its_type_name(
     emu: Emulator,
 ) -> None:
     created, event = ready_event(emu)
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         with pytest.raises(Unprintable):
             async with job_lifecycle(event, client=client):
                 raise Unprintable
@@ -169,7 +170,7 @@ async def test_a_fail_refused_as_too_large_is_sent_again_minimal(
 
 async def test_an_outcome_json_cannot_carry_still_ends_the_job(emu: Emulator) -> None:
     created, event = ready_event(emu)
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         with pytest.raises(InvalidRequestError, match=r"body\.outcome\.score = nan"):
             async with job_lifecycle(event, client=client) as tick:
                 tick.complete_with(JobOutcome(message="done", extra={"score": math.nan}))
@@ -182,7 +183,7 @@ async def test_an_outcome_json_cannot_carry_still_ends_the_job(emu: Emulator) ->
 async def test_the_client_refuses_nan_anywhere_in_a_body_naming_the_field(
     emu: Emulator,
 ) -> None:
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         with pytest.raises(InvalidRequestError, match=r"body\.metadata\.a\[1\] = inf"):
             await client.request("POST", "/events", body={"metadata": {"a": [1, math.inf]}})
     assert emu.requests == []  # nothing was sent
@@ -195,7 +196,7 @@ async def test_a_body_that_swallows_its_timeout_still_fails_with_job_timeout(
     emu: Emulator,
 ) -> None:
     created, event = ready_event(emu)
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         with capture_logs() as logs, pytest.raises(JobTimeout):
             async with job_lifecycle(event, client=client, timeout=0.05):
                 # Swallows the cancellation and returns normally, as if it had finished.
@@ -212,7 +213,7 @@ async def test_a_body_that_never_stops_after_its_timeout_has_its_job_failed_anyw
     stop = asyncio.Event()
 
     async def stubborn() -> None:
-        async with emu.client() as client, job_lifecycle(event, client=client, timeout=0.05):
+        async with client_for(emu) as client, job_lifecycle(event, client=client, timeout=0.05):
             while not stop.is_set():
                 try:
                     await asyncio.sleep(0.01)
@@ -246,7 +247,7 @@ async def test_shutdown_abandons_a_body_that_ignores_cancellation_and_fails_its_
                 continue
 
     created, event = ready_event(emu, "workbook:stubborn")
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         runner = Runner(Listener(client=client).use(jobs), MemorySource([event]),
                         grace_period=0.05, cancel_grace=0.1)  # fmt: skip
         running = asyncio.create_task(runner.run())

@@ -20,7 +20,7 @@ from flatjobs import (
 )
 from flatjobs.emulator import Emulator
 from flatjobs.matching import match_event
-from flatjobs.testing import make_event
+from flatjobs.testing import client_for, make_event
 
 from .conftest import load_event
 
@@ -136,7 +136,7 @@ async def test_cache_lives_for_one_event() -> None:
 async def test_secrets_are_fetched_once_per_event_through_the_client() -> None:
     async with Emulator() as emu:
         emu.add_secret("db", "pw-1")
-        listener = Listener(client=emu.client())
+        listener = Listener(client=client_for(emu))
         values: list[str] = []
 
         @listener.on("job:ready")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from flatjobs.matching import (
     FilterMatcher,
     FlatEvent,
+    RouteIndex,
     TopicMatcher,
     flatten,
     js_string,
@@ -291,3 +292,30 @@ def test_property_flatten_keeps_every_leaf_reachable(event: dict[str, Any]) -> N
             node = node[part]
         assert node == value
         assert not (isinstance(value, dict) and value)
+
+
+# ------------------------------------------------------------------ the route index
+
+
+def test_a_route_index_returns_the_values_of_matching_routes_in_registration_order() -> None:
+    index = RouteIndex(
+        [
+            (TopicMatcher("job:ready"), (FilterMatcher({"job": "sheet:*"}),), "sheet jobs"),
+            (TopicMatcher("**"), (), "everything"),
+            (TopicMatcher("job:ready"), (FilterMatcher({"job": "workbook:export"}),), "export"),
+            (TopicMatcher(["job:*", "x:y"]), (), "job globs"),
+        ]
+    )
+    event = {"topic": "job:ready", "payload": {"job": "workbook:export"}}
+    assert index.match(event) == ["everything", "export", "job globs"]
+    assert index.match({"topic": "x:y"}) == ["everything", "job globs"]
+    assert index.names == {"job"}
+
+
+def test_a_route_index_reuses_a_view_built_by_another_index() -> None:
+    first = RouteIndex([(TopicMatcher("**"), (FilterMatcher({"sheetId": "s1"}),), 1)])
+    second = RouteIndex([(TopicMatcher("**"), (FilterMatcher({"job": "a:b"}),), 2)])
+    event = {"topic": "t:u", "context": {"sheetId": "s1"}, "payload": {"job": "a:b"}}
+    view = first.flatten(event)  # indexes "sheetId" only
+    assert first.match(event, view) == [1]
+    assert second.match(event, view) == [2]  # "job" was not indexed: found by a scan

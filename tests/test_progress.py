@@ -11,7 +11,7 @@ import pytest
 from flatjobs import FlatfileClient, FlatfileEvent, Jobs, Listener, Tick, job_lifecycle
 from flatjobs.emulator import Emulator
 from flatjobs.progress import ProgressUpdate
-from flatjobs.testing import make_event, run_job
+from flatjobs.testing import client_for, make_event, run_job
 
 from .conftest import RecordingServer
 from .faultproxy import FaultProxy
@@ -71,7 +71,7 @@ async def test_a_coalesced_tick_allocates_nothing(
 
 
 async def test_ticks_while_an_update_is_in_flight_share_one_awaitable(emu: Emulator) -> None:
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         emu.faults.add(routes="jobs.ack", latency=0.05, limit=2)
         job = emu.trigger("workbook:export")
         event = next(e for e in emu.events if e["topic"] == "job:ready")

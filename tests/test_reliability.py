@@ -32,7 +32,7 @@ from flatjobs import (
     job_lifecycle,
 )
 from flatjobs.emulator import Emulator, Fault
-from flatjobs.testing import make_event
+from flatjobs.testing import client_for, make_event
 
 from .conftest import TOKEN, RecordingServer
 
@@ -72,7 +72,7 @@ async def test_a_thousand_jobs_under_faults_each_run_once_and_end_once() -> None
             raise JobError("asked to fail", next=flatjobs.Next.retry())
         return "done"
 
-    async with Emulator(seed=2026) as emu, emu.client(retry=policy) as client:
+    async with Emulator(seed=2026) as emu, client_for(emu, retry=policy) as client:
         faults(emu)
         listener = Listener(client=client).use(jobs)
         source = PollingSource(client, interval=0.01, max_interval=0.05, page_size=200)

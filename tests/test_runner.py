@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from flatjobs import FlatfileEvent, Jobs, Listener, MemorySource, Runner, Tick
 from flatjobs.emulator import Emulator
 from flatjobs.lifecycle import STOPPED_MESSAGE
-from flatjobs.testing import make_event
+from flatjobs.testing import client_for, make_event
 
 
 def ready_events(emu: Emulator, name: str, count: int) -> list[dict[str, Any]]:
@@ -85,7 +85,7 @@ async def test_the_same_job_never_runs_twice_at_once(emu: Emulator) -> None:
         runs.append(event.id or "")
         await asyncio.sleep(0.05)
 
-    listener = Listener(client=emu.client()).use(jobs)
+    listener = Listener(client=client_for(emu)).use(jobs)
     (ready,) = ready_events(emu, "workbook:export", 1)
     source = MemorySource([ready, dict(ready, id="us_evt_again")])
     source.close()
@@ -157,7 +157,7 @@ async def test_stop_lets_in_flight_jobs_finish_within_the_grace_period(emu: Emul
         await asyncio.sleep(0.2)
         return "done"
 
-    listener = Listener(client=emu.client()).use(jobs)
+    listener = Listener(client=client_for(emu)).use(jobs)
     source = MemorySource(ready_events(emu, "workbook:slow", 5))
     runner = Runner(listener, source, grace_period=5)
     running = asyncio.create_task(runner.run())
@@ -178,7 +178,7 @@ async def test_after_the_grace_period_jobs_are_failed_with_a_retry_button(emu: E
         started.set()
         await asyncio.sleep(60)
 
-    listener = Listener(client=emu.client()).use(jobs)
+    listener = Listener(client=client_for(emu)).use(jobs)
     source = MemorySource(ready_events(emu, "workbook:stuck", 4))
     runner = Runner(listener, source, grace_period=0.1)
     running = asyncio.create_task(runner.run())

@@ -25,7 +25,7 @@ from flatjobs import (
 )
 from flatjobs.emulator import Emulator
 from flatjobs.log import MAX_LOGGED_CHARS, redact_text
-from flatjobs.testing import make_event
+from flatjobs.testing import client_for, make_event
 
 from .conftest import TOKEN, RecordingServer
 
@@ -46,7 +46,7 @@ async def test_a_job_id_that_is_not_an_id_never_reaches_another_endpoint(emu: Em
         ran.append(str(event.job_id))
 
     hostile = [make_event(job="workbook:export", job_id=bad) for bad in attacks(victim.id)]
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         source = MemorySource(hostile)
         source.close()
         with capture_logs() as logs:

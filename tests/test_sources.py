@@ -11,6 +11,7 @@ import pytest
 from flatjobs import ConfigurationError, FlatfileClient, MemorySource, PollingSource, RetryPolicy
 from flatjobs.emulator import Emulator
 from flatjobs.sources import SeenIds, event_key
+from flatjobs.testing import client_for
 
 
 async def collect(source: PollingSource, want: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -24,7 +25,7 @@ async def collect(source: PollingSource, want: int, timeout: float = 5.0) -> lis
 
 
 async def test_polling_delivers_every_event_once_across_polls(emu: Emulator) -> None:
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         source = PollingSource(client, interval=0.01, max_interval=0.02)
         emu.trigger("a:b")  # 2 events
 
@@ -45,13 +46,13 @@ async def test_polling_delivers_every_event_once_across_polls(emu: Emulator) -> 
 
 
 async def test_an_event_stored_late_inside_the_overlap_window_is_not_missed(emu: Emulator) -> None:
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         source = PollingSource(client, interval=0.01, max_interval=0.02, overlap=5)
         emu.trigger("a:b")
         first = await source.poll_once()
         late = dict(emu.events[0], id="us_evt_late",
                     createdAt=(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)).isoformat())  # fmt: skip
-        emu.state.events.insert(0, late)
+        emu.store_event(late)
         second = await source.poll_once()
     assert len(first) == 2
     assert [e["id"] for e in second] == ["us_evt_late"]
@@ -60,7 +61,7 @@ async def test_an_event_stored_late_inside_the_overlap_window_is_not_missed(emu:
 async def test_polling_follows_pages(emu: Emulator) -> None:
     for _ in range(6):
         emu.trigger("a:b")  # 12 events
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         source = PollingSource(client, page_size=5)
         got = await source.poll_once()
     assert len(got) == 12
@@ -72,7 +73,7 @@ async def test_polling_follows_pages(emu: Emulator) -> None:
 async def test_polling_keeps_going_through_errors_and_backs_off(emu: Emulator) -> None:
     emu.faults.add(routes="events.list", status=500, limit=6)
     emu.trigger("a:b")
-    async with emu.client(retry=RetryPolicy(attempts=1)) as client:
+    async with client_for(emu, retry=RetryPolicy(attempts=1)) as client:
         source = PollingSource(client, interval=0.01, max_interval=0.04)
         got = await collect(source, 2)
     assert source.errors == 6
@@ -87,7 +88,7 @@ async def test_polling_needs_an_environment(emu: Emulator, monkeypatch: pytest.M
 
 
 async def test_aclose_ends_the_iteration(emu: Emulator) -> None:
-    async with emu.client() as client:
+    async with client_for(emu) as client:
         source = PollingSource(client, interval=0.01, max_interval=0.02)
 
         async def close_soon() -> None:

@@ -16,7 +16,7 @@ from flatjobs import (
     from_wire,
 )
 from flatjobs.emulator import Emulator
-from flatjobs.testing import RecordingTick, make_event, run_job
+from flatjobs.testing import RecordingTick, client_for, emulated, make_event, run_job
 
 pytest_plugins = ["pytester"]
 
@@ -112,3 +112,33 @@ def test_the_plugin_works_in_a_project_in_strict_mode(pytester: pytest.Pytester)
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+async def test_emulated_runs_a_listener_on_the_production_path() -> None:
+    jobs = Jobs()
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> str:
+        await tick(50, "half way")
+        return "Exported"
+
+    async with emulated(Listener().use(jobs)) as env:
+        job = await env.trigger("workbook:export")
+        routes = {r.route for r in env.emulator.requests}
+    assert job.status == "complete"
+    assert job.outcome is not None
+    assert job.outcome.message == "Exported"
+    assert "events.list" in routes  # the events came through the feed, as in production
+    assert env.results[job.id].status == "complete"
+    assert env.runner.stats.dispatched >= 2  # job:created and job:ready, through the runner
+
+
+async def test_a_listener_never_closes_the_client_it_was_lent(emu: Emulator) -> None:
+    listener = Listener()
+    async with client_for(emu) as client:
+        async with listener.bound(client):
+            assert listener.client is client
+        await client.jobs.list()  # still open: the listener only borrowed it
+        listener.client = client
+        await listener.aclose()
+        await client.jobs.list()

@@ -4,14 +4,16 @@ It follows SPEC §2: the ``/v1`` endpoints with the ``{"data": ...}`` envelope, 
 state machine, the events of a job's life, multi-part jobs, secrets and bearer auth. State
 lives in memory; it starts in milliseconds.
 
+>>> from flatjobs import FlatfileClient
 >>> async def main() -> None:
 ...     async with Emulator() as emu:
 ...         job = emu.trigger("workbook:export")      # a user clicks the action button
-...         async with emu.client() as client:        # a FlatfileClient bound to it
+...         async with FlatfileClient(emu.url, emu.token) as client:
 ...             await client.jobs.ack(job.id, info="Accepted", progress=0)
 ...             await client.jobs.complete(job.id)
-...         assert emu.job(job.id).status == "complete"
+...         print(emu.job(job.id).status)
 >>> asyncio.run(main())
+complete
 
 Differences from the hosted platform, by design: ``POST /jobs`` without ``trigger`` makes
 a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``; the PubNub
@@ -21,12 +23,11 @@ subscription endpoint (``GET /v1/subscription``) is not served: listeners poll t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Self
 
 from aiohttp import web
 
-from flatjobs.client import FlatfileClient, RetryPolicy
 from flatjobs.models import TERMINAL_STATUSES, Job
 
 from ._app import ROUTES, RecordedRequest, build_app
@@ -121,16 +122,6 @@ class Emulator:
             raise RuntimeError("the emulator is not running: use `async with Emulator()`")
         return f"http://{self.host}:{self.port}"
 
-    def client(self, **kwargs: Any) -> FlatfileClient:
-        """A :class:`FlatfileClient` configured for this emulator (token, environment).
-
-        Retries keep their count but the default deadline is short, so tests that meet
-        injected faults fail fast rather than wait a minute.
-        """
-        kwargs.setdefault("environment_id", self.environment_id)
-        kwargs.setdefault("retry", RetryPolicy(initial_delay=0.05, max_delay=1.0, deadline=15.0))
-        return FlatfileClient(self.url, self.token, **kwargs)
-
     def env(self) -> dict[str, str]:
         """Environment variables that point flatjobs (or Flatfile's JS SDK) at this emulator."""
         return {
@@ -162,10 +153,31 @@ class Emulator:
         """Cancel a job as a user would from the UI."""
         return self.state.cancel(job_id, {"info": info} if info else {})
 
-    def add_secret(self, name: str, value: str, *, space_id: str | None = None,
-                   actor_id: str | None = None) -> None:  # fmt: skip
+    def retry(self, job_id: str) -> Job:
+        """Play the user clicking Retry on a failed or canceled job."""
+        return self.state.retry(job_id)
+
+    def add_secret(
+        self, name: str, value: str, *, space_id: str | None = None, actor_id: str | None = None
+    ) -> None:
         """Store a secret readable through ``GET /v1/secrets``."""
         self.state.add_secret(name, value, space_id=space_id, actor_id=actor_id)
+
+    # ----------------------------------------------------------- the feed
+
+    def on_event(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback(raw_event)`` for every event the emulator emits, as it happens."""
+        self.state.on_event(callback)
+
+    def off_event(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Stop calling ``callback``; one never added is ignored."""
+        self.state.off_event(callback)
+
+    def store_event(self, raw: Any) -> None:
+        """Put ``raw`` in the events feed as a platform might hold it, whatever it is: late
+        (its ``createdAt`` in the past), from a skewed clock, malformed. For testing
+        listeners against hostile feeds; the ``on_event`` callbacks are not told."""
+        self.state.store_event(raw)
 
     # ----------------------------------------------------------- inspection
 

@@ -77,6 +77,17 @@ def _created_at(event: Mapping[str, Any]) -> dt.datetime:
     return from_wire(event["createdAt"], dt.datetime)
 
 
+_MIN = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def _created_at_or_min(event: Any) -> dt.datetime:
+    """Where a stored event sorts in the feed: an unreadable one sorts first."""
+    try:
+        return _created_at(event)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return _MIN
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -127,6 +138,19 @@ class PlatformState:
         """Stop calling ``callback``; a callback never added is ignored."""
         if callback in self._listeners:
             self._listeners.remove(callback)
+
+    def store_event(self, raw: Any) -> None:
+        """Put ``raw`` in the feed in ``createdAt`` order (first, when it has none)."""
+        created = raw.get("createdAt") if isinstance(raw, Mapping) else None
+        try:
+            when = from_wire(created, dt.datetime)
+        except (ValueError, TypeError):
+            index = 0
+        else:
+            index = bisect.bisect_right(self.events, when, key=_created_at_or_min)
+        self.events.insert(index, raw)
+        if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+            self._events_by_id[raw["id"]] = dict(raw)
 
     def emit(
         self,
@@ -442,17 +466,22 @@ class PlatformState:
                                     key="since") from exc  # fmt: skip
         include_acked = query.get("includeAcknowledged") == "true"
         # The feed is in time order: `since` is a binary search, not a parse of every event.
-        start = 0 if since is None else bisect.bisect_left(self.events, since, key=_created_at)
+        start = (
+            0 if since is None else bisect.bisect_left(self.events, since, key=_created_at_or_min)
+        )
         out = []
         for event in itertools.islice(self.events, start, None):
-            context = event["context"]
+            context = event.get("context") if isinstance(event, Mapping) else None
+            if not isinstance(context, Mapping):
+                out.append(event)  # stored as hostile as it came: served as it is
+                continue
             if context.get("environmentId") != query["environmentId"]:
                 continue
             if "spaceId" in query and context.get("spaceId") != query["spaceId"]:
                 continue
-            if "domain" in query and event["domain"] != query["domain"]:
+            if "domain" in query and event.get("domain") != query["domain"]:
                 continue
-            if "topic" in query and event["topic"] != query["topic"]:
+            if "topic" in query and event.get("topic") != query["topic"]:
                 continue
             if not include_acked and "acknowledgedAt" in event:
                 continue
