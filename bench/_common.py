@@ -61,8 +61,12 @@ def js_reference() -> Path | None:
         shutil.copytree(JS_REFERENCE, target)
         result = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-            cwd=target, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if result.returncode != 0:
             print(f"JS reference: skipped (npm ci failed: {result.stderr.strip()[:200]})")
             return None
@@ -73,7 +77,12 @@ def run_node(folder: Path, script: str, *args: str, env: dict[str, str] | None =
     node = shutil.which("node")
     assert node is not None
     result = subprocess.run(
-        [node, script, *args], cwd=folder, capture_output=True, text=True, timeout=900,
-        env={**os.environ, **(env or {})}, check=True,
-    )  # fmt: skip
+        [node, script, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
     return result.stdout

@@ -38,8 +38,13 @@ def main(port: int) -> None:
     app = web.Application()
     app.router.add_get("/__count", served)
     app.router.add_route("*", "/{tail:.*}", handle)
-    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: print("ready", flush=True),
-                access_log=None)  # fmt: skip
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=lambda *_: print("ready", flush=True),
+        access_log=None,
+    )
 
 
 if __name__ == "__main__":

@@ -46,13 +46,28 @@ def event(i: int, size: int) -> dict[str, Any]:
     k = i % size
     domain = DOMAINS[k % 4]
     return {
-        "id": f"us_evt_{i}", "topic": "job:ready", "domain": "job",
-        "context": {"accountId": "us_acc_1", "environmentId": "us_env_1", "spaceId": "us_sp_1",
-                    "workbookId": "us_wb_1", "sheetId": "us_sh_1", "jobId": f"us_jb_{i}"},
-        "payload": {"job": f"{domain}:op{k}", "domain": domain, "operation": f"op{k}",
-                    "status": "ready", "isPart": False, "input": {}},
-        "namespaces": ["workbook"], "createdAt": "2026-11-01T00:00:00.000Z",
-    }  # fmt: skip
+        "id": f"us_evt_{i}",
+        "topic": "job:ready",
+        "domain": "job",
+        "context": {
+            "accountId": "us_acc_1",
+            "environmentId": "us_env_1",
+            "spaceId": "us_sp_1",
+            "workbookId": "us_wb_1",
+            "sheetId": "us_sh_1",
+            "jobId": f"us_jb_{i}",
+        },
+        "payload": {
+            "job": f"{domain}:op{k}",
+            "domain": domain,
+            "operation": f"op{k}",
+            "status": "ready",
+            "isPart": False,
+            "input": {},
+        },
+        "namespaces": ["workbook"],
+        "createdAt": "2026-11-01T00:00:00.000Z",
+    }
 
 
 def measure(runner: asyncio.Runner, size: int, count: int) -> tuple[float, float, float]:
@@ -96,11 +111,16 @@ def main(quick: bool = False, with_js: bool = True) -> dict[int, float]:
     for size in SIZES:
         dispatch, match, per_event = ours[size]
         js_rate = js.get(size)
-        rows.append([
-            f"{size:,}", f"{dispatch:,.0f}", f"{match:,.0f}", f"{per_event:.2f}",
-            f"{js_rate:,.0f}" if js_rate else "n/a",
-            f"{dispatch / js_rate:,.1f}x" if js_rate else "n/a",
-        ])  # fmt: skip
+        rows.append(
+            [
+                f"{size:,}",
+                f"{dispatch:,.0f}",
+                f"{match:,.0f}",
+                f"{per_event:.2f}",
+                f"{js_rate:,.0f}" if js_rate else "n/a",
+                f"{dispatch / js_rate:,.1f}x" if js_rate else "n/a",
+            ]
+        )
     table(
         f"events/s through listener.dispatch, no-op callbacks, {count:,} events, median of 5 runs",
         ["callbacks", "flatjobs dispatch", "matcher only", "matches/event", "JS listener", "ratio"],

@@ -32,9 +32,15 @@ async def measure(rate: float, seconds: float) -> tuple[float, float, int]:
     async with Emulator(record=False) as emu:
         env = {**os.environ, **emu.env(), "PYTHONPATH": str(HERE)}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flatjobs", "run", str(HERE / "_latency_app.py"),
-            "--log-level", "error", env=env,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "flatjobs",
+            "run",
+            str(HERE / "_latency_app.py"),
+            "--log-level",
+            "error",
+            env=env,
+        )
         try:
             await asyncio.sleep(2.0)  # the listener starts and settles into polling
             loop = asyncio.get_running_loop()
@@ -69,8 +75,11 @@ def main(quick: bool = False) -> None:
     for rate, seconds in loads:
         p50, p99, n = asyncio.run(measure(rate, seconds))
         rows.append([f"{rate:g} jobs/s", f"{n:,}", f"{p50:,.0f} ms", f"{p99:,.0f} ms"])
-    table("event in the feed -> job acknowledged (flatjobs run, default 0.5 s polling)",
-          ["offered load", "jobs", "p50", "p99"], rows)  # fmt: skip
+    table(
+        "event in the feed -> job acknowledged (flatjobs run, default 0.5 s polling)",
+        ["offered load", "jobs", "p50", "p99"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,9 @@ def server() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("_server.py")), str(port)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         proc.stdout.readline()
@@ -56,9 +57,13 @@ def server() -> Iterator[str]:
 
 
 def event(i: int) -> dict[str, Any]:
-    return {"id": f"us_evt_{i}", "topic": "job:ready", "domain": "job",
-            "context": {"accountId": "a", "environmentId": "e", "jobId": f"us_jb_{i}"},
-            "payload": {"job": "workbook:export", "isPart": False}}  # fmt: skip
+    return {
+        "id": f"us_evt_{i}",
+        "topic": "job:ready",
+        "domain": "job",
+        "context": {"accountId": "a", "environmentId": "e", "jobId": f"us_jb_{i}"},
+        "payload": {"job": "workbook:export", "isPart": False},
+    }
 
 
 async def timed(count: int, batch: int, one: Callable[[int], Awaitable[Any]]) -> float:
@@ -83,8 +88,11 @@ async def flatjobs_rate(url: str, count: int, batch: int) -> float:
 
 
 async def hand_written_rate(url: str, count: int, batch: int) -> float:
-    headers = {"Authorization": f"Bearer {TOKEN}", "X-Disable-Hooks": "true",
-               "Content-Type": "application/json"}  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "X-Disable-Hooks": "true",
+        "Content-Type": "application/json",
+    }
     ack = b'{"info":"Accepted","progress":0}'
     complete = b'{"outcome":{"message":"Job complete"}}'
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -143,11 +151,16 @@ def main(quick: bool = False, with_js: bool = True) -> None:
                 hand_runs.append(asyncio.run(hand_written_rate(url, count, batch)))
             ours, hand = statistics.median(ours_runs), statistics.median(hand_runs)
             js_rate = js.get(batch)
-            rows.append([
-                "sequential" if batch == 1 else f"{batch} at a time", f"{ours:,.0f}", f"{hand:,.0f}",
-                f"{ours / hand:.2f}", f"{js_rate:,.0f}" if js_rate else "n/a",
-                f"{ours / js_rate:.2f}" if js_rate else "n/a",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    "sequential" if batch == 1 else f"{batch} at a time",
+                    f"{ours:,.0f}",
+                    f"{hand:,.0f}",
+                    f"{ours / hand:.2f}",
+                    f"{js_rate:,.0f}" if js_rate else "n/a",
+                    f"{ours / js_rate:.2f}" if js_rate else "n/a",
+                ]
+            )
         table(
             f"jobs/s through @jobs.handle, no-op handler, {count:,} jobs, 2 HTTP calls each, "
             f"median of {ROUNDS if not quick else 1} alternating rounds",
@@ -158,8 +171,11 @@ def main(quick: bool = False, with_js: bool = True) -> None:
         for ticks in (10, 1_000, 10_000, 100_000):
             per_job = asyncio.run(calls_per_job(url, ticks, 3 if ticks > 10_000 else 10))
             tick_rows.append([f"{ticks:,}", f"{per_job:.1f}"])
-        table("HTTP calls per job by tick count (default progress_interval 0.5 s)",
-              ["ticks per job", "HTTP calls per job"], tick_rows)  # fmt: skip
+        table(
+            "HTTP calls per job by tick count (default progress_interval 0.5 s)",
+            ["ticks per job", "HTTP calls per job"],
+            tick_rows,
+        )
 
 
 if __name__ == "__main__":

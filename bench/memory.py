@@ -96,12 +96,26 @@ def main(quick: bool = False) -> None:
         rounds = asyncio.run(measure(url, count))
     table(
         f"memory with {count:,} jobs in flight (handlers awaiting an event), two rounds",
-        ["round", "RSS per job", "heap blocks per job", "RSS before/peak/after",
-         "blocks left after", "blocks kept since warm-up, per job"],
-        [[str(n + 1), f"{m['per_job_rss'] / 1024:.1f} KB", f"{m['per_job_blocks']:.0f}",
-          f"{m['base_mb']:.0f} / {m['peak_mb']:.0f} / {m['after_mb']:.0f} MB",
-          f"{m['blocks_left']:.1%}", f"{m['growth_blocks']:.2f}"] for n, m in enumerate(rounds)],
-    )  # fmt: skip
+        [
+            "round",
+            "RSS per job",
+            "heap blocks per job",
+            "RSS before/peak/after",
+            "blocks left after",
+            "blocks kept since warm-up, per job",
+        ],
+        [
+            [
+                str(n + 1),
+                f"{m['per_job_rss'] / 1024:.1f} KB",
+                f"{m['per_job_blocks']:.0f}",
+                f"{m['base_mb']:.0f} / {m['peak_mb']:.0f} / {m['after_mb']:.0f} MB",
+                f"{m['blocks_left']:.1%}",
+                f"{m['growth_blocks']:.2f}",
+            ]
+            for n, m in enumerate(rounds)
+        ],
+    )
 
 
 if __name__ == "__main__":

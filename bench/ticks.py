@@ -61,12 +61,26 @@ def main(quick: bool = False) -> None:
             continue
         elapsed, in_ticks, calls = asyncio.run(awaited(count, work))
         label = f"{count:,} awaited ticks" + (f", {work * 1000:g} ms of work each" if work else "")
-        rows.append([label, f"{elapsed * 1000:,.0f} ms", f"{in_ticks * 1000:,.1f} ms",
-                     f"{in_ticks / count * 1e6:,.1f} µs", str(calls)])  # fmt: skip
+        rows.append(
+            [
+                label,
+                f"{elapsed * 1000:,.0f} ms",
+                f"{in_ticks * 1000:,.1f} ms",
+                f"{in_ticks / count * 1e6:,.1f} µs",
+                str(calls),
+            ]
+        )
     for count in (40_000, 100_000):
         elapsed = min(asyncio.run(tight_loop(count)) for _ in range(1 if quick else 3))
-        rows.append([f"{count:,} un-awaited ticks", f"{elapsed * 1000:,.0f} ms",
-                     f"{elapsed * 1000:,.1f} ms", f"{elapsed / count * 1e6:,.2f} µs", "n/a"])  # fmt: skip
+        rows.append(
+            [
+                f"{count:,} un-awaited ticks",
+                f"{elapsed * 1000:,.0f} ms",
+                f"{elapsed * 1000:,.1f} ms",
+                f"{elapsed / count * 1e6:,.2f} µs",
+                "n/a",
+            ]
+        )
     table(
         "progress ticks in one job (default progress_interval 0.5 s), against the emulator",
         ["loop", "wall time", "in tick calls", "per tick", "progress calls"],

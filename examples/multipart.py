@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flatjobs import FlatfileEvent, JobPartsCounts, Jobs, Listener, Tick
+from flatjobs import FlatfileEvent, Jobs, Listener, Tick
+from flatjobs.models import JobPartsCounts
 
 jobs = Jobs()
 PARTS = [{"rows": "1-1000"}, {"rows": "1001-2000"}, {"rows": "2001-2500"}]

@@ -22,8 +22,9 @@ async def export(event: FlatfileEvent, tick: Tick) -> JobOutcome:
     rows = 1204
     for done in range(0, rows, 301):
         left = (rows - done) / 301 * 0.2
-        await tick(done * 100 / rows, f"Exported {done:,} of {rows:,} rows",
-                   eta=dt.timedelta(seconds=left))  # fmt: skip
+        await tick(
+            done * 100 / rows, f"Exported {done:,} of {rows:,} rows", eta=dt.timedelta(seconds=left)
+        )
         await asyncio.sleep(0.2)  # the real work would go here
     return JobOutcome(
         heading="Export ready",

@@ -59,7 +59,10 @@ async def test_multipart_export_ends_the_parent_from_its_parts(flatfile_emulator
     assert job.outcome.message == "Exported all 3 parts"
     parts = [j for j in flatfile_emulator.jobs() if j.parent_id == job.id]
     assert sorted(p.outcome.message for p in parts if p.outcome and p.outcome.message) == [
-        "Rows 1-1000 exported", "Rows 1001-2000 exported", "Rows 2001-2500 exported"]  # fmt: skip
+        "Rows 1-1000 exported",
+        "Rows 1001-2000 exported",
+        "Rows 2001-2500 exported",
+    ]
 
 
 async def test_a_handler_can_be_called_directly_too() -> None:

@@ -1,163 +1,107 @@
 """flatjobs: Flatfile job handlers for asyncio Python.
 
+>>> import asyncio
 >>> from flatjobs import Jobs, Listener
+>>> from flatjobs.emulator import Emulator
+>>> from flatjobs.testing import run_job
 >>> jobs = Jobs()
 >>> @jobs.handle("workbook:export")
 ... async def export(event, tick):
 ...     await tick(50, "half way")
 ...     return "Exported 1,204 rows"
 >>> listener = Listener().use(jobs)
+>>> async def main() -> None:
+...     async with Emulator() as emulator:       # a local Flatfile, for tests and development
+...         job = await run_job(listener, emulator, "workbook:export")
+...     print(job.status, job.outcome.message)
+>>> asyncio.run(main())
+complete Exported 1,204 rows
+
+What a handler needs is here. The wire models (every field of a job, an event, an
+outcome's ``next`` variants...) are in :mod:`flatjobs.models`; the HTTP client's building
+blocks in :mod:`flatjobs.client`; the local emulator in :mod:`flatjobs.emulator`; test
+helpers in :mod:`flatjobs.testing`; event sources in :mod:`flatjobs.sources`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .client import (
-    EventsAPI as EventsAPI,
-)
-from .client import (
-    FlatfileClient as FlatfileClient,
-)
-from .client import (
-    JobsAPI as JobsAPI,
-)
-from .client import (
-    Page as Page,
-)
-from .client import (
-    RetryPolicy as RetryPolicy,
-)
-from .client import (
-    SecretsAPI as SecretsAPI,
-)
-from .client import (
-    set_testing as set_testing,
-)
-from .errors import (
-    ConfigurationError as ConfigurationError,
-)
-from .errors import (
-    FlatfileAPIError as FlatfileAPIError,
-)
-from .errors import (
-    FlatfileConnectionError as FlatfileConnectionError,
-)
-from .errors import (
-    FlatfileError as FlatfileError,
-)
-from .errors import (
-    InvalidEventError as InvalidEventError,
-)
-from .errors import (
-    InvalidRequestError as InvalidRequestError,
-)
-from .errors import (
-    JobCancelled as JobCancelled,
-)
-from .errors import (
-    JobError as JobError,
-)
-from .errors import (
-    JobTimeout as JobTimeout,
-)
-from .errors import (
-    SecretNotFound as SecretNotFound,
-)
-from .errors import (
-    UnexpectedResponseError as UnexpectedResponseError,
-)
-from .event import (
-    FlatfileEvent as FlatfileEvent,
-)
-from .jobs import (
-    Jobs as Jobs,
-)
-from .lifecycle import (
-    DEFAULT_PROGRESS_INTERVAL as DEFAULT_PROGRESS_INTERVAL,
-)
-from .lifecycle import (
-    JobLifecycle as JobLifecycle,
-)
-from .lifecycle import (
-    JobResult as JobResult,
-)
-from .lifecycle import (
-    job_lifecycle as job_lifecycle,
-)
-from .lifecycle import (
-    observe_jobs as observe_jobs,
-)
-from .listener import (
-    CallbackFailure as CallbackFailure,
-)
-from .listener import (
-    DispatchResult as DispatchResult,
-)
-from .listener import (
-    Listener as Listener,
-)
-from .models import *  # noqa: F403 - models.__all__ is the list of wire models
-from .models import __all__ as _models_all
-from .runner import (
-    Runner as Runner,
-)
-from .runner import (
-    RunStats as RunStats,
-)
-from .runner import (
-    run as run,
-)
-from .sources import (
-    EventSource as EventSource,
-)
-from .sources import (
-    MemorySource as MemorySource,
-)
-from .sources import (
-    PollingSource as PollingSource,
-)
-from .tick import (
-    Tick as Tick,
-)
+from ._event import FlatfileEvent as FlatfileEvent
+from ._jobs import Jobs as Jobs
+from ._lifecycle import JobResult as JobResult
+from ._lifecycle import job_lifecycle as job_lifecycle
+from ._lifecycle import observe_jobs as observe_jobs
+from ._listener import DispatchResult as DispatchResult
+from ._listener import Listener as Listener
+from ._runner import Runner as Runner
+from ._runner import RunStats as RunStats
+from ._runner import run as run
+from ._tick import Tick as Tick
+from .client import FlatfileClient as FlatfileClient
+from .client import RetryPolicy as RetryPolicy
+from .client import set_testing as set_testing
+from .errors import ConfigurationError as ConfigurationError
+from .errors import FlatfileAPIError as FlatfileAPIError
+from .errors import FlatfileConnectionError as FlatfileConnectionError
+from .errors import FlatfileError as FlatfileError
+from .errors import InvalidEventError as InvalidEventError
+from .errors import InvalidRequestError as InvalidRequestError
+from .errors import JobAlreadyRunning as JobAlreadyRunning
+from .errors import JobCancelled as JobCancelled
+from .errors import JobError as JobError
+from .errors import JobTimeout as JobTimeout
+from .errors import SecretNotFound as SecretNotFound
+from .errors import UnexpectedResponseError as UnexpectedResponseError
+from .models import Job as Job
+from .models import JobCompleteDetails as JobCompleteDetails
+from .models import JobOutcome as JobOutcome
+from .models import JobStatus as JobStatus
+from .models import Next as Next
+from .sources import EventSource as EventSource
+from .sources import MemorySource as MemorySource
+from .sources import PollingSource as PollingSource
 
-__all__ = [
-    "DEFAULT_PROGRESS_INTERVAL",
-    "CallbackFailure",
-    "ConfigurationError",
+__all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
+    # listening and jobs
     "DispatchResult",
-    "EventsAPI",
-    "FlatfileAPIError",
-    "FlatfileClient",
-    "FlatfileConnectionError",
-    "FlatfileError",
     "FlatfileEvent",
-    "InvalidEventError",
-    "InvalidRequestError",
-    "UnexpectedResponseError",
-    "JobCancelled",
-    "JobError",
-    "JobLifecycle",
     "JobResult",
-    "JobTimeout",
     "Jobs",
-    "JobsAPI",
     "Listener",
-    "EventSource",
-    "MemorySource",
-    "Page",
-    "PollingSource",
-    "RetryPolicy",
-    "RunStats",
-    "Runner",
-    "SecretNotFound",
-    "SecretsAPI",
     "Tick",
     "job_lifecycle",
     "observe_jobs",
+    # what a job ends with
+    "Job",
+    "JobCompleteDetails",
+    "JobError",
+    "JobOutcome",
+    "JobStatus",
+    "Next",
+    # running
+    "EventSource",
+    "MemorySource",
+    "PollingSource",
+    "RunStats",
+    "Runner",
     "run",
+    # the API
+    "FlatfileClient",
+    "RetryPolicy",
     "set_testing",
-    *_models_all,
+    # errors
+    "ConfigurationError",
+    "FlatfileAPIError",
+    "FlatfileConnectionError",
+    "FlatfileError",
+    "InvalidEventError",
+    "InvalidRequestError",
+    "JobAlreadyRunning",
+    "JobCancelled",
+    "JobTimeout",
+    "SecretNotFound",
+    "UnexpectedResponseError",
 ]
 
 

@@ -1,125 +1,88 @@
-"""The terminal display of ``flatjobs dev``: a progress bar per job, then its outcome.
+"""``ProgressUpdate``: one progress report, checked once, and its wire form.
 
-On a terminal the bars are redrawn in place; otherwise (a pipe, CI) each change is a line.
+Flatfile types a job's progress as a whole number from 0 to 100 (its Python SDK cannot
+even read a job whose progress is 33.5). A handler may report any number in that range;
+it is sent rounded *down*, so 99.9 never shows 100 before the job has completed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from typing import Any, TextIO
+import math
+from typing import Any
 
-from .models import (
-    DownloadNext,
-    FilesNext,
-    IdNext,
-    Job,
-    JobStatus,
-    RetryNext,
-    UrlNext,
-)
+import attrs
 
-__all__ = ["ProgressDisplay"]
+from .models import to_wire
 
-BAR = 24
+__all__ = ["ProgressUpdate", "check_progress"]
 
 
-def _bar(progress: float) -> str:
-    filled = round(BAR * max(0.0, min(progress, 100.0)) / 100)
-    return "[" + "#" * filled + "." * (BAR - filled) + "]"
+def check_progress(progress: Any) -> float:
+    """``progress`` if it is a number within 0..100.
+
+    Raises:
+        ValueError: it is not a number (booleans are not), or it is outside 0..100 or NaN.
+    """
+    cls = progress.__class__
+    exact = cls is int or cls is float  # the hot path: no isinstance calls
+    if not exact and (isinstance(progress, bool) or not isinstance(progress, int | float)):
+        raise ValueError(f"progress must be a number from 0 to 100, got {progress!r:.80}")
+    if not 0 <= progress <= 100:  # also false for NaN; no float conversion of huge ints
+        raise ValueError(f"progress must be within 0..100, got {progress!r:.80}")
+    number: float = progress
+    return number
 
 
-def _button(job: Job) -> str:
-    outcome = job.outcome
-    nxt = outcome.next if outcome else None
-    if nxt is None:
-        return ""
-    label = getattr(nxt, "label", None)
-    if isinstance(nxt, DownloadNext):
-        return f"  [{label or 'Download'}: {nxt.url}]"
-    if isinstance(nxt, UrlNext):
-        return f"  [{label or 'Open'}: {nxt.url}]"
-    if isinstance(nxt, RetryNext):
-        return f"  [{label or 'Retry'}]"
-    if isinstance(nxt, IdNext | FilesNext):
-        return f"  [{label or 'Go'}]"
-    return f"  [{label or type(nxt).__name__}]"
+def check_info(info: Any) -> str | None:
+    """``info`` if it is None or a string; raises ``TypeError`` naming what it is."""
+    if info is not None and info.__class__ is not str and not isinstance(info, str):
+        raise TypeError(f"info must be a string, got {type(info).__name__} {info!r:.80}")
+    return info
 
 
-class ProgressDisplay:
-    """Shows the jobs of an emulator as they progress; fed with its raw events."""
+def check_eta(eta: Any) -> dt.datetime | None:
+    """An ETA as an aware datetime: a datetime (naive ones are UTC) or a timedelta from now.
 
-    def __init__(self, lookup: Any, stream: TextIO | None = None, tty: bool | None = None) -> None:
-        self._lookup = lookup  # job id -> Job (the emulator's state)
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty() if tty is None else tty
-        self._lines: dict[str, str] = {}
-        self._order: list[str] = []
-        self._drawn = 0
-        self.ended: dict[str, Job] = {}
+    Raises:
+        TypeError: ``eta`` is neither.
+    """
+    if eta is None:
+        return None
+    if isinstance(eta, dt.datetime):
+        return eta if eta.tzinfo else eta.replace(tzinfo=dt.UTC)
+    if isinstance(eta, dt.timedelta):
+        return dt.datetime.now(dt.UTC) + eta
+    raise TypeError(f"eta must be a datetime or a timedelta, got {type(eta).__name__} {eta!r:.80}")
 
-    def _name(self, job: Job) -> str:
-        name = job.job_name
-        return f"{name} part {int(job.part or 0) + 1}" if job.parent_id else name
 
-    def _write(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+@attrs.frozen
+class ProgressUpdate:
+    """One progress report: ``progress`` (0..100, as the handler gave it), optional
+    ``info`` text, and an optional ``eta`` (sent as ``estimatedCompletionAt``).
 
-    def note(self, text: str) -> None:
-        """A line of its own, above the bars."""
-        self._set(None, text)
+    >>> ProgressUpdate(33.9, "a third").to_wire()
+    {'progress': 33, 'info': 'a third'}
+    >>> ProgressUpdate(101)
+    Traceback (most recent call last):
+    ...
+    ValueError: progress must be within 0..100, got 101
+    """
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        topic = event.get("topic", "")
-        job_id = event.get("context", {}).get("jobId")
-        if not topic.startswith("job:") or not job_id:
-            return
-        try:
-            job: Job = self._lookup(job_id)
-        except Exception:
-            return  # deleted meanwhile
-        if topic == "job:created":
-            return
-        if topic == "job:ready":
-            self._set(job_id, f"  {self._name(job):<28} ready")
-        elif topic == "job:updated" and job.status == JobStatus.EXECUTING:
-            info = f"  {job.info}" if job.info else ""
-            eta = ""
-            if job.estimated_completion_at is not None:
-                left = (job.estimated_completion_at - dt.datetime.now(dt.UTC)).total_seconds()
-                eta = f"  ETA {max(0.0, left):.1f}s" if left < 10 else f"  ETA {left:.0f}s"
-            progress = float(job.progress or 0)
-            self._set(
-                job_id, f"  {self._name(job):<28} {_bar(progress)} {progress:5.1f}%{info}{eta}"
-            )
-        elif topic in ("job:completed", "job:failed") or job.status == JobStatus.CANCELED:
-            self.ended[job_id] = job
-            mark = {"complete": "ok", "failed": "FAILED"}.get(str(job.status), str(job.status))
-            message = job.outcome.message if job.outcome and job.outcome.message else job.info
-            text = f"  {self._name(job):<28} {mark:<6} {message or ''}{_button(job)}"
-            self._set(job_id, text, final=True)
+    progress: float = attrs.field(converter=check_progress)
+    info: str | None = attrs.field(default=None, converter=check_info)
+    eta: dt.datetime | None = attrs.field(default=None, converter=check_eta)
 
-    def _set(self, key: str | None, text: str, final: bool = False) -> None:
-        if not self.tty:
-            if key is None or self._lines.get(key) != text:
-                self._write(text)
-            if key is not None:
-                self._lines[key] = text
-            return
-        if key is None:
-            self._erase()
-            self._write(text)
-        else:
-            if key not in self._lines:
-                self._order.append(key)
-            self._lines[key] = text
-            self._erase()
-        for k in self._order:
-            self._write(self._lines[k])
-        self._drawn = len(self._order)
+    @staticmethod
+    def whole(progress: float) -> int:
+        """``progress`` checked and rounded down to the whole number the API takes."""
+        return math.floor(check_progress(progress))
 
-    def _erase(self) -> None:
-        if self._drawn:
-            self.stream.write(f"\x1b[{self._drawn}A\x1b[J")
-            self._drawn = 0
+    def to_wire(self) -> dict[str, Any]:
+        """The body of ``POST /jobs/{id}/ack`` that reports it, in the JS handler's order."""
+        body: dict[str, Any] = {"progress": math.floor(self.progress)}
+        if self.info is not None:
+            body["info"] = self.info
+        if self.eta is not None:
+            body["estimatedCompletionAt"] = to_wire(self.eta)
+        return body

@@ -11,7 +11,7 @@ Flatfile adds topics, statuses and fields over time:
 * an optional field that is ``None`` is omitted on the wire, never sent as ``null`` (a
   ``null`` received is read as absent).
 
->>> from flatjobs import JobOutcome, Next, to_wire
+>>> from flatjobs.models import JobOutcome, Next, to_wire
 >>> to_wire(JobOutcome(message="Done", next=Next.retry(label="Again")))
 {'message': 'Done', 'next': {'type': 'retry', 'label': 'Again'}}
 
@@ -479,8 +479,9 @@ class Next:
     """
 
     @staticmethod
-    def id(id: str, *, label: str | None = None, path: str | None = None,
-           query: str | None = None) -> IdNext:  # fmt: skip
+    def id(
+        id: str, *, label: str | None = None, path: str | None = None, query: str | None = None
+    ) -> IdNext:
         """Go to a Flatfile entity by id."""
         return IdNext(id=id, label=label, path=path, query=query)
 
@@ -522,8 +523,9 @@ class Next:
         return ViewNext(sheet_id=sheet_id, hidden_columns=hidden_columns, label=label)
 
     @staticmethod
-    def clear_filters(*, label: str | None = None,
-                      sheet_ids: list[str] | None = None) -> ClearFiltersNext:  # fmt: skip
+    def clear_filters(
+        *, label: str | None = None, sheet_ids: list[str] | None = None
+    ) -> ClearFiltersNext:
         """Clear filters on the given sheets."""
         return ClearFiltersNext(label=label, sheet_ids=sheet_ids)
 

@@ -50,20 +50,20 @@ from typing import TYPE_CHECKING, Any
 
 from structlog.testing import capture_logs
 
+from ._event import FlatfileEvent
+from ._lifecycle import JobResult, observe_jobs
+from ._progress import ProgressUpdate
+from ._runner import Runner, RunStats
+from ._tick import RESOLVED, CompletionValue, Tick, completion_details
 from .client import FlatfileClient, RetryPolicy
 from .emulator import Emulator
-from .event import FlatfileEvent
-from .lifecycle import JobResult, observe_jobs
 from .models import TERMINAL_STATUSES, Job, JobCompleteDetails, JobStatus
-from .progress import ProgressUpdate
-from .runner import Runner, RunStats
 from .sources import PollingSource
-from .tick import RESOLVED, CompletionValue, Tick, completion_details
 
 if TYPE_CHECKING:
     import pytest
 
-    from .listener import Listener
+    from ._listener import Listener
 
 __all__ = [
     "Emulated",
@@ -78,8 +78,13 @@ __all__ = [
 
 _ids = itertools.count(1)
 
-_CONTEXT_KEY = {"sheet": "sheetId", "workbook": "workbookId", "file": "fileId",
-                "document": "documentId", "space": "spaceId"}  # fmt: skip
+_CONTEXT_KEY = {
+    "sheet": "sheetId",
+    "workbook": "workbookId",
+    "file": "fileId",
+    "document": "documentId",
+    "space": "spaceId",
+}
 
 
 def client_for(emulator: Emulator, **kwargs: Any) -> FlatfileClient:
@@ -215,8 +220,13 @@ def make_event(
         ctx[_CONTEXT_KEY.get(job_domain, "workbookId")] = f"us_{job_domain[:2]}_test"
         ctx["jobId"] = job_id or f"us_jb_test{n:05d}"
         ctx["actionName"] = job
-        body = {"job": job, "domain": job_domain, "operation": operation,
-                "status": "ready" if topic == "job:ready" else "executing", "isPart": is_part}  # fmt: skip
+        body = {
+            "job": job,
+            "domain": job_domain,
+            "operation": operation,
+            "status": "ready" if topic == "job:ready" else "executing",
+            "isPart": is_part,
+        }
         if input is not None:
             body["input"] = dict(input)
     elif job_id is not None:
@@ -379,18 +389,25 @@ def _not_ended(listener: Listener, emulator: Emulator, job: Job, timeout: float)
     """Why a job had not ended: what a test author needs to fix it."""
     head = f"job {job.job_name} ({job.id}) had not ended after {timeout:g}s"
     if job.status == JobStatus.READY:
-        ready = [e for e in emulator.events if e["topic"] == "job:ready"
-                 and e["context"].get("jobId") == job.id]  # fmt: skip
+        ready = [
+            e
+            for e in emulator.events
+            if e["topic"] == "job:ready" and e["context"].get("jobId") == job.id
+        ]
         if ready and not listener.match(ready[-1]):
-            return (f"{head}: it is still ready, because no callback of the listener matches "
-                    f"its job:ready event. Register one with @jobs.handle({job.job_name!r}) "
-                    "and install it with listener.use(jobs).")  # fmt: skip
+            return (
+                f"{head}: it is still ready, because no callback of the listener matches "
+                f"its job:ready event. Register one with @jobs.handle({job.job_name!r}) "
+                "and install it with listener.use(jobs)."
+            )
         return f"{head}: it is still ready: its handler never acknowledged it."
     if job.status == JobStatus.EXECUTING:
         progress = f"{job.progress}%" + (f" ({job.info!r})" if job.info else "")
-        return (f"{head}: its handler is still running (last progress {progress}). It may be "
-                "waiting on something that never comes; give run_job a longer timeout= if it "
-                "is just slow.")  # fmt: skip
+        return (
+            f"{head}: its handler is still running (last progress {progress}). It may be "
+            "waiting on something that never comes; give run_job a longer timeout= if it "
+            "is just slow."
+        )
     return f"{head}: it is {job.status}."
 
 

@@ -19,8 +19,15 @@ from flatjobs.emulator import DEFAULT_TOKEN, Emulator
 DATA = Path(__file__).parent / "data"
 TOKEN = "sk_test_8c1f5e2d9a7b4c3e"
 
-JOB_BODY = {"data": {"id": "us_jb_1", "type": "workbook", "operation": "export",
-                     "source": "us_wb_1", "status": "executing"}}  # fmt: skip
+JOB_BODY = {
+    "data": {
+        "id": "us_jb_1",
+        "type": "workbook",
+        "operation": "export",
+        "source": "us_wb_1",
+        "status": "executing",
+    }
+}
 
 
 @pytest.fixture(autouse=True)

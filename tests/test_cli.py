@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flatjobs.cli import TargetError, load_target, main
+from flatjobs._cli import TargetError, load_target, main
 from flatjobs.emulator import Emulator
 
 ROOT = Path(__file__).parent.parent
@@ -25,9 +25,15 @@ async def flatjobs(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", *args, cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -43,8 +49,15 @@ def readme_main_command() -> str:
 def test_readme_main_command_runs_the_quickstart_exactly_as_written() -> None:
     command = readme_main_command()
     assert "flatjobs dev examples/quickstart.py" in command
-    done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, check=False, env={**os.environ, "PIP_QUIET": "1"})  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PIP_QUIET": "1"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert re.search(r"workbook:export\s+\[#+\.*\]\s+\d+\.\d%\s+Exported", out)
@@ -140,9 +153,19 @@ async def sigterm_with_jobs_in_flight(
     """Start `flatjobs run`, get 50 jobs executing, send SIGTERM; (exit code, stderr, ids)."""
     env = {**os.environ, **emu.env(), "SLOW_JOB_SECONDS": str(job_seconds)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", str(grace), "--interval", "0.05",
-        cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        "run",
+        APP,
+        "--grace-period",
+        str(grace),
+        "--interval",
+        "0.05",
+        cwd=ROOT,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     ids = [emu.trigger("workbook:slow").id for _ in range(50)]
     for job_id in ids:
         await emu.wait_for(job_id, ["executing"], timeout=30)
@@ -211,9 +234,15 @@ async def test_run_from_the_folder_of_the_listener_imports_it_by_module_name(
         env = {**os.environ, **emu.env()}
         env.pop("PYTHONPATH", None)
         proc = await asyncio.create_subprocess_exec(
-            str(console_script), "run", "my_listener:listener", "--interval", "0.05",
-            cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            str(console_script),
+            "run",
+            "my_listener:listener",
+            "--interval",
+            "0.05",
+            cwd=tmp_path,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             job = emu.trigger("workbook:hello")
             done = await emu.wait_for(job.id, timeout=30)
@@ -233,9 +262,19 @@ async def test_sigterm_with_a_body_that_ignores_cancellation_still_exits_and_fai
     async with Emulator() as emu:
         env = {**os.environ, **emu.env()}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flatjobs", "run", APP, "--grace-period", "0.2",
-            "--interval", "0.05", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "flatjobs",
+            "run",
+            APP,
+            "--grace-period",
+            "0.2",
+            "--interval",
+            "0.05",
+            cwd=ROOT,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
         job = emu.trigger("workbook:stubborn")
         await emu.wait_for(job.id, ["executing"], timeout=30)
         proc.send_signal(signal.SIGTERM)

@@ -16,15 +16,14 @@ from flatjobs import (
     FlatfileClient,
     FlatfileConnectionError,
     JobCompleteDetails,
-    JobConfig,
     JobOutcome,
     JobStatus,
-    JobUpdate,
     Next,
     RetryPolicy,
     SecretNotFound,
     UnexpectedResponseError,
 )
+from flatjobs.models import JobConfig, JobUpdate
 
 from .conftest import JOB_BODY, TOKEN, RecordingServer
 
@@ -110,8 +109,15 @@ async def test_ack_returns_the_typed_job(rclient: FlatfileClient) -> None:
 async def test_list_jobs_sends_camel_case_query_and_reads_pagination(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
-    recorder.script.append((200, {"data": [{"id": "a"}, {"id": "b"}],
-                                  "pagination": {"currentPage": 2, "pageCount": 3, "totalCount": 5}}))  # fmt: skip
+    recorder.script.append(
+        (
+            200,
+            {
+                "data": [{"id": "a"}, {"id": "b"}],
+                "pagination": {"currentPage": 2, "pageCount": 3, "totalCount": 5},
+            },
+        )
+    )
     page = await rclient.jobs.list(
         space_id="us_sp_1", page_size=2, page_number=2, exclude_child_jobs=True
     )
@@ -119,8 +125,12 @@ async def test_list_jobs_sends_camel_case_query_and_reads_pagination(
     assert page.pagination is not None
     assert page.pagination.total_count == 5
     assert recorder.requests[0].query == {
-        "environmentId": "us_env_1", "spaceId": "us_sp_1", "pageSize": "2", "pageNumber": "2",
-        "excludeChildJobs": "true"}  # fmt: skip
+        "environmentId": "us_env_1",
+        "spaceId": "us_sp_1",
+        "pageSize": "2",
+        "pageNumber": "2",
+        "excludeChildJobs": "true",
+    }
 
 
 async def test_list_events_sends_since_topic_domain_and_paging(
@@ -139,9 +149,15 @@ async def test_list_events_sends_since_topic_domain_and_paging(
     assert page.items[0].topic == "canvas:created"
     assert recorder.requests[0].path == "/v1/events"
     assert recorder.requests[0].query == {
-        "environmentId": "us_env_1", "spaceId": "sp", "domain": "job", "topic": "job:ready",
-        "since": "2026-11-22T12:00:00.000Z", "pageSize": "50", "pageNumber": "1",
-        "includeAcknowledged": "true"}  # fmt: skip
+        "environmentId": "us_env_1",
+        "spaceId": "sp",
+        "domain": "job",
+        "topic": "job:ready",
+        "since": "2026-11-22T12:00:00.000Z",
+        "pageSize": "50",
+        "pageNumber": "1",
+        "includeAcknowledged": "true",
+    }
 
 
 async def test_get_event(recorder: RecordingServer, rclient: FlatfileClient) -> None:

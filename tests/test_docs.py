@@ -1,12 +1,14 @@
-"""The documentation's code cannot rot: docstring examples run as doctests, and every
-Python block of the docs and the README is executed (definitions run, so decorators
-validate the handlers they register) and type-checked with mypy."""
+"""The documentation's code cannot rot: docstring examples run as doctests (and an example
+that defines a coroutine must run it), and every Python block of the docs and the README is
+executed (definitions run, so decorators validate the handlers they register) and
+type-checked with mypy."""
 
 from __future__ import annotations
 
 import doctest
 import importlib
 import logging
+import pkgutil
 import re
 import subprocess
 import sys
@@ -18,10 +20,16 @@ import structlog
 ROOT = Path(__file__).parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
-MODULES = [
-    "flatjobs", "flatjobs.models", "flatjobs.errors", "flatjobs.testing", "flatjobs.listener",
-    "flatjobs.jobs", "flatjobs.lifecycle", "flatjobs.client", "flatjobs.emulator", "flatjobs.runner",
-]  # fmt: skip
+
+
+def _modules() -> list[str]:
+    import flatjobs
+
+    walked = pkgutil.walk_packages(flatjobs.__path__, "flatjobs.")
+    return ["flatjobs", *(i.name for i in walked if not i.name.endswith("__main__"))]
+
+
+MODULES = _modules()
 
 
 def blocks() -> list[tuple[str, str]]:
@@ -40,6 +48,34 @@ def test_docstring_examples_run(module: str) -> None:
     assert result.failed == 0
 
 
+def test_there_are_docstring_examples_in_every_layer() -> None:
+    with_examples = {
+        m
+        for m in MODULES
+        for test in doctest.DocTestFinder().find(importlib.import_module(m))
+        if test.examples
+    }
+    assert {
+        "flatjobs",
+        "flatjobs._listener",
+        "flatjobs._jobs",
+        "flatjobs._lifecycle",
+        "flatjobs._runner",
+        "flatjobs.client._client",
+        "flatjobs.emulator",
+    } <= with_examples
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_docstring_example_that_defines_a_coroutine_runs_it(module: str) -> None:
+    # An example that only defines `async def main()` is never executed, so it can call
+    # things that do not exist and still pass: each such example must run what it defines.
+    for test in doctest.DocTestFinder().find(importlib.import_module(module)):
+        source = "".join(example.source for example in test.examples)
+        if "async def" in source:
+            assert "asyncio.run(" in source, f"{test.name}: an async example never runs"
+
+
 def test_there_are_python_blocks_to_check() -> None:
     assert len(blocks()) >= 4
 
@@ -56,9 +92,20 @@ def test_every_python_block_of_the_docs_type_checks(tmp_path: Path) -> None:
         path.write_text(code)
         files.append(str(path))
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent", *files],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--follow-imports=silent",
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stdout
 
 

@@ -15,13 +15,12 @@ from flatjobs import (
     FlatfileAPIError,
     FlatfileClient,
     FlatfileConnectionError,
-    JobConfig,
     JobOutcome,
     JobStatus,
-    JobUpdate,
     RetryPolicy,
 )
 from flatjobs.emulator import ROUTES, Emulator, Fault
+from flatjobs.models import JobConfig, JobUpdate
 from flatjobs.testing import client_for
 
 
@@ -233,11 +232,22 @@ async def test_job_events_carry_the_payload_shape_of_spec(
     await client.jobs.complete(job_id, outcome=JobOutcome(message="ok"))
     emu.ack_outcome(job_id)
     assert topics(emu, job_id) == [
-        "job:created", "job:ready", "job:updated", "job:completed", "job:outcome-acknowledged"]  # fmt: skip
+        "job:created",
+        "job:ready",
+        "job:updated",
+        "job:completed",
+        "job:outcome-acknowledged",
+    ]
     ready = emu.events[1]
     assert ready["domain"] == "job"
-    assert ready["payload"] == {"job": "sheet:dedupe", "domain": "sheet", "operation": "dedupe",
-                                "status": "ready", "isPart": False, "input": {"key": "email"}}  # fmt: skip
+    assert ready["payload"] == {
+        "job": "sheet:dedupe",
+        "domain": "sheet",
+        "operation": "dedupe",
+        "status": "ready",
+        "isPart": False,
+        "input": {"key": "email"},
+    }
     ctx = ready["context"]
     assert (ctx["jobId"], ctx["sheetId"], ctx["environmentId"]) == (
         job_id,
@@ -301,8 +311,9 @@ async def test_acknowledged_events_are_hidden_unless_asked_for(
 async def test_events_can_be_created_and_need_their_fields(
     emu: Emulator, client: FlatfileClient
 ) -> None:
-    event = await client.events.create("custom:ping", domain="space", context={"spaceId": "s"},
-                                       payload={"n": 1})  # fmt: skip
+    event = await client.events.create(
+        "custom:ping", domain="space", context={"spaceId": "s"}, payload={"n": 1}
+    )
     assert emu.events[-1]["id"] == event.id
     assert event.context.environment_id == emu.environment_id
     with pytest.raises(FlatfileAPIError, match=r"missing required field.*payload"):
@@ -362,7 +373,10 @@ async def test_parts_completed_is_emitted_on_the_parent_when_the_last_part_ends(
             assert parts == {"total": 3, "completed": 1, "failed": 1, "canceled": 1}
         else:
             assert [(p["partId"], p["status"]) for p in parts] == [
-                (a, "complete"), (b, "failed"), (c, "canceled")]  # fmt: skip
+                (a, "complete"),
+                (b, "failed"),
+                (c, "canceled"),
+            ]
         assert emu.job(parent).status == "executing"  # the listener must end the parent
 
 
@@ -519,8 +533,12 @@ async def test_token_is_not_in_repr(emu: Emulator) -> None:
 
 async def test_stored_events_are_served_in_time_order_whatever_they_hold(emu: Emulator) -> None:
     emu.trigger("a:b")
-    past = {"id": "us_evt_past", "topic": "x:y", "context": {"environmentId": emu.environment_id},
-            "createdAt": "2020-01-01T00:00:00.000Z"}  # fmt: skip
+    past = {
+        "id": "us_evt_past",
+        "topic": "x:y",
+        "context": {"environmentId": emu.environment_id},
+        "createdAt": "2020-01-01T00:00:00.000Z",
+    }
     emu.store_event(past)
     emu.store_event("not even an object")
     async with client_for(emu) as client:

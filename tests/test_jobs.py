@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from flatjobs import FlatfileEvent, JobError, JobPartsCounts, Jobs, Listener, Next, Tick
+from flatjobs import FlatfileEvent, JobError, Jobs, Listener, Next, Tick
 from flatjobs._callables import callable_name
 from flatjobs.emulator import Emulator
+from flatjobs.models import JobPartsCounts
 from flatjobs.testing import client_for, make_event, run_job
 
 

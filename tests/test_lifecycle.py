@@ -28,8 +28,8 @@ from flatjobs import (
     Tick,
     job_lifecycle,
 )
+from flatjobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
-from flatjobs.lifecycle import STOPPED_MESSAGE
 from flatjobs.testing import client_for, make_event
 
 from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer, job_reply
@@ -136,7 +136,11 @@ async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
     recorder: RecordingServer, listener: Listener
 ) -> None:
     jobs = Jobs(progress_interval=0)
-    recorder.responder = lambda r: (400, {"errors": [{"message": "bad outcome"}]}) if r.path.endswith("/complete") else job_reply(r.path)  # fmt: skip
+    recorder.responder = lambda r: (
+        (400, {"errors": [{"message": "bad outcome"}]})
+        if r.path.endswith("/complete")
+        else job_reply(r.path)
+    )
 
     @jobs.handle("workbook:export")
     async def export(event: FlatfileEvent, tick: Tick) -> None:
@@ -194,13 +198,21 @@ async def test_job_error_gives_the_user_a_heading_and_a_retry_button(
 ) -> None:
     with pytest.raises(JobError):
         async with job_lifecycle(ready(), client=rclient):
-            raise JobError("No email column", heading="Export failed", next=Next.retry("Try again"),
-                           info="missing column: email")  # fmt: skip
+            raise JobError(
+                "No email column",
+                heading="Export failed",
+                next=Next.retry("Try again"),
+                info="missing column: email",
+            )
     assert recorder.requests[-1].json == {
         "info": "missing column: email",
-        "outcome": {"acknowledge": True, "heading": "Export failed", "message": "No email column",
-                    "next": {"type": "retry", "label": "Try again"}},
-    }  # fmt: skip
+        "outcome": {
+            "acknowledge": True,
+            "heading": "Export failed",
+            "message": "No email column",
+            "next": {"type": "retry", "label": "Try again"},
+        },
+    }
 
 
 @pytest.mark.parametrize(
@@ -270,8 +282,12 @@ async def test_a_retried_complete_that_had_landed_is_not_failed(
 ) -> None:
     # The first complete lands but its answer is lost; the retry is refused as the job is
     # already complete: the lifecycle reads the status and does not send fail.
-    recorder.script += [(200, JOB_BODY), (503, {}), (400, {"errors": [{"message": "job is complete"}]}),
-                        job_answer("complete")]  # fmt: skip
+    recorder.script += [
+        (200, JOB_BODY),
+        (503, {}),
+        (400, {"errors": [{"message": "job is complete"}]}),
+        job_answer("complete"),
+    ]
     async with job_lifecycle(ready(), client=rclient):
         pass
     assert [(r.method, r.path) for r in recorder.requests] == [ACK, COMPLETE, COMPLETE, GET]
@@ -310,8 +326,12 @@ async def test_shutdown_cancellation_fails_the_job_with_a_retry_and_propagates(
         await task
     assert recorder.requests[-1].json == {
         "info": STOPPED_MESSAGE,
-        "outcome": {"acknowledge": True, "message": STOPPED_MESSAGE, "next": {"type": "retry", "label": "Retry"}},
-    }  # fmt: skip
+        "outcome": {
+            "acknowledge": True,
+            "message": STOPPED_MESSAGE,
+            "next": {"type": "retry", "label": "Retry"},
+        },
+    }
 
 
 async def test_a_second_cancellation_does_not_abandon_the_fail_call(

@@ -29,8 +29,8 @@ from flatjobs import (
     Tick,
     job_lifecycle,
 )
+from flatjobs._lifecycle import MAX_MESSAGE_CHARS, STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
-from flatjobs.lifecycle import MAX_MESSAGE_CHARS, STOPPED_MESSAGE
 from flatjobs.models import Job, RetryNext
 from flatjobs.testing import client_for
 
@@ -70,8 +70,13 @@ async def test_a_fake_200_to_complete_is_checked_and_the_job_still_ends(
 ) -> None:
     created, event = ready_event(emu)
     # The complete never reaches the emulator; a 200 comes back showing the job executing.
-    proxy.add("status", status=200, body=fake_job(created.id, "executing"),
-              paths=f"/v1/jobs/{created.id}/complete", limit=1)  # fmt: skip
+    proxy.add(
+        "status",
+        status=200,
+        body=fake_job(created.id, "executing"),
+        paths=f"/v1/jobs/{created.id}/complete",
+        limit=1,
+    )
     with capture_logs() as logs, pytest.raises(Exception, match="executing after complete"):
         async with job_lifecycle(event, client=pclient):
             pass
@@ -248,8 +253,12 @@ async def test_shutdown_abandons_a_body_that_ignores_cancellation_and_fails_its_
 
     created, event = ready_event(emu, "workbook:stubborn")
     async with client_for(emu) as client:
-        runner = Runner(Listener(client=client).use(jobs), MemorySource([event]),
-                        grace_period=0.05, cancel_grace=0.1)  # fmt: skip
+        runner = Runner(
+            Listener(client=client).use(jobs),
+            MemorySource([event]),
+            grace_period=0.05,
+            cancel_grace=0.1,
+        )
         running = asyncio.create_task(runner.run())
         await started.wait()
         runner.stop()

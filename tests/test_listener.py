@@ -9,17 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from flatjobs import (
-    ConfigurationError,
-    Event,
-    FlatfileEvent,
-    InvalidEventError,
-    Listener,
-    SecretNotFound,
-    from_wire,
-)
+from flatjobs import ConfigurationError, FlatfileEvent, InvalidEventError, Listener, SecretNotFound
+from flatjobs._matching import match_event
 from flatjobs.emulator import Emulator
-from flatjobs.matching import match_event
+from flatjobs.models import Event, from_wire
 from flatjobs.testing import client_for, make_event
 
 from .conftest import load_event
@@ -55,8 +48,14 @@ async def test_callbacks_run_in_registration_order_parent_before_child() -> None
     log: list[str] = []
     child = listener.filter({"job": "sheet:*"})
     recorder_callbacks(child, log, ("child-first-registered", "job:ready", None))
-    recorder_callbacks(listener, log, ("a", "job:ready", None), ("b", "**", {"job": "sheet:*"}),
-                       ("c", "job:ready", {"job": "nope"}), ("d", ["x:y", "job:ready"], None))  # fmt: skip
+    recorder_callbacks(
+        listener,
+        log,
+        ("a", "job:ready", None),
+        ("b", "**", {"job": "sheet:*"}),
+        ("c", "job:ready", {"job": "nope"}),
+        ("d", ["x:y", "job:ready"], None),
+    )
     grandchild = child.namespace("workbook")
     recorder_callbacks(grandchild, log, ("grandchild", "job:*", None))
     await listener.dispatch(make_event(job="sheet:dedupe", namespaces=["workbook"]))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from flatjobs.matching import (
+from flatjobs._matching import (
     FilterMatcher,
     FlatEvent,
     RouteIndex,

@@ -9,17 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flatjobs import (
+from flatjobs import Job, JobCompleteDetails, JobOutcome, JobStatus, Next
+from flatjobs.models import (
+    AnyNext,
     Context,
     Event,
-    Job,
     JobAckDetails,
-    JobCompleteDetails,
     JobEventPayload,
-    JobOutcome,
     JobPartsCounts,
-    JobStatus,
-    Next,
     OutcomeTrigger,
     RetryNext,
     Secret,
@@ -27,7 +24,6 @@ from flatjobs import (
     from_wire,
     to_wire,
 )
-from flatjobs.models import AnyNext
 
 from .conftest import load_event
 
@@ -88,10 +84,16 @@ def test_null_on_the_wire_reads_as_absent() -> None:
 def test_next_builders_produce_the_tagged_wire_shape() -> None:
     assert to_wire(Next.retry("Try again")) == {"type": "retry", "label": "Try again"}
     assert to_wire(Next.download("https://x/e.csv", file_name="e.csv")) == {
-        "type": "download", "url": "https://x/e.csv", "fileName": "e.csv"}  # fmt: skip
+        "type": "download",
+        "url": "https://x/e.csv",
+        "fileName": "e.csv",
+    }
     assert to_wire(Next.files(["us_fl_1"])) == {"type": "files", "files": [{"fileId": "us_fl_1"}]}
     assert to_wire(Next.view("us_sh_1", ["a"])) == {
-        "type": "view", "sheetId": "us_sh_1", "hiddenColumns": ["a"]}  # fmt: skip
+        "type": "view",
+        "sheetId": "us_sh_1",
+        "hiddenColumns": ["a"],
+    }
     assert to_wire(Next.clear_filters(sheet_ids=["s"])) == {
         "type": "clearFilters",
         "sheetIds": ["s"],

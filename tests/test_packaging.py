@@ -16,9 +16,23 @@ ROOT = Path(__file__).parent.parent
 
 def test_the_sdist_and_the_wheel_carry_the_mit_licence(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-t", "wheel", "-d", str(tmp_path)],
-        cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hatchling",
+            "build",
+            "-t",
+            "sdist",
+            "-t",
+            "wheel",
+            "-d",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     (sdist,) = tmp_path.glob("*.tar.gz")
     (wheel,) = tmp_path.glob("*.whl")
     with tarfile.open(sdist) as archive:
@@ -38,8 +52,12 @@ def test_the_sdist_and_the_wheel_carry_the_mit_licence(tmp_path: Path) -> None:
 def test_the_readme_test_command_runs_on_any_supported_python_and_a_session_runs_them_all() -> None:
     listed = subprocess.run(
         [sys.executable, "-m", "nox", "--list", "--json", "-s", "tests", "tests_pythons"],
-        cwd=ROOT, check=True, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     sessions = json.loads(listed.stdout)
     tests = [s for s in sessions if s["name"] == "tests"]
     assert tests

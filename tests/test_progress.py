@@ -10,8 +10,7 @@ import pytest
 
 from flatjobs import FlatfileClient, FlatfileEvent, Jobs, Listener, Tick, job_lifecycle
 from flatjobs.emulator import Emulator
-from flatjobs.progress import ProgressUpdate
-from flatjobs.testing import client_for, make_event, run_job
+from flatjobs.testing import ProgressUpdate, client_for, make_event, run_job
 
 from .conftest import RecordingServer
 from .faultproxy import FaultProxy

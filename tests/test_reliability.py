@@ -15,7 +15,6 @@ from structlog.testing import capture_logs
 
 import flatjobs
 from flatjobs import (
-    Event,
     FlatfileAPIError,
     FlatfileClient,
     FlatfileEvent,
@@ -28,10 +27,10 @@ from flatjobs import (
     RetryPolicy,
     Runner,
     Tick,
-    from_wire,
     job_lifecycle,
 )
 from flatjobs.emulator import Emulator, Fault
+from flatjobs.models import Event, from_wire
 from flatjobs.testing import client_for, make_event
 
 from .conftest import TOKEN, RecordingServer
@@ -258,8 +257,9 @@ async def test_a_handler_returning_the_wrong_type_fails_its_job_naming_the_type(
 async def test_the_token_is_in_no_log_error_or_repr(recorder: RecordingServer) -> None:
     recorder.responder = lambda r: (
         (400, {"errors": [{"message": f"bad token Bearer {TOKEN} for {TOKEN}"}]})
-        if r.path.endswith("/complete") else (200, {"data": {"id": "us_jb_1", "status": "executing"}})
-    )  # fmt: skip
+        if r.path.endswith("/complete")
+        else (200, {"data": {"id": "us_jb_1", "status": "executing"}})
+    )
     raised: list[BaseException] = []
     objects: list[Any] = []
     with capture_logs() as logs:

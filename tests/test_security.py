@@ -133,12 +133,22 @@ def test_a_base_url_with_a_secret_in_it_is_refused_without_echoing_it(
 
 
 async def test_flatjobs_run_with_a_token_in_the_url_exits_2_without_echoing_it() -> None:
-    env = {**os.environ, "FLATFILE_API_URL": f"https://me:{TOKEN}@example.com/api",
-           "FLATFILE_BEARER_TOKEN": "sk_other_token_1234", "FLATFILE_ENVIRONMENT_ID": "us_env_1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "FLATFILE_API_URL": f"https://me:{TOKEN}@example.com/api",
+        "FLATFILE_BEARER_TOKEN": "sk_other_token_1234",
+        "FLATFILE_ENVIRONMENT_ID": "us_env_1",
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "run", "tests/apps/slow.py:jobs", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        "run",
+        "tests/apps/slow.py:jobs",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     text = (out + err).decode()
     assert proc.returncode == 2
@@ -171,11 +181,13 @@ async def test_a_megabyte_id_or_topic_cannot_write_megabytes_of_logs() -> None:
     async def boom(event: FlatfileEvent) -> None:
         raise RuntimeError(huge)
 
-    source = MemorySource([
-        {"id": huge, "topic": huge, "context": {}},
-        {"id": "e1", "topic": "job:ready", "context": {"jobId": huge}},
-        {"id": huge, "topic": 5, "context": {}},
-    ])  # fmt: skip
+    source = MemorySource(
+        [
+            {"id": huge, "topic": huge, "context": {}},
+            {"id": "e1", "topic": "job:ready", "context": {"jobId": huge}},
+            {"id": huge, "topic": 5, "context": {}},
+        ]
+    )
     source.close()
     with capture_logs() as logs:
         await Runner(listener, source).run()

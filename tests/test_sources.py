@@ -50,8 +50,11 @@ async def test_an_event_stored_late_inside_the_overlap_window_is_not_missed(emu:
         source = PollingSource(client, interval=0.01, max_interval=0.02, overlap=5)
         emu.trigger("a:b")
         first = await source.poll_once()
-        late = dict(emu.events[0], id="us_evt_late",
-                    createdAt=(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)).isoformat())  # fmt: skip
+        late = dict(
+            emu.events[0],
+            id="us_evt_late",
+            createdAt=(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)).isoformat(),
+        )
         emu.store_event(late)
         second = await source.poll_once()
     assert len(first) == 2

@@ -6,16 +6,9 @@ import asyncio
 
 import pytest
 
-from flatjobs import (
-    Event,
-    FlatfileClient,
-    FlatfileEvent,
-    Jobs,
-    Listener,
-    Tick,
-    from_wire,
-)
+from flatjobs import FlatfileClient, FlatfileEvent, Jobs, Listener, Tick
 from flatjobs.emulator import Emulator
+from flatjobs.models import Event, from_wire
 from flatjobs.testing import RecordingTick, client_for, emulated, make_event, run_job
 
 pytest_plugins = ["pytester"]
@@ -32,8 +25,14 @@ def test_make_event_builds_a_realistic_job_ready_event() -> None:
     raw = make_event(job="sheet:dedupe", input={"key": "email"})
     event = from_wire(raw, Event)
     assert event.topic == "job:ready"
-    assert event.payload == {"job": "sheet:dedupe", "domain": "sheet", "operation": "dedupe",
-                             "status": "ready", "isPart": False, "input": {"key": "email"}}  # fmt: skip
+    assert event.payload == {
+        "job": "sheet:dedupe",
+        "domain": "sheet",
+        "operation": "dedupe",
+        "status": "ready",
+        "isPart": False,
+        "input": {"key": "email"},
+    }
     assert event.context.job_id is not None
     assert event.context.sheet_id is not None
     assert event.context.environment_id == "us_env_test"

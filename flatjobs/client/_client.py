@@ -79,10 +79,18 @@ def _base_url(given: str | None) -> str:
 class FlatfileClient:
     """An async client for Flatfile's REST API. Use it as ``async with``, or call ``close()``.
 
+    >>> import asyncio
+    >>> from flatjobs.emulator import Emulator
+    >>> from flatjobs.models import JobOutcome
     >>> async def main() -> None:
-    ...     async with FlatfileClient() as client:          # config from the environment
-    ...         await client.jobs.ack("us_jb_1", info="Accepted", progress=0)
-    ...         await client.jobs.complete("us_jb_1", outcome=JobOutcome(message="Done"))
+    ...     async with Emulator() as emulator:        # or FlatfileClient(): from the environment
+    ...         job = emulator.trigger("workbook:export")
+    ...         async with FlatfileClient(emulator.url, emulator.token) as client:
+    ...             await client.jobs.ack(job.id, info="Accepted", progress=0)
+    ...             done = await client.jobs.complete(job.id, outcome=JobOutcome(message="Done"))
+    ...             print(done.status, done.outcome.message)
+    >>> asyncio.run(main())
+    complete Done
 
     Configuration, constructor arguments first, then the environment:
 
@@ -220,8 +228,9 @@ class FlatfileClient:
         """
         path = endpoint.path(*ids)
         data = encode_json(body) if body is not None else None
-        return await self._send(endpoint.method, path, query(params) if params else None, data,
-                                decode)  # fmt: skip
+        return await self._send(
+            endpoint.method, path, query(params) if params else None, data, decode
+        )
 
     async def _send(
         self,
@@ -261,21 +270,27 @@ class FlatfileClient:
                     answer_headers = resp.headers
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                _log.debug("request failed", method=method, path=shown_path, attempt=attempt,
-                           error=reason)  # fmt: skip
+                _log.debug(
+                    "request failed", method=method, path=shown_path, attempt=attempt, error=reason
+                )
                 failure: FlatfileError = FlatfileConnectionError(method, shown_path, reason)
                 failure.__cause__ = exc
             else:
                 elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-                _log.debug("request", method=method, path=shown_path, status=status,
-                           attempt=attempt, duration_ms=elapsed_ms)  # fmt: skip
+                _log.debug(
+                    "request",
+                    method=method,
+                    path=shown_path,
+                    status=status,
+                    attempt=attempt,
+                    duration_ms=elapsed_ms,
+                )
                 decoded = decode_body(raw)
                 if status < 400:
                     try:
                         return decode(decoded)
                     except ValueError as exc:  # what cattrs and the decoders raise
-                        failure = unexpected(status, method, shown_path, decoded, str(exc),
-                                             attempt)  # fmt: skip
+                        failure = unexpected(status, method, shown_path, decoded, str(exc), attempt)
                 else:
                     failure = FlatfileAPIError(status, method, shown_path, decoded, attempt)
                     if status not in RETRYABLE_STATUSES:

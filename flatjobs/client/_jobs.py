@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from flatjobs._progress import ProgressUpdate
 from flatjobs.models import (
     Job,
     JobCancelDetails,
@@ -17,7 +18,6 @@ from flatjobs.models import (
     JobUpdate,
     to_wire,
 )
-from flatjobs.progress import ProgressUpdate
 
 from ._transport import Endpoint, Page, data_object, envelope, page_of, success
 

@@ -92,8 +92,12 @@ class Emulator:
 
     async def start(self) -> None:
         """Start serving on :attr:`host` and :attr:`port` (0 picks a free port)."""
-        app = build_app(self.state, token=self.token, faults=self.faults,
-                        record=self.requests.append if self._record else None)  # fmt: skip
+        app = build_app(
+            self.state,
+            token=self.token,
+            faults=self.faults,
+            record=self.requests.append if self._record else None,
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -240,11 +244,17 @@ class Emulator:
                 future.set_result(job)
 
 
-async def serve(*, host: str = "127.0.0.1", port: int = 8080, token: str = DEFAULT_TOKEN,
-                environment_id: str = DEFAULT_ENVIRONMENT) -> None:  # fmt: skip
+async def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    token: str = DEFAULT_TOKEN,
+    environment_id: str = DEFAULT_ENVIRONMENT,
+) -> None:
     """Run an emulator until cancelled (``flatjobs emulator``)."""
-    async with Emulator(host=host, port=port, token=token, environment_id=environment_id,
-                        record=False) as emu:  # fmt: skip
+    async with Emulator(
+        host=host, port=port, token=token, environment_id=environment_id, record=False
+    ) as emu:
         print(f"flatjobs emulator listening on {emu.url}", flush=True)
         for key, value in emu.env().items():
             shown = value if key != "FLATFILE_BEARER_TOKEN" or token == DEFAULT_TOKEN else "<yours>"

@@ -140,9 +140,13 @@ class _Api:
         if not isinstance(body["topic"], str) or not isinstance(body["context"], Mapping):
             raise EmulatorError(400, "topic must be a string and context an object")
         context = {"environmentId": self.state.environment_id, **body["context"]}
-        event = self.state.emit(body["topic"], domain=str(body["domain"]), context=context,
-                                payload=body["payload"] if isinstance(body["payload"], Mapping) else {},
-                                attributes=body.get("attributes"))  # fmt: skip
+        event = self.state.emit(
+            body["topic"],
+            domain=str(body["domain"]),
+            context=context,
+            payload=body["payload"] if isinstance(body["payload"], Mapping) else {},
+            attributes=body.get("attributes"),
+        )
         return _data(event)
 
     async def get_event(self, request: web.Request) -> web.Response:

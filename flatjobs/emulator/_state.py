@@ -278,8 +278,9 @@ class PlatformState:
             changes["started_at"] = utcnow()
         if details.progress is not None:
             if not 0 <= details.progress <= 100:
-                raise EmulatorError(400, f"progress must be within 0..100, got {details.progress}",
-                                    key="progress")  # fmt: skip
+                raise EmulatorError(
+                    400, f"progress must be within 0..100, got {details.progress}", key="progress"
+                )
             changes["progress"] = details.progress
         if details.info is not None:
             changes["info"] = details.info
@@ -312,8 +313,12 @@ class PlatformState:
         info = body.get("info") if isinstance(body, Mapping) else None
         job = self.get_job(job_id)
         self._check(job, "cancel")
-        job = self._save(job, status=JobStatus.CANCELED, finished_at=utcnow(),
-                         info=info if isinstance(info, str) else job.info)  # fmt: skip
+        job = self._save(
+            job,
+            status=JobStatus.CANCELED,
+            finished_at=utcnow(),
+            info=info if isinstance(info, str) else job.info,
+        )
         self._emit_job_event("job:updated", job)
         self._after_part_ended(job)
         return job
@@ -322,19 +327,27 @@ class PlatformState:
         """``POST /jobs/{id}/retry``: a failed or canceled job is ready again."""
         job = self.get_job(job_id)
         self._check(job, "retry")
-        job = self._save(job, progress=0, outcome=None, finished_at=None, info=None,
-                         outcome_acknowledged_at=None)  # fmt: skip
+        job = self._save(
+            job, progress=0, outcome=None, finished_at=None, info=None, outcome_acknowledged_at=None
+        )
         return self._make_ready(job)
 
     def ack_outcome(self, job_id: str) -> Job:
         """``POST /jobs/{id}/outcome/ack``, once, for a complete or failed job."""
         job = self.get_job(job_id)
         if job.status not in (JobStatus.COMPLETE, JobStatus.FAILED):
-            raise EmulatorError(400, f"cannot acknowledge the outcome of job {job_id}: it is "
-                                     f"{job.status}, not complete or failed", key="status")  # fmt: skip
+            raise EmulatorError(
+                400,
+                f"cannot acknowledge the outcome of job {job_id}: it is "
+                f"{job.status}, not complete or failed",
+                key="status",
+            )
         if job.outcome_acknowledged_at is not None:
-            raise EmulatorError(400, f"the outcome of job {job_id} was already acknowledged",
-                                key="outcomeAcknowledgedAt")  # fmt: skip
+            raise EmulatorError(
+                400,
+                f"the outcome of job {job_id} was already acknowledged",
+                key="outcomeAcknowledgedAt",
+            )
         job = self._save(job, outcome_acknowledged_at=utcnow())
         self._emit_job_event("job:outcome-acknowledged", job)
         return job
@@ -342,8 +355,12 @@ class PlatformState:
     def update(self, job_id: str, body: Any) -> Job:
         """``PATCH /jobs/{id}`` with a JobUpdate (``estimatedCompletionAt`` is refused)."""
         if isinstance(body, Mapping) and "estimatedCompletionAt" in body:
-            raise EmulatorError(400, "estimatedCompletionAt is not a JobUpdate field; send it "
-                                     "with POST /jobs/{jobId}/ack", key="estimatedCompletionAt")  # fmt: skip
+            raise EmulatorError(
+                400,
+                "estimatedCompletionAt is not a JobUpdate field; send it "
+                "with POST /jobs/{jobId}/ack",
+                key="estimatedCompletionAt",
+            )
         update = self._parse(body, JobUpdate)
         job = self.get_job(job_id)
         changes = {
@@ -368,8 +385,11 @@ class PlatformState:
             (isinstance(parts, int) and parts >= 1)
             or (isinstance(parts, list) and parts and all(isinstance(p, Mapping) for p in parts))
         ):
-            raise EmulatorError(400, f"parts must be a positive integer or a non-empty list of "
-                                     f"objects, got {parts!r}", key="parts")  # fmt: skip
+            raise EmulatorError(
+                400,
+                f"parts must be a positive integer or a non-empty list of objects, got {parts!r}",
+                key="parts",
+            )
         job = self.get_job(job_id)
         self._check(job, "split")
         total = parts if isinstance(parts, int) else len(parts)
@@ -388,8 +408,10 @@ class PlatformState:
                 "partData": data,
                 "parentId": job.id,
             }
-            self.create_job({k: v for k, v in wire.items() if v is not None},
-                            context=self._job_context.get(job.id))  # fmt: skip
+            self.create_job(
+                {k: v for k, v in wire.items() if v is not None},
+                context=self._job_context.get(job.id),
+            )
         return job
 
     def _after_part_ended(self, job: Job) -> None:
@@ -462,8 +484,9 @@ class PlatformState:
             try:
                 since = from_wire(query["since"], dt.datetime)
             except ValueError as exc:
-                raise EmulatorError(400, f"since must be an ISO 8601 timestamp: {exc}",
-                                    key="since") from exc  # fmt: skip
+                raise EmulatorError(
+                    400, f"since must be an ISO 8601 timestamp: {exc}", key="since"
+                ) from exc
         include_acked = query.get("includeAcknowledged") == "true"
         # The feed is in time order: `since` is a binary search, not a parse of every event.
         start = (
@@ -490,13 +513,26 @@ class PlatformState:
 
     # ----------------------------------------------------------- secrets
 
-    def add_secret(self, name: str, value: str, *, space_id: str | None = None,
-                   actor_id: str | None = None, environment_id: str | None = None) -> None:  # fmt: skip
+    def add_secret(
+        self,
+        name: str,
+        value: str,
+        *,
+        space_id: str | None = None,
+        actor_id: str | None = None,
+        environment_id: str | None = None,
+    ) -> None:
         """Store a secret for the environment, a space or an actor."""
-        self.secrets.append(SecretRecord(
-            name=name, value=value, environment_id=environment_id or self.environment_id,
-            space_id=space_id, actor_id=actor_id, id=self._next_id("us_sec_"),
-        ))  # fmt: skip
+        self.secrets.append(
+            SecretRecord(
+                name=name,
+                value=value,
+                environment_id=environment_id or self.environment_id,
+                space_id=space_id,
+                actor_id=actor_id,
+                id=self._next_id("us_sec_"),
+            )
+        )
 
     def list_secrets(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
         """``GET /secrets``: the most specific secret of each name."""
@@ -516,11 +552,20 @@ class PlatformState:
             if s.name not in chosen or chosen[s.name][0] <= rank:
                 chosen[s.name] = (rank, s)
         return [
-            {k: v for k, v in {
-                "id": s.id, "name": s.name, "value": s.value, "environmentId": s.environment_id,
-                "spaceId": s.space_id, "actorId": s.actor_id}.items() if v is not None}
+            {
+                k: v
+                for k, v in {
+                    "id": s.id,
+                    "name": s.name,
+                    "value": s.value,
+                    "environmentId": s.environment_id,
+                    "spaceId": s.space_id,
+                    "actorId": s.actor_id,
+                }.items()
+                if v is not None
+            }
             for _, s in chosen.values()
-        ]  # fmt: skip
+        ]
 
     # ----------------------------------------------------------- end user
 
@@ -537,8 +582,12 @@ class PlatformState:
         domain, sep, operation = job.partition(":")
         if not sep or not domain or not operation:
             raise ValueError(f"a job name is '<domain>:<operation>', got {job!r}")
-        default_source = {"sheet": "us_sh_emulator", "file": "us_fl_emulator",
-                          "space": self.space_id, "document": "us_dc_emulator"}  # fmt: skip
+        default_source = {
+            "sheet": "us_sh_emulator",
+            "file": "us_fl_emulator",
+            "space": self.space_id,
+            "document": "us_dc_emulator",
+        }
         body: dict[str, Any] = {
             "type": domain,
             "operation": operation,

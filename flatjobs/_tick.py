@@ -24,9 +24,9 @@ import math
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ._progress import ProgressUpdate
 from .log import get_logger
 from .models import JobCompleteDetails, JobOutcome
-from .progress import ProgressUpdate
 
 if TYPE_CHECKING:
     from .models import Job

@@ -1,9 +1,20 @@
 """The runner: takes events from a source and dispatches them to a listener concurrently.
 
+>>> import asyncio
+>>> from flatjobs import Jobs, Listener, MemorySource
+>>> from flatjobs.testing import make_event
+>>> listener = Listener()
+>>> @listener.on("records:*")
+... async def changed(event) -> None:
+...     print("records changed in", event.context.sheet_id)
 >>> async def main() -> None:
-...     async with FlatfileClient() as client:
-...         listener = Listener(client=client).use(jobs)
-...         await run(listener, PollingSource(client))    # until SIGINT/SIGTERM
+...     source = MemorySource([make_event("records:created", context={"sheetId": "us_sh_1"})])
+...     source.close()                        # a source that ends; a PollingSource does not
+...     stats = await run(listener, source)   # in production: until SIGINT or SIGTERM
+...     print(stats.dispatched, "dispatched")
+>>> asyncio.run(main())
+records changed in us_sh_1
+1 dispatched
 
 * Distinct events run concurrently, up to ``concurrency``; the callbacks of one event keep
   their order (the listener runs them one after another).
@@ -30,15 +41,15 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._event import FlatfileEvent
+from ._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
 from .errors import FlatfileError, InvalidEventError, JobError
-from .event import FlatfileEvent
-from .lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
 from .log import get_logger, shorten
 from .models import Next
 from .sources import EventSource
 
 if TYPE_CHECKING:
-    from .listener import Listener
+    from ._listener import Listener
 
 __all__ = ["RunStats", "Runner"]
 
@@ -135,8 +146,9 @@ class Runner:
         # Wait for everything in flight, the grace period, or a second stop, first of three.
         everything = asyncio.create_task(asyncio.wait(list(self._tasks)))
         force = asyncio.create_task(self._force.wait())
-        await asyncio.wait({everything, force}, timeout=self.grace_period,
-                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        await asyncio.wait(
+            {everything, force}, timeout=self.grace_period, return_when=asyncio.FIRST_COMPLETED
+        )
         everything.cancel()
         force.cancel()
         left = [t for t in self._tasks if not t.done()]
@@ -153,8 +165,11 @@ class Runner:
     async def _abandon(self, stuck: set[asyncio.Task[None]]) -> None:
         """Fail the jobs of bodies that ignored their cancellation, and leave them be."""
         events = [self._tasks[t] for t in stuck]
-        _log.error("some job bodies ignore cancellation; failing their jobs and abandoning them",
-                   count=len(stuck), event_ids=[e.id for e in events][:20])  # fmt: skip
+        _log.error(
+            "some job bodies ignore cancellation; failing their jobs and abandoning them",
+            count=len(stuck),
+            event_ids=[e.id for e in events][:20],
+        )
         self.stats.abandoned += len(stuck)
         details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
         job_ids = {e.job_id for e in events if e.job_id and e.topic in _JOB_RUNNING_TOPICS}
@@ -164,8 +179,9 @@ class Runner:
         )
         for job_id, result in zip(job_ids, results, strict=True):
             if isinstance(result, FlatfileError):
-                _log.error("could not fail the job of an abandoned body", job_id=job_id,
-                           error=str(result))  # fmt: skip
+                _log.error(
+                    "could not fail the job of an abandoned body", job_id=job_id, error=str(result)
+                )
 
     async def _consume(self) -> None:
         async for raw in self.source:
@@ -175,8 +191,11 @@ class Runner:
             except InvalidEventError as exc:
                 self.stats.invalid += 1
                 event_id = raw.get("id") if isinstance(raw, dict) else None
-                _log.error("malformed event skipped", problem=str(exc),
-                           event_id=shorten(repr(event_id), 200))  # fmt: skip
+                _log.error(
+                    "malformed event skipped",
+                    problem=str(exc),
+                    event_id=shorten(repr(event_id), 200),
+                )
                 continue
             await self._slots.acquire()
             job_id = event.job_id if event.topic == "job:ready" else None
@@ -186,8 +205,9 @@ class Runner:
                 if context is None:
                     self._slots.release()
                     self.stats.busy_jobs += 1
-                    _log.warning("job is already running; event skipped", job_id=job_id,
-                                 event_id=event.id)  # fmt: skip
+                    _log.warning(
+                        "job is already running; event skipped", job_id=job_id, event_id=event.id
+                    )
                     continue
             task = asyncio.create_task(self._dispatch(event, job_id), context=context)
             self._tasks[task] = event
@@ -221,8 +241,13 @@ async def run(
 ) -> RunStats:
     """Run ``listener`` over ``source``; with ``handle_signals``, SIGINT and SIGTERM stop
     it gracefully (a second signal cancels in-flight work at once)."""
-    runner = Runner(listener, source, concurrency=concurrency, grace_period=grace_period,
-                    cancel_grace=cancel_grace)  # fmt: skip
+    runner = Runner(
+        listener,
+        source,
+        concurrency=concurrency,
+        grace_period=grace_period,
+        cancel_grace=cancel_grace,
+    )
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     if handle_signals:

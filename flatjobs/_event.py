@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._callables import is_async_callable
+from ._matching import FlatEvent
 from .errors import InvalidEventError
 from .log import shorten
-from .matching import FlatEvent
 from .models import Context, Event, evolve, from_wire, to_wire
 
 if TYPE_CHECKING:

@@ -30,13 +30,13 @@ import attrs
 import structlog
 
 from . import _meta
+from ._jobs import Jobs
+from ._listener import Listener
+from ._runner import run
 from .client import FlatfileClient
 from .errors import ConfigurationError
-from .jobs import Jobs
-from .listener import Listener
 from .log import redact_tokens
 from .models import JobStatus
-from .runner import run
 from .sources import PollingSource
 
 __all__ = ["TargetError", "load_target", "main"]
@@ -116,12 +116,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser, level: str) -> None:
-        sub.add_argument("--log-level", default=level, choices=["debug", "info", "warning", "error"],
-                         help="log lines at this level and above go to stderr (default: %(default)s)")  # fmt: skip
-        sub.add_argument("--concurrency", type=int, default=50,
-                         help="events handled at once (default: %(default)s)")  # fmt: skip
-        sub.add_argument("--grace-period", type=float, default=30.0,
-                         help="seconds in-flight jobs get to finish on shutdown (default: %(default)s)")  # fmt: skip
+        sub.add_argument(
+            "--log-level",
+            default=level,
+            choices=["debug", "info", "warning", "error"],
+            help="log lines at this level and above go to stderr (default: %(default)s)",
+        )
+        sub.add_argument(
+            "--concurrency",
+            type=int,
+            default=50,
+            help="events handled at once (default: %(default)s)",
+        )
+        sub.add_argument(
+            "--grace-period",
+            type=float,
+            default=30.0,
+            help="seconds in-flight jobs get to finish on shutdown (default: %(default)s)",
+        )
 
     run_cmd = commands.add_parser(
         "run",
@@ -149,15 +161,32 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "target", metavar="TARGET", help="module:attr or file.py:attr of a Listener or Jobs"
     )
-    dev.add_argument("--trigger", action="append", default=[], metavar="DOMAIN:OPERATION",
-                     help="a job to trigger; repeat for more")  # fmt: skip
-    dev.add_argument("--input", type=json.loads, default=None, metavar="JSON",
-                     help="the triggered jobs' input, a JSON object")  # fmt: skip
-    dev.add_argument("--exit-when-idle", action="store_true",
-                     help="exit once every triggered job has ended; exit code 1 if any failed "
-                     "unexpectedly (a crash or timeout, not a JobError)")  # fmt: skip
-    dev.add_argument("--timeout", type=float, default=120.0,
-                     help="with --exit-when-idle, give up after this many seconds (default: %(default)s)")  # fmt: skip
+    dev.add_argument(
+        "--trigger",
+        action="append",
+        default=[],
+        metavar="DOMAIN:OPERATION",
+        help="a job to trigger; repeat for more",
+    )
+    dev.add_argument(
+        "--input",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="the triggered jobs' input, a JSON object",
+    )
+    dev.add_argument(
+        "--exit-when-idle",
+        action="store_true",
+        help="exit once every triggered job has ended; exit code 1 if any failed "
+        "unexpectedly (a crash or timeout, not a JobError)",
+    )
+    dev.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="with --exit-when-idle, give up after this many seconds (default: %(default)s)",
+    )
     common(dev, "warning")
 
     emulator = commands.add_parser(
@@ -196,7 +225,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _dev(args: argparse.Namespace) -> int:
-    from ._progress import ProgressDisplay
+    from ._display import ProgressDisplay
     from .emulator import Emulator
     from .testing import emulated
 
@@ -208,8 +237,9 @@ async def _dev(args: argparse.Namespace) -> int:
         display = ProgressDisplay(emu.job, out)
         emu.on_event(display.on_event)
         print(f"flatjobs dev: emulator on {emu.url}, running {args.target}", file=out, flush=True)
-        async with emulated(listener, emulator=emu, concurrency=args.concurrency,
-                            grace_period=args.grace_period) as env:  # fmt: skip
+        async with emulated(
+            listener, emulator=emu, concurrency=args.concurrency, grace_period=args.grace_period
+        ) as env:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -219,8 +249,11 @@ async def _dev(args: argparse.Namespace) -> int:
             for name in args.trigger:
                 job = await env.trigger(name, input=args.input, wait=False)
                 triggered.append((job.id, name))
-                ready = next(e for e in reversed(emu.events) if e["topic"] == "job:ready"
-                             and e["context"].get("jobId") == job.id)  # fmt: skip
+                ready = next(
+                    e
+                    for e in reversed(emu.events)
+                    if e["topic"] == "job:ready" and e["context"].get("jobId") == job.id
+                )
                 if not listener.match(ready):
                     unhandled.append(name)
                     display.note(f"  {name:<28} no callback of {args.target} handles this job")

@@ -1,9 +1,15 @@
 """``Listener``: route Flatfile events to async callbacks, as ``@flatfile/listener`` does.
 
+>>> import asyncio
+>>> from flatjobs.testing import make_event
 >>> listener = Listener()
 >>> @listener.on("job:ready", {"job": "sheet:*"})
 ... async def on_sheet_job(event: FlatfileEvent) -> None:
 ...     print(event.topic, event.payload["job"])
+>>> result = asyncio.run(listener.dispatch(make_event(job="sheet:dedupe")))
+job:ready sheet:dedupe
+>>> result.ran
+('flatjobs._listener.on_sheet_job',)
 
 Ordering and isolation follow SPEC §5: the callbacks matching an event run one after
 another in registration order, a parent listener's before its children's; an exception in
@@ -34,10 +40,10 @@ from typing import (
 import attrs
 
 from ._callables import callable_name, is_async_callable
+from ._event import Callback, FlatfileEvent
+from ._matching import FilterMatcher, RouteIndex, TopicMatcher
 from .errors import InvalidEventError
-from .event import Callback, FlatfileEvent
 from .log import get_logger
-from .matching import FilterMatcher, RouteIndex, TopicMatcher
 from .models import Event
 
 if TYPE_CHECKING:

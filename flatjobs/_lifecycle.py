@@ -1,10 +1,24 @@
 """``job_lifecycle``: acknowledge a job, report its progress, and always end it.
 
->>> async def on_ready(event: FlatfileEvent) -> None:
+>>> import asyncio
+>>> from flatjobs import Listener
+>>> from flatjobs.emulator import Emulator
+>>> from flatjobs.testing import client_for
+>>> listener = Listener()
+>>> @listener.on("job:ready", {"job": "workbook:export"})
+... async def on_ready(event: FlatfileEvent) -> None:
 ...     async with job_lifecycle(event) as tick:    # POST /ack {"info": "Accepted", "progress": 0}
 ...         await tick(50, "half way")               # fast: never waits for the interval
 ...         tick.complete_with("Exported 1,204 rows")
 ...     # clean exit: POST /complete; an exception: POST /fail with its message
+>>> async def main() -> None:
+...     async with Emulator() as emulator, client_for(emulator) as client:
+...         job = emulator.trigger("workbook:export")
+...         async with listener.bound(client):
+...             await listener.dispatch(emulator.events[-1])   # its job:ready
+...         print(emulator.job(job.id).status, emulator.job(job.id).outcome.message)
+>>> asyncio.run(main())
+complete Exported 1,204 rows
 
 What Flatfile's JavaScript job handler does, and where this does better:
 
@@ -37,6 +51,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import attrs
 
+from ._event import FlatfileEvent
+from ._progress import ProgressUpdate, check_eta, check_info, check_progress
+from ._tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
 from .errors import (
     FlatfileAPIError,
     FlatfileError,
@@ -48,7 +65,6 @@ from .errors import (
     JobTimeout,
     UnexpectedResponseError,
 )
-from .event import FlatfileEvent
 from .log import get_logger, shorten
 from .models import (
     TERMINAL_STATUSES,
@@ -61,8 +77,6 @@ from .models import (
     evolve,
     to_wire,
 )
-from .progress import ProgressUpdate, check_eta, check_info, check_progress
-from .tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
 
 if TYPE_CHECKING:
     from .client import FlatfileClient
@@ -325,8 +339,7 @@ class JobLifecycle:
         debug: bool = False,
         acknowledge: bool = True,
     ) -> None:
-        check_job_options(timeout=timeout, progress_interval=progress_interval,
-                          heartbeat=heartbeat)  # fmt: skip
+        check_job_options(timeout=timeout, progress_interval=progress_interval, heartbeat=heartbeat)
         self.event = FlatfileEvent.parse(event)
         if self.event.job_id is None:
             raise InvalidEventError(
@@ -383,8 +396,12 @@ class JobLifecycle:
             except BaseException:
                 self._release()
                 raise
-        coalescer = Coalescer(self._send_progress, interval=self.progress_interval,
-                              heartbeat=self.heartbeat, name=self.job_id)  # fmt: skip
+        coalescer = Coalescer(
+            self._send_progress,
+            interval=self.progress_interval,
+            heartbeat=self.heartbeat,
+            name=self.job_id,
+        )
         if self._acknowledge:
             coalescer.start_heartbeat(_ACCEPTED_PROGRESS)
         self._tick = _JobTick(self, coalescer)
@@ -406,9 +423,12 @@ class JobLifecycle:
             raise
         else:
             failure = UnexpectedResponseError(
-                200, "POST", f"/v1/jobs/{self.job_id}/ack", None,
+                200,
+                "POST",
+                f"/v1/jobs/{self.job_id}/ack",
+                None,
                 f"the acknowledged job is {status}, not executing",
-            )  # fmt: skip
+            )
         if status == JobStatus.EXECUTING:
             return
         if status == JobStatus.CANCELED:
@@ -447,8 +467,9 @@ class JobLifecycle:
         try:
             await self.client.jobs.send(self.job_id, "ack", {"info": details.info, "progress": 0})
         except FlatfileError as again:
-            self.log.error("job could not be acknowledged nor failed; it stays ready",
-                           error=str(again))  # fmt: skip
+            self.log.error(
+                "job could not be acknowledged nor failed; it stays ready", error=str(again)
+            )
             return False
         await _shielded(self._end("fail", details))
         return False
@@ -488,8 +509,9 @@ class JobLifecycle:
         """The body is still running after its cancellation: fail the job without it."""
         if self.closed:
             return
-        self.log.error("job timed out and its body ignores cancellation; failing the job",
-                       timeout=self.timeout)  # fmt: skip
+        self.log.error(
+            "job timed out and its body ignores cancellation; failing the job", timeout=self.timeout
+        )
         self._ended = True
         assert self.timeout is not None
         assert self._tick is not None
@@ -573,8 +595,9 @@ class JobLifecycle:
             if isinstance(exc, JobError):  # chosen by the handler: the user sees the message
                 self.log.warning("job failed with a user-facing error", error=_text(exc))
             else:
-                self.log.error("job failed", error=f"{type(exc).__name__}: {_text(exc)}",
-                               exc_info=exc)  # fmt: skip
+                self.log.error(
+                    "job failed", error=f"{type(exc).__name__}: {_text(exc)}", exc_info=exc
+                )
             await _shielded(self._end("fail", failure_details(exc)))
             _report(self.job_id, "failed", exc)
             return False
@@ -604,8 +627,9 @@ class JobLifecycle:
             raise error
         failure = failure_details(FlatfileError(f"The job could not be completed: {error}"))
         if await self._end("fail", failure) is not None:
-            self.log.error("job could not be completed nor failed; it may stay executing",
-                           error=str(error))  # fmt: skip
+            self.log.error(
+                "job could not be completed nor failed; it may stay executing", error=str(error)
+            )
         raise error
 
     async def _end(
@@ -634,8 +658,7 @@ class JobLifecycle:
                 status = await self._status()
                 if status not in TERMINAL_STATUSES and call == "fail" and refused and not minimal:
                     # Too large, or malformed: send the least that still says what happened.
-                    self.log.warning("fail was refused; sending it again, minimal",
-                                     error=str(err))  # fmt: skip
+                    self.log.warning("fail was refused; sending it again, minimal", error=str(err))
                     body, minimal = _minimal(details), True
                     continue
                 failure: FlatfileError = err
@@ -655,9 +678,12 @@ class JobLifecycle:
                 # A 2xx that does not show the job ended as asked: ask the job itself.
                 status = await self._status()
                 failure = UnexpectedResponseError(
-                    200, "POST", f"/v1/jobs/{self.job_id}/{call}", None,
+                    200,
+                    "POST",
+                    f"/v1/jobs/{self.job_id}/{call}",
+                    None,
                     f"the job is {status or 'unknown'} after {call}",
-                )  # fmt: skip
+                )
             if status == JobStatus.CANCELED:
                 self.log.info(f"job was canceled on the platform; not sent: {call}")
                 return JobCancelled(self.job_id) if call == "complete" else None
@@ -732,5 +758,11 @@ def job_lifecycle(
         JobCancelled: (out of the block) the platform canceled the job.
         JobTimeout: (out of the block) the body ran past ``timeout``; the job was failed.
     """
-    return JobLifecycle(event, client=client, timeout=timeout, heartbeat=heartbeat,
-                        progress_interval=progress_interval, debug=debug)  # fmt: skip
+    return JobLifecycle(
+        event,
+        client=client,
+        timeout=timeout,
+        heartbeat=heartbeat,
+        progress_interval=progress_interval,
+        debug=debug,
+    )

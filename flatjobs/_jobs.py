@@ -6,9 +6,14 @@
 ...     await tick(50, "half way")
 ...     return "Exported 1,204 rows"
 >>> listener = Listener().use(jobs)
->>> from flatjobs.testing import make_event
->>> listener.match(make_event(job="workbook:export"))
-['flatjobs.jobs.export']
+>>> import asyncio
+>>> from flatjobs.testing import emulated
+>>> async def main() -> None:
+...     async with emulated(listener) as env:     # the production path, on an emulator
+...         job = await env.trigger("workbook:export")
+...     print(job.status, job.outcome.message)
+>>> asyncio.run(main())
+complete Exported 1,204 rows
 
 A handler is ``async def handler(event, tick)``; it runs inside :func:`job_lifecycle`, so
 the job is acknowledged first and completed with what the handler returns (``None``, a
@@ -34,20 +39,20 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from ._callables import callable_name, is_async_callable
-from .errors import JobAlreadyRunning, JobError
-from .event import FlatfileEvent
-from .lifecycle import (
+from ._event import FlatfileEvent
+from ._lifecycle import (
     DEFAULT_HEARTBEAT,
     DEFAULT_PROGRESS_INTERVAL,
     JobLifecycle,
     check_job_options,
     running_jobs,
 )
-from .listener import Listener
+from ._listener import Listener
+from ._matching import FilterMatcher, RouteIndex, TopicMatcher
+from ._tick import CompletionValue, Tick
+from .errors import JobAlreadyRunning, JobError
 from .log import get_logger
-from .matching import FilterMatcher, RouteIndex, TopicMatcher
 from .models import JobEventPayload, JobPartsCounts, Next, from_wire
-from .tick import CompletionValue, Tick
 
 __all__ = ["Handler", "JobRoute", "Jobs", "PartsHandler"]
 
@@ -171,8 +176,7 @@ class Jobs:
         heartbeat: float | None = DEFAULT_HEARTBEAT,
         debug: bool = False,
     ) -> None:
-        check_job_options(timeout=timeout, progress_interval=progress_interval,
-                          heartbeat=heartbeat)  # fmt: skip
+        check_job_options(timeout=timeout, progress_interval=progress_interval, heartbeat=heartbeat)
         self.timeout = timeout
         self.progress_interval = progress_interval
         self.heartbeat = heartbeat
@@ -307,8 +311,9 @@ class Jobs:
         _job_filter(job)  # a wrong type fails at the decorator line, not at the function
 
         def register(func: Any) -> Any:
-            self._register(func, job, kind, timeout=timeout,
-                           progress_interval=progress_interval, debug=debug)  # fmt: skip
+            self._register(
+                func, job, kind, timeout=timeout, progress_interval=progress_interval, debug=debug
+            )
             return func
 
         return register
@@ -359,12 +364,20 @@ class Jobs:
         handler = route._registration
         assert handler is not None
         if route.others:
-            _log.warning("several job handlers match; only the first registered runs",
-                         job=event.payload.get("job"), job_id=event.job_id, ran=handler.name,
-                         skipped=list(route.others))  # fmt: skip
+            _log.warning(
+                "several job handlers match; only the first registered runs",
+                job=event.payload.get("job"),
+                job_id=event.job_id,
+                ran=handler.name,
+                skipped=list(route.others),
+            )
         if event.job_id is None:
-            _log.error("job event without context.jobId; skipped", event_id=event.id,
-                       topic=event.topic, handler=handler.name)  # fmt: skip
+            _log.error(
+                "job event without context.jobId; skipped",
+                event_id=event.id,
+                topic=event.topic,
+                handler=handler.name,
+            )
             return
         call: Callable[[Tick], Awaitable[CompletionValue]]
         if route.run in ("job", "part"):
@@ -373,16 +386,24 @@ class Jobs:
             counts = _parts_counts(event)
             body = handler.func if route.run == "parts" else _default_parts
             call = lambda tick: body(event, tick, counts)  # noqa: E731
-        lifecycle = JobLifecycle(event, timeout=handler.timeout, debug=handler.debug,
-                                 progress_interval=handler.progress_interval,
-                                 heartbeat=handler.heartbeat,
-                                 acknowledge=route.run in ("job", "part"))  # fmt: skip
+        lifecycle = JobLifecycle(
+            event,
+            timeout=handler.timeout,
+            debug=handler.debug,
+            progress_interval=handler.progress_interval,
+            heartbeat=handler.heartbeat,
+            acknowledge=route.run in ("job", "part"),
+        )
         try:
             async with lifecycle as tick:
                 tick.complete_with(await call(tick))
         except JobAlreadyRunning:
-            _log.warning("job is already running; duplicate event skipped", job_id=event.job_id,
-                         event_id=event.id, topic=event.topic)  # fmt: skip
+            _log.warning(
+                "job is already running; duplicate event skipped",
+                job_id=event.job_id,
+                event_id=event.id,
+                topic=event.topic,
+            )
         except Exception:
             # The lifecycle has logged it once and ended the job (failed, canceled or
             # already ended): one job's failure never stops the listener.
@@ -393,8 +414,12 @@ def _parts_counts(event: FlatfileEvent) -> JobPartsCounts:
     try:
         return from_wire(event.payload, JobEventPayload).parts_counts() or JobPartsCounts()
     except ValueError as exc:
-        _log.error("job:parts-completed has an unreadable parts summary", job_id=event.job_id,
-                   event_id=event.id, error=str(exc))  # fmt: skip
+        _log.error(
+            "job:parts-completed has an unreadable parts summary",
+            job_id=event.job_id,
+            event_id=event.id,
+            error=str(exc),
+        )
         return JobPartsCounts()
 
 

@@ -1,0 +1,18 @@
+"""Event sources: where a runner's events come from.
+
+An :class:`EventSource` is anything that can be iterated with ``async for`` and yields
+raw events (wire JSON, possibly malformed: the runner checks them where they enter). Its
+optional ``aclose()`` is awaited when the runner stops. A source delivers each event id
+once: de-duplication is its job. Those that ship with flatjobs:
+
+* :class:`PollingSource` polls ``GET /v1/events`` of an environment;
+* :class:`MemorySource` yields what a test puts in it.
+"""
+
+from ._base import EventSource as EventSource
+from ._base import SeenIds as SeenIds
+from ._base import event_key as event_key
+from ._memory import MemorySource as MemorySource
+from ._polling import PollingSource as PollingSource
+
+__all__ = ["EventSource", "MemorySource", "PollingSource", "SeenIds", "event_key"]
