@@ -34,6 +34,7 @@ from ._lifecycle import job_lifecycle as job_lifecycle
 from ._lifecycle import observe_jobs as observe_jobs
 from ._listener import DispatchResult as DispatchResult
 from ._listener import Listener as Listener
+from ._reconcile import Reconciler as Reconciler
 from ._runner import Runner as Runner
 from ._runner import RunStats as RunStats
 from ._runner import run as run
@@ -50,6 +51,7 @@ from .errors import InvalidRequestError as InvalidRequestError
 from .errors import JobAlreadyRunning as JobAlreadyRunning
 from .errors import JobCancelled as JobCancelled
 from .errors import JobError as JobError
+from .errors import JobSkipped as JobSkipped
 from .errors import JobTimeout as JobTimeout
 from .errors import SecretNotFound as SecretNotFound
 from .errors import UnexpectedResponseError as UnexpectedResponseError
@@ -83,6 +85,7 @@ __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     "EventSource",
     "MemorySource",
     "PollingSource",
+    "Reconciler",
     "RunStats",
     "Runner",
     "run",
@@ -99,6 +102,7 @@ __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     "InvalidRequestError",
     "JobAlreadyRunning",
     "JobCancelled",
+    "JobSkipped",
     "JobTimeout",
     "SecretNotFound",
     "UnexpectedResponseError",

@@ -32,6 +32,7 @@ import structlog
 from . import _meta
 from ._jobs import Jobs
 from ._listener import Listener
+from ._reconcile import Reconciler
 from ._runner import run
 from .client import FlatfileClient
 from .errors import ConfigurationError
@@ -150,6 +151,26 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument(
         "--interval", type=float, default=0.5, help="seconds between polls (default: %(default)s)"
     )
+    run_cmd.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=60.0,
+        help="seconds between reconciliation sweeps, which run jobs left ready and end jobs "
+        "a stopped worker left executing; 0 turns the sweep off (default: %(default)s)",
+    )
+    run_cmd.add_argument(
+        "--ready-grace",
+        type=float,
+        default=10.0,
+        help="seconds a job may stay ready before the sweep runs it (default: %(default)s)",
+    )
+    run_cmd.add_argument(
+        "--lookback",
+        type=float,
+        default=3600.0,
+        help="how far back, in seconds of creation time, the sweep reads jobs "
+        "(default: %(default)s)",
+    )
     common(run_cmd, "info")
 
     dev = commands.add_parser(
@@ -210,10 +231,15 @@ async def _run(args: argparse.Namespace) -> int:
     client.require_environment(None)
     listener.client = client
     source = PollingSource(client, space_id=args.space_id, interval=args.interval)
+    sweep = (
+        Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
+                   lookback=args.lookback)
+        if args.sweep_interval > 0
+        else None
+    )  # fmt: skip
     async with client:
-        stats = await run(
-            listener, source, concurrency=args.concurrency, grace_period=args.grace_period
-        )
+        stats = await run(listener, source, concurrency=args.concurrency,
+                          grace_period=args.grace_period, sweep=sweep)  # fmt: skip
     structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
     if stats.abandoned:
         # Bodies that ignore cancellation are still tasks; asyncio.run would wait for them

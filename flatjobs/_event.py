@@ -19,6 +19,8 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import attrs
+
 from ._callables import is_async_callable
 from ._matching import FlatEvent
 from .errors import InvalidEventError
@@ -28,7 +30,7 @@ from .models import Context, Event, evolve, from_wire, to_wire
 if TYPE_CHECKING:
     from .client import FlatfileClient
 
-__all__ = ["Callback", "FlatfileEvent", "is_valid_id", "job_id_of"]
+__all__ = ["Callback", "Delivery", "FlatfileEvent", "is_valid_id", "job_id_of"]
 
 Callback = Callable[["FlatfileEvent"], Awaitable[Any]]
 
@@ -47,6 +49,26 @@ def job_id_of(raw: Mapping[str, Any]) -> str | None:
     context = raw.get("context")
     value = context.get("jobId") if isinstance(context, Mapping) else None
     return value if is_valid_id(value) else None
+
+
+@attrs.frozen
+class Delivery:
+    """An event a source delivers with what it knows about it.
+
+    Sources may yield raw events, or raw events wrapped in a ``Delivery``:
+
+    Attributes:
+        raw: the event as it came (wire JSON, possibly malformed).
+        replayed: the event is from before this process started (or comes from a
+            reconciliation sweep): a previous run may have started its job, so the job is
+            run only while it is still ``ready``.
+        orphaned: a sweep found the event's job ``executing`` with no one running it, and
+            its handler asked to re-run orphans: the job is run though it is executing.
+    """
+
+    raw: Any
+    replayed: bool = False
+    orphaned: bool = False
 
 
 class _HasClient(Protocol):
@@ -120,6 +142,11 @@ class FlatfileEvent:
         id: the event's id, if it has a string one.
         topic: the event's topic, e.g. ``job:ready``.
         job_id: ``context.jobId``, the job a ``job:*`` event is about (a checked id).
+        replayed: the event is from before this process started, or from a reconciliation
+            sweep: a previous run may have started its job, so a job's lifecycle runs it
+            only while the job is still ``ready``.
+        orphaned: a reconciliation sweep re-runs an orphaned job (its handler opted in):
+            the lifecycle runs it while it is still ``executing``.
         cache: a dict that lives as long as this event's dispatch.
     """
 
@@ -132,12 +159,23 @@ class FlatfileEvent:
         "cache",
         "id",
         "job_id",
+        "orphaned",
         "raw",
+        "replayed",
         "topic",
     )
 
-    def __init__(self, raw: Mapping[str, Any], listener: _HasClient | None = None) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        listener: _HasClient | None = None,
+        *,
+        replayed: bool = False,
+        orphaned: bool = False,
+    ) -> None:
         self.raw, self.topic, self.id, self.job_id = _check(raw)
+        self.replayed = replayed
+        self.orphaned = orphaned
         self.cache: dict[str, Any] = {}
         self._listener = listener
         self._context: Context | None = None
@@ -148,13 +186,18 @@ class FlatfileEvent:
     @classmethod
     def parse(cls, data: Any) -> FlatfileEvent:
         """An event from what a source delivered: JSON text or bytes, a mapping, an
-        :class:`~flatjobs.models.Event`, or a ``FlatfileEvent`` (returned as it is).
+        :class:`~flatjobs.models.Event`, a :class:`~flatjobs.sources.Delivery`, or a
+        ``FlatfileEvent`` (returned as it is).
 
         Raises:
             InvalidEventError: naming what is wrong (not JSON, not an object, no topic...).
         """
         if isinstance(data, FlatfileEvent):
             return data
+        if isinstance(data, Delivery):
+            event = cls.parse(data.raw)
+            event.replayed, event.orphaned = data.replayed, data.orphaned
+            return event
         if isinstance(data, Event):
             return cls(to_wire(data))
         if isinstance(data, bytes | bytearray | str):

@@ -50,7 +50,7 @@ from ._lifecycle import (
 from ._listener import Listener
 from ._matching import FilterMatcher, RouteIndex, TopicMatcher
 from ._tick import CompletionValue, Tick
-from .errors import JobAlreadyRunning, JobError
+from .errors import JobAlreadyRunning, JobError, JobSkipped
 from .log import get_logger
 from .models import JobEventPayload, JobPartsCounts, Next, from_wire
 
@@ -100,6 +100,11 @@ def _check_handler(func: Any, params: int, shape: str) -> None:
         ) from None
 
 
+OnOrphan = Literal["fail", "rerun"]
+"""What the reconciliation sweep does with a job of this handler left executing by a
+worker that stopped: fail it with a Retry button (the default), or run it again."""
+
+
 @attrs.frozen(eq=False)
 class _Registration:
     func: Callable[..., Awaitable[CompletionValue]]
@@ -109,6 +114,7 @@ class _Registration:
     heartbeat: float | None
     debug: bool
     name: str
+    on_orphan: OnOrphan
 
 
 @attrs.frozen
@@ -130,6 +136,26 @@ class JobRoute:
     _registration: _Registration | None = attrs.field(
         default=None, repr=False, alias="registration"
     )
+
+    @property
+    def heartbeat(self) -> float | None:
+        """The heartbeat of the chosen handler's jobs, in seconds (None: none)."""
+        return self._registration.heartbeat if self._registration else None
+
+    @property
+    def on_orphan(self) -> OnOrphan:
+        """What the sweep does with an orphaned job of the chosen handler."""
+        return self._registration.on_orphan if self._registration else "fail"
+
+
+@attrs.frozen
+class _Options:
+    """A handler's own options, as given to the decorator (None: the registry's)."""
+
+    timeout: float | None
+    progress_interval: float | None
+    debug: bool | None
+    on_orphan: OnOrphan
 
 
 class _Run:
@@ -216,20 +242,20 @@ class Jobs:
         func: Any,
         job: str | Mapping[str, Any],
         kind: Literal["job", "part", "parts"],
-        *,
-        timeout: float | None,
-        progress_interval: float | None,
-        debug: bool | None,
+        options: _Options,
     ) -> None:
         if kind == "parts":
             _check_handler(func, 3, "event, tick, parts")
         else:
             _check_handler(func, 2, "event, tick")
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if options.timeout is None else options.timeout
         if timeout == math.inf:
             timeout = None
-        interval = self.progress_interval if progress_interval is None else progress_interval
+        interval = options.progress_interval
+        interval = self.progress_interval if interval is None else interval
         check_job_options(timeout=timeout, progress_interval=interval, heartbeat=self.heartbeat)
+        if options.on_orphan not in ("fail", "rerun"):
+            raise ValueError(f"on_orphan must be 'fail' or 'rerun', got {options.on_orphan!r}")
         selector = dict(_job_filter(job))
         if kind == "part":
             selector["isPart"] = True
@@ -239,8 +265,9 @@ class Jobs:
             timeout=timeout,
             progress_interval=interval,
             heartbeat=self.heartbeat,
-            debug=self.debug if debug is None else debug,
+            debug=self.debug if options.debug is None else options.debug,
             name=callable_name(func),
+            on_orphan=options.on_orphan,
         )
         topics = _PARTS if kind == "parts" else _READY
         self._routes.append((topics, (FilterMatcher(selector),), registration))
@@ -253,20 +280,23 @@ class Jobs:
         timeout: float | None = None,
         progress_interval: float | None = None,
         debug: bool | None = None,
+        on_orphan: OnOrphan = "fail",
     ) -> Callable[[H], H]:
         """Register ``async def handler(event, tick)`` for ``job:ready`` events of ``job``.
 
         ``job`` is ``"domain:operation"`` (globs allowed: ``"sheet:*"``), which becomes the
         filter ``{"job": job}``, or an EventFilter mapping. The handler is returned
         unchanged, so it can be unit-tested directly. ``timeout``, ``progress_interval``
-        and ``debug`` default to the registry's.
+        and ``debug`` default to the registry's. ``on_orphan="rerun"`` lets the
+        reconciliation sweep run a job again when the worker running it stopped (for
+        idempotent work); by default such a job is failed with a Retry button.
 
         Raises:
             TypeError: the handler is not ``async def`` or does not take two parameters,
                 ``job`` is neither a string nor a mapping, or the decorator was used bare
                 (``@jobs.handle`` instead of ``@jobs.handle("domain:operation")``).
         """
-        return self._decorator(job, "job", timeout, progress_interval, debug)
+        return self._decorator(job, "job", _Options(timeout, progress_interval, debug, on_orphan))
 
     def handle_part(
         self,
@@ -275,12 +305,14 @@ class Jobs:
         timeout: float | None = None,
         progress_interval: float | None = None,
         debug: bool | None = None,
+        on_orphan: OnOrphan = "fail",
     ) -> Callable[[H], H]:
         """Register ``async def handler(event, tick)`` for the parts of a split ``job``.
 
         ``(await tick.job()).part_data`` holds the part's data (``{"part": i, "total": n}``
         for a split into ``n``, or the dict given for it)."""
-        return self._decorator(job, "part", timeout, progress_interval, debug)
+        options = _Options(timeout, progress_interval, debug, on_orphan)
+        return self._decorator(job, "part", options)
 
     def on_parts_completed(
         self,
@@ -296,24 +328,17 @@ class Jobs:
         handler the parent completes when no part failed or was canceled, and fails with a
         Retry button otherwise.
         """
-        return self._decorator(job, "parts", timeout, 0, debug)
+        return self._decorator(job, "parts", _Options(timeout, 0, debug, "fail"))
 
     def _decorator(
-        self,
-        job: str | Mapping[str, Any],
-        kind: Literal["job", "part", "parts"],
-        timeout: float | None,
-        progress_interval: float | None,
-        debug: bool | None,
+        self, job: str | Mapping[str, Any], kind: Literal["job", "part", "parts"], options: _Options
     ) -> Callable[[Any], Any]:
         decorator = {"job": "handle", "part": "handle_part", "parts": "on_parts_completed"}
         _check_selector_not_handler(job, decorator[kind])
         _job_filter(job)  # a wrong type fails at the decorator line, not at the function
 
         def register(func: Any) -> Any:
-            self._register(
-                func, job, kind, timeout=timeout, progress_interval=progress_interval, debug=debug
-            )
+            self._register(func, job, kind, options)
             return func
 
         return register
@@ -404,6 +429,8 @@ class Jobs:
                 event_id=event.id,
                 topic=event.topic,
             )
+        except JobSkipped as skipped:
+            _log.info("job not run", job_id=event.job_id, event_id=event.id, reason=skipped.reason)
         except Exception:
             # The lifecycle has logged it once and ended the job (failed, canceled or
             # already ended): one job's failure never stops the listener.

@@ -62,6 +62,7 @@ from .errors import (
     JobAlreadyRunning,
     JobCancelled,
     JobError,
+    JobSkipped,
     JobTimeout,
     UnexpectedResponseError,
 )
@@ -392,6 +393,8 @@ class JobLifecycle:
             self.log.info("job received")
         if self._acknowledge:
             try:
+                if self.event.replayed or self.event.orphaned:
+                    await self._check_still_runnable()
                 await self._ack()
             except BaseException:
                 self._release()
@@ -409,6 +412,24 @@ class JobLifecycle:
             loop = asyncio.get_running_loop()
             self._timers.append(loop.call_later(self.timeout, self._on_timeout))
         return self._tick
+
+    async def _check_still_runnable(self) -> None:
+        """A replayed event's job may have been started by a run before this one: it is run
+        only while still ``ready`` (an orphan re-run: while still ``executing``)."""
+        wanted = JobStatus.EXECUTING if self.event.orphaned else JobStatus.READY
+        try:
+            status = (await self.client.jobs.get(self.job_id)).status
+        except FlatfileError as err:
+            # Unsure whether it is still ready: not running it is the safe side; the
+            # reconciliation sweep looks at the job again.
+            self.log.warning("could not read a replayed job's status; not running it now",
+                             error=str(err))  # fmt: skip
+            _report(self.job_id, "skipped")
+            raise JobSkipped(self.job_id, f"its status could not be read: {err}") from err
+        if status != wanted:
+            self.log.info("a replayed event's job is not run again", status=str(status))
+            _report(self.job_id, "skipped")
+            raise JobSkipped(self.job_id, f"it is {status}, not {wanted}")
 
     async def _ack(self) -> None:
         try:

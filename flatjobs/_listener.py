@@ -322,6 +322,11 @@ class Listener:
         plugin(self)
         return self
 
+    def routers(self) -> list[Router]:
+        """The routers (``Jobs`` registries) installed on this listener and its children."""
+        routes = self._compiled().routes
+        return [r.value.callback for r in routes if _is_router(r.value.callback)]
+
     def callbacks(self) -> list[str]:
         """Names of every callback of this listener and its children, in dispatch order (a
         router's handlers by name)."""

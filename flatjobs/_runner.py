@@ -30,6 +30,8 @@ records changed in us_sh_1
 * A job body that ignores its cancellation cannot hold the stop up: ``cancel_grace``
   seconds after it was cancelled, the runner fails its job with a Retry button itself,
   abandons the body and returns (``RunStats.abandoned`` counts them).
+* ``sweep`` (a :class:`flatjobs.Reconciler`) is a second source beside the events: jobs
+  still ready that no event brought, and orphans, come in through the same door.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from ._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
 from .errors import FlatfileError, InvalidEventError, JobError
 from .log import get_logger, shorten
 from .models import Next
-from .sources import EventSource
+from .sources import Delivery, EventSource
 
 if TYPE_CHECKING:
     from ._listener import Listener
@@ -87,6 +89,7 @@ class Runner:
         concurrency: int = 50,
         grace_period: float = 30.0,
         cancel_grace: float = 5.0,
+        sweep: EventSource | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -96,6 +99,7 @@ class Runner:
             raise ValueError(f"cancel_grace must be >= 0 seconds, got {cancel_grace}")
         self.listener = listener
         self.source = source
+        self.sweep = sweep
         self.concurrency = concurrency
         self.grace_period = grace_period
         self.cancel_grace = cancel_grace
@@ -119,21 +123,30 @@ class Runner:
 
     async def run(self) -> RunStats:
         """Run until the source ends or :meth:`stop` is called; returns the stats."""
-        consumer = asyncio.create_task(self._consume(), name="flatjobs-consume")
+        consumer = asyncio.create_task(self._consume(self.source), name="flatjobs-consume")
+        sweeper = (
+            asyncio.create_task(self._consume(self.sweep), name="flatjobs-sweep")
+            if self.sweep is not None
+            else None
+        )
         stopper = asyncio.create_task(self._stop.wait())
         await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not consumer.done():
             _log.info("stopping: no new events are taken", in_flight=self.in_flight)
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
         else:
             stopper.cancel()
-            consumer.result()  # a source that failed raises here
-        aclose = getattr(self.source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        for task in (consumer, sweeper):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for source in (self.source, self.sweep):
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
         await self._drain()
+        if not consumer.cancelled():
+            consumer.result()  # a source that failed raises here
         self.stats.duplicates = getattr(self.source, "duplicates", 0)
         return self.stats
 
@@ -183,14 +196,15 @@ class Runner:
                     "could not fail the job of an abandoned body", job_id=job_id, error=str(result)
                 )
 
-    async def _consume(self) -> None:
-        async for raw in self.source:
+    async def _consume(self, source: EventSource) -> None:
+        async for raw in source:
             self.stats.received += 1
             try:  # the door: an event is checked here, once
                 event = FlatfileEvent.parse(raw)
             except InvalidEventError as exc:
                 self.stats.invalid += 1
-                event_id = raw.get("id") if isinstance(raw, dict) else None
+                inner = raw.raw if isinstance(raw, Delivery) else raw
+                event_id = inner.get("id") if isinstance(inner, dict) else None
                 _log.error(
                     "malformed event skipped",
                     problem=str(exc),
@@ -237,16 +251,19 @@ async def run(
     concurrency: int = 50,
     grace_period: float = 30.0,
     cancel_grace: float = 5.0,
+    sweep: EventSource | None = None,
     handle_signals: bool = True,
 ) -> RunStats:
-    """Run ``listener`` over ``source``; with ``handle_signals``, SIGINT and SIGTERM stop
-    it gracefully (a second signal cancels in-flight work at once)."""
+    """Run ``listener`` over ``source`` (and ``sweep``, a :class:`flatjobs.Reconciler`);
+    with ``handle_signals``, SIGINT and SIGTERM stop it gracefully (a second signal cancels
+    in-flight work at once)."""
     runner = Runner(
         listener,
         source,
         concurrency=concurrency,
         grace_period=grace_period,
         cancel_grace=cancel_grace,
+        sweep=sweep,
     )
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []

@@ -25,6 +25,7 @@ __all__ = [
     "JobAlreadyRunning",
     "JobCancelled",
     "JobError",
+    "JobSkipped",
     "JobTimeout",
     "SecretNotFound",
     "UnexpectedResponseError",
@@ -175,13 +176,22 @@ class JobCancelled(FlatfileError):
         super().__init__(f"job {job_id} was canceled on the platform")
 
 
-class JobAlreadyRunning(FlatfileError):
+class JobSkipped(FlatfileError):
+    """A job was not run: it is not in a state to be (already running, already ended, no
+    longer ready). Raised on entering :func:`flatjobs.job_lifecycle`; ``Jobs`` logs it."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id} was not run: {reason}")
+
+
+class JobAlreadyRunning(JobSkipped):
     """A job's lifecycle is already running in this process: a duplicate event for it is
-    not run again. Raised on entering :func:`flatjobs.job_lifecycle`, before any API call."""
+    not run again. Raised before any API call."""
 
     def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-        super().__init__(f"job {job_id} is already running in this process")
+        super().__init__(job_id, "it is already running in this process")
 
 
 class JobTimeout(FlatfileError, TimeoutError):

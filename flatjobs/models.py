@@ -73,6 +73,7 @@ __all__ = [
     "converter",
     "evolve",
     "from_wire",
+    "source_context",
     "to_wire",
 ]
 
@@ -211,6 +212,32 @@ def camel(name: str) -> str:
     """``outcome_acknowledged_at`` -> ``outcomeAcknowledgedAt``."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+# --------------------------------------------------------------------------- ids
+
+# A job's `source` is the id of what it works on; the id's kind says which context key
+# names it in the job's events ("us_wb_..." is a workbook, "dev_sh_..." a sheet).
+_SOURCE_KEYS: dict[str, str] = {
+    "wb": "workbookId",
+    "sh": "sheetId",
+    "sp": "spaceId",
+    "fl": "fileId",
+    "dc": "documentId",
+}
+
+
+def source_context(source: str | None) -> dict[str, str]:
+    """The event context entry naming a job's ``source``: ``{"workbookId": "us_wb_1"}``.
+
+    >>> source_context("us_sh_42"), source_context("odd")
+    ({'sheetId': 'us_sh_42'}, {})
+    """
+    if not source:
+        return {}
+    parts = source.split("_")
+    key = _SOURCE_KEYS.get(parts[1]) if len(parts) > 2 else None
+    return {key: source} if key else {}
 
 
 # --------------------------------------------------------------------------- events

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -164,7 +165,7 @@ async def test_retry_resets_the_job_and_emits_ready_again(
 async def test_progress_outside_0_100_is_rejected(emu: Emulator, client: FlatfileClient) -> None:
     job_id = await job_in(emu, client, "executing")
     # Sent raw: the client itself refuses such a progress before sending it.
-    with pytest.raises(FlatfileAPIError, match=r"progress must be within 0\.\.100, got 1e\+300"):
+    with pytest.raises(FlatfileAPIError, match=r"progress must be a whole number .* got 1e\+300"):
         await client.request("POST", f"/jobs/{job_id}/ack", body={"progress": 1e300})
 
 
@@ -274,8 +275,7 @@ async def test_feed_is_in_order_and_pages(emu: Emulator, client: FlatfileClient)
     last = await client.events.list(page_size=3, page_number=3)
     ids = [e.id for e in first.items + rest.items + last.items]
     assert ids == [e["id"] for e in emu.events]
-    assert first.pagination is not None
-    assert first.pagination.total_count == 8
+    assert first.pagination is None  # as the platform: the events list has no pagination
 
 
 async def test_feed_filters_by_since_topic_domain_and_space(
@@ -311,8 +311,9 @@ async def test_acknowledged_events_are_hidden_unless_asked_for(
 async def test_events_can_be_created_and_need_their_fields(
     emu: Emulator, client: FlatfileClient
 ) -> None:
+    context = {"accountId": "us_acc_1", "environmentId": emu.environment_id, "spaceId": "s"}
     event = await client.events.create(
-        "custom:ping", domain="space", context={"spaceId": "s"}, payload={"n": 1}
+        "custom:ping", domain="space", context=context, payload={"n": 1}
     )
     assert emu.events[-1]["id"] == event.id
     assert event.context.environment_id == emu.environment_id
@@ -358,7 +359,7 @@ async def test_split_rejects_bad_parts(emu: Emulator, client: FlatfileClient, ba
 async def test_parts_completed_is_emitted_on_the_parent_when_the_last_part_ends(shape: Any) -> None:
     async with Emulator(parts_shape=shape) as emu, client_for(emu) as client:
         parent = await job_in(emu, client, "executing")
-        await client.jobs.split(parent, 3)
+        await client.jobs.split(parent, 3, run_in_parallel=True)
         a, b, c = (j.id for j in emu.jobs() if j.parent_id == parent)
         for part in (a, b, c):
             await client.jobs.ack(part, progress=0)
@@ -546,3 +547,177 @@ async def test_stored_events_are_served_in_time_order_whatever_they_hold(emu: Em
     assert page.items[0] == "not even an object"  # unreadable: sorts first, served as is
     assert page.items[1]["id"] == "us_evt_past"
     assert [e["topic"] for e in page.items[2:]] == ["job:created", "job:ready"]
+
+
+# ------------------------------------------------------------------ as the platform answers
+
+
+async def test_the_events_list_has_no_pagination_and_ten_events_a_page(emu: Emulator) -> None:
+    for _ in range(8):
+        emu.trigger("a:b")  # 16 events
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {emu.token}"}) as s:
+        url = f"{emu.url}/v1/events?environmentId={emu.environment_id}"
+        async with s.get(url) as resp:
+            body = await resp.json()
+        async with s.get(url + "&pageNumber=2") as resp:
+            second = await resp.json()
+    assert set(body) == {"data"}
+    assert len(body["data"]) == 10
+    assert len(second["data"]) == 6
+
+
+async def test_timestamps_have_milliseconds_as_the_platform_writes_them(emu: Emulator) -> None:
+    emu.trigger("a:b")
+    stamp = emu.events[-1]["createdAt"]
+    assert len(stamp) == len("2026-11-22T12:00:00.000Z")
+    assert stamp.endswith("Z")
+    assert stamp[-5] == "."
+
+
+@pytest.mark.parametrize("progress", [33.5, -1, 101, True, "50"])
+async def test_progress_must_be_a_whole_number_from_0_to_100(
+    emu: Emulator, client: FlatfileClient, progress: Any
+) -> None:
+    job_id = await job_in(emu, client, "executing")
+    with pytest.raises(FlatfileAPIError, match="progress must be a whole number from 0 to 100"):
+        await client.request("POST", f"/jobs/{job_id}/ack", body={"progress": progress})
+    with pytest.raises(FlatfileAPIError, match="progress must be a whole number"):
+        await client.request("PATCH", f"/jobs/{job_id}", body={"progress": progress})
+
+
+async def test_nan_anywhere_in_a_body_is_refused(emu: Emulator) -> None:
+    job_id = emu.trigger("a:b").id
+    headers = {"Authorization": f"Bearer {emu.token}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        url = f"{emu.url}/v1/jobs/{job_id}/ack"
+        async with s.post(url, data=b'{"info": "x", "outcome": {"n": NaN}}') as resp:
+            status, body = resp.status, await resp.json()
+    assert status == 400
+    assert "NaN" in body["errors"][0]["message"]
+    assert emu.job(job_id).status == "ready"
+
+
+async def test_create_and_patch_validate_status_mode_trigger_and_progress(
+    emu: Emulator, client: FlatfileClient
+) -> None:
+    base = {"type": "workbook", "operation": "export", "source": "us_wb_1"}
+    for bad in ({"status": "finished"}, {"mode": "loud"}, {"trigger": "later"}, {"progress": 1.5}):
+        with pytest.raises(FlatfileAPIError, match="must be"):
+            await client.request("POST", "/jobs", body={**base, **bad})
+    job_id = await job_in(emu, client, "executing")
+    with pytest.raises(FlatfileAPIError, match="status must be one of"):
+        await client.request("PATCH", f"/jobs/{job_id}", body={"status": "paused"})
+
+
+async def test_a_status_changed_by_patch_goes_through_the_state_machine(
+    emu: Emulator, client: FlatfileClient
+) -> None:
+    job_id = await job_in(emu, client, "executing")
+    job = await client.jobs.update(job_id, JobUpdate(status="complete"))
+    assert job.status == "complete"
+    assert job.finished_at is not None
+    assert topics(emu, job_id)[-1] == "job:completed"
+    with pytest.raises(FlatfileAPIError, match="cannot go from complete to executing"):
+        await client.jobs.update(job_id, JobUpdate(status="executing"))
+
+
+async def test_post_events_needs_an_object_payload_and_an_account_and_environment(
+    emu: Emulator, client: FlatfileClient
+) -> None:
+    context = {"accountId": "us_acc_1", "environmentId": emu.environment_id}
+    with pytest.raises(FlatfileAPIError, match="payload must be an object"):
+        await client.request("POST", "/events", body={"topic": "a:b", "domain": "space",
+                                                      "context": context, "payload": [1]})  # fmt: skip
+    with pytest.raises(FlatfileAPIError, match="context needs accountId"):
+        await client.events.create("a:b", domain="space",
+                                   context={"environmentId": emu.environment_id}, payload={})  # fmt: skip
+    event = await client.events.create("a:b", domain="space", context=context, payload={"n": 1})
+    assert event.payload == {"n": 1}
+
+
+async def test_job_events_carry_the_jobs_actor(emu: Emulator, client: FlatfileClient) -> None:
+    created = await client.jobs.create(
+        JobConfig(type="workbook", operation="export", source="us_wb_1", trigger="immediate")
+    )
+    ready = next(e for e in emu.events if e["topic"] == "job:ready")
+    assert ready["context"]["jobId"] == created.id
+    assert ready["context"]["actorId"] == created.created_by
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+async def test_the_bearer_scheme_is_accepted_in_any_case(emu: Emulator, scheme: str) -> None:
+    headers = {"Authorization": f"{scheme} {emu.token}"}
+    url = f"{emu.url}/v1/jobs?environmentId={emu.environment_id}"
+    async with aiohttp.ClientSession(headers=headers) as s, s.get(url) as resp:
+        assert resp.status == 200
+
+
+@pytest.mark.parametrize("record", [True, False])
+async def test_an_oversized_body_gets_a_json_413_and_is_recorded(record: bool) -> None:
+    async with Emulator(record=record) as emu:
+        job_id = emu.trigger("a:b").id
+        headers = {"Authorization": f"Bearer {emu.token}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession(headers=headers) as s:
+            body = io.BytesIO(b'{"info": "' + b"x" * 2_000_000 + b'"}')
+            async with s.post(f"{emu.url}/v1/jobs/{job_id}/ack", data=body) as resp:
+                status, answer = resp.status, await resp.json()
+        recorded = [(r.route, r.status) for r in emu.requests]
+    assert status == 413
+    assert "larger than" in answer["errors"][0]["message"]
+    assert recorded == ([("jobs.ack", 413)] if record else [])
+
+
+async def test_a_request_whose_body_never_arrives_is_timed_out() -> None:
+    async with Emulator(body_timeout=0.3) as emu:
+        reader, writer = await asyncio.open_connection(emu.host, emu.port)
+        writer.write(
+            f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {emu.token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    assert head.startswith(b"HTTP/1.1 408")
+
+
+async def test_sequential_parts_are_ready_one_at_a_time_in_order(
+    emu: Emulator, client: FlatfileClient
+) -> None:
+    parent = await job_in(emu, client, "executing")
+    await client.jobs.split(parent, 3)
+    parts = sorted((j for j in emu.jobs() if j.parent_id == parent), key=lambda j: j.part or 0)
+    assert [p.status for p in parts] == ["ready", "created", "created"]
+    for index in range(3):
+        part = emu.job(parts[index].id)
+        assert part.status == "ready"
+        await client.jobs.ack(part.id, progress=0)
+        await client.jobs.complete(part.id)
+    assert topics(emu, parent)[-1] == "job:parts-completed"
+
+
+async def test_a_second_split_and_a_huge_one_are_refused(
+    emu: Emulator, client: FlatfileClient
+) -> None:
+    parent = await job_in(emu, client, "executing")
+    with pytest.raises(FlatfileAPIError, match="at most 1000 parts"):
+        await client.jobs.split(parent, 50_000)
+    await client.jobs.split(parent, 2, run_in_parallel=True)
+    with pytest.raises(FlatfileAPIError, match="has already been split"):
+        await client.jobs.split(parent, 2)
+
+
+async def test_ack_refreshes_updated_at_and_jobs_list_newest_first(
+    emu: Emulator, client: FlatfileClient
+) -> None:
+    job_id = await job_in(emu, client, "executing")
+    before = emu.job(job_id).updated_at
+    await asyncio.sleep(0.01)
+    await client.jobs.ack(job_id, progress=5)
+    assert emu.job(job_id).updated_at > before  # type: ignore[operator]
+    newer = emu.trigger("a:b").id
+    page = await client.jobs.list(sort_direction="desc", page_size=1)
+    assert [j.id for j in page] == [newer]
+    assert page.pagination is not None
+    assert page.pagination.page_count == 2

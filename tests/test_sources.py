@@ -17,8 +17,8 @@ from flatjobs.testing import client_for
 async def collect(source: PollingSource, want: int, timeout: float = 5.0) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
-        async for raw in source:
-            got.append(raw)
+        async for delivery in source:
+            got.append(delivery.raw)
             if len(got) >= want:
                 break
     return got
@@ -47,30 +47,31 @@ async def test_polling_delivers_every_event_once_across_polls(emu: Emulator) -> 
 
 async def test_an_event_stored_late_inside_the_overlap_window_is_not_missed(emu: Emulator) -> None:
     async with client_for(emu) as client:
-        source = PollingSource(client, interval=0.01, max_interval=0.02, overlap=5)
+        source = PollingSource(client, interval=0.01, max_interval=0.02, overlap=1)
         emu.trigger("a:b")
         first = await source.poll_once()
         late = dict(
             emu.events[0],
             id="us_evt_late",
-            createdAt=(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)).isoformat(),
+            createdAt=(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=0.4)).isoformat(),
         )
         emu.store_event(late)
+        await asyncio.sleep(0.55)  # a full poll reads the overlap window every overlap / 2
         second = await source.poll_once()
     assert len(first) == 2
-    assert [e["id"] for e in second] == ["us_evt_late"]
+    assert [d.raw["id"] for d in second] == ["us_evt_late"]
 
 
 async def test_polling_follows_pages(emu: Emulator) -> None:
     for _ in range(6):
         emu.trigger("a:b")  # 12 events
     async with client_for(emu) as client:
-        source = PollingSource(client, page_size=5)
+        source = PollingSource(client, page_size=5)  # rounded down to 4: halves must be whole
         got = await source.poll_once()
     assert len(got) == 12
-    assert len({e["id"] for e in got}) == 12
+    assert len({d.raw["id"] for d in got}) == 12
     pages = [r.query["pageNumber"] for r in emu.requests if r.route == "events.list"]
-    assert pages == ["1", "2", "3"]
+    assert pages == ["1", "2", "3", "4"]  # three full pages, then an empty one: the end
 
 
 async def test_polling_keeps_going_through_errors_and_backs_off(emu: Emulator) -> None:

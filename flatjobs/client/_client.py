@@ -25,6 +25,7 @@ from ._jobs import JobsAPI
 from ._secrets import SecretsAPI
 from ._transport import (
     RETRYABLE_STATUSES,
+    Answer,
     Decoder,
     Endpoint,
     RetryPolicy,
@@ -216,9 +217,10 @@ class FlatfileClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         decode: Decoder[T] = anything,
+        retry: RetryPolicy | None = None,
     ) -> T:
-        """Send ``endpoint`` (its ``{}`` filled with ``ids``, each quoted) with retries, and
-        return the answer as ``decode`` reads it.
+        """Send ``endpoint`` (its ``{}`` filled with ``ids``, each quoted) with retries (by
+        ``retry``, or the client's policy), and return the answer as ``decode`` reads it.
 
         Raises:
             InvalidRequestError: an id or the body cannot be sent (nothing was sent).
@@ -228,8 +230,9 @@ class FlatfileClient:
         """
         path = endpoint.path(*ids)
         data = encode_json(body) if body is not None else None
+        params_list = query(params) if params else None
         return await self._send(
-            endpoint.method, path, query(params) if params else None, data, decode
+            endpoint.method, path, params_list, data, decode, retry or self.retry
         )
 
     async def _send(
@@ -239,12 +242,12 @@ class FlatfileClient:
         params: list[tuple[str, str]] | None,
         data: bytes | None,
         decode: Decoder[T],
+        policy: RetryPolicy,
     ) -> T:
         session = self._get_session()
         url = self.base_url + path
         shown_path = "/v1" + path
         request_headers = None if self._owns_session else self._headers
-        policy = self.retry
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.deadline
         attempt = 0
@@ -256,7 +259,11 @@ class FlatfileClient:
             # session the caller owns) needs one of its own. Never pass None: aiohttp reads
             # that as "no timeout at all".
             extra: dict[str, Any] = {}
-            if remaining < policy.request_timeout or not self._owns_session:
+            if (
+                remaining < policy.request_timeout
+                or not self._owns_session
+                or policy.request_timeout != self.retry.request_timeout
+            ):
                 extra["timeout"] = aiohttp.ClientTimeout(
                     total=min(remaining, policy.request_timeout)
                 )
@@ -288,7 +295,7 @@ class FlatfileClient:
                 decoded = decode_body(raw)
                 if status < 400:
                     try:
-                        return decode(decoded)
+                        return decode(Answer(status, decoded, answer_headers))
                     except ValueError as exc:  # what cattrs and the decoders raise
                         failure = unexpected(status, method, shown_path, decoded, str(exc), attempt)
                 else:

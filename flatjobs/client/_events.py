@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from flatjobs.models import Event, from_wire
 
-from ._transport import Decoder, Endpoint, Page, data_object, page_of, success
+from ._transport import Decoder, Endpoint, Page, RetryPolicy, data_object, page_of, success
 
 if TYPE_CHECKING:
     from ._client import FlatfileClient
@@ -41,8 +41,10 @@ class EventsAPI:
         page_size: int | None = None,
         page_number: int | None = None,
         include_acknowledged: bool | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Page[Any]:
-        """One page of events as raw JSON values, for sources that must survive bad ones."""
+        """One page of events as raw JSON values, for sources that must survive bad ones
+        (``retry``: a policy for this call only)."""
         params = {
             "environmentId": self._client.require_environment(environment_id),
             "spaceId": space_id,
@@ -53,7 +55,7 @@ class EventsAPI:
             "pageNumber": page_number,
             "includeAcknowledged": include_acknowledged,
         }
-        return await self._client.call(LIST, params=params, decode=_raw_page)
+        return await self._client.call(LIST, params=params, decode=_raw_page, retry=retry)
 
     async def list(
         self,

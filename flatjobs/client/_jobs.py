@@ -19,7 +19,7 @@ from flatjobs.models import (
     to_wire,
 )
 
-from ._transport import Endpoint, Page, data_object, envelope, page_of, success
+from ._transport import Answer, Endpoint, Page, data_object, envelope, page_of, success
 
 if TYPE_CHECKING:
     from ._client import FlatfileClient
@@ -45,7 +45,7 @@ _job = data_object(Job)
 _jobs_page = page_of(Job)
 
 
-def _status(answer: Any) -> str:
+def _status(answer: Answer) -> str:
     """The status of the job an answer holds, read without building a model."""
     data = envelope(answer)
     status = data.get("status") if isinstance(data, Mapping) else None

@@ -31,6 +31,7 @@ from flatjobs.models import Pagination, from_wire, to_wire
 
 __all__ = [
     "RETRYABLE_STATUSES",
+    "Answer",
     "Endpoint",
     "Page",
     "RetryPolicy",
@@ -222,9 +223,31 @@ def _non_finite(value: Any, where: str) -> str:
 
 # --------------------------------------------------------------------------- answers
 
-Decoder = Callable[[Any], T]
-"""Reads a decoded JSON answer into what the caller gets; raises ``ValueError`` when the
-answer is not what the endpoint returns (the request is then retried)."""
+
+@attrs.frozen
+class Answer:
+    """A success answer as a decoder sees it: the status, the body decoded (JSON when it
+    is JSON, else text), and the headers."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def server_time(self) -> dt.datetime | None:
+        """The server's clock when it answered (its ``Date`` header), if it sent one."""
+        value = self.headers.get("Date")
+        if not value:
+            return None
+        try:
+            return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
+        except (TypeError, ValueError):
+            return None
+
+
+Decoder = Callable[[Answer], T]
+"""Reads a success answer into what the caller gets; raises ``ValueError`` when the answer
+is not what the endpoint returns (the request is then retried)."""
 
 
 def decode_body(raw: bytes) -> Any:
@@ -238,7 +261,9 @@ def decode_body(raw: bytes) -> Any:
 
 
 def envelope(answer: Any) -> Any:
-    """The ``data`` of a ``{"data": ...}`` answer."""
+    """The ``data`` of a ``{"data": ...}`` answer (an :class:`Answer` or its body)."""
+    if isinstance(answer, Answer):
+        answer = answer.body
     if not isinstance(answer, Mapping):
         raise ValueError(f"expected a JSON object with `data`, got {_kind(answer)}")
     if "data" not in answer:
@@ -257,7 +282,7 @@ def _kind(value: Any) -> str:
 def data_object(cls: type[T]) -> Decoder[T]:
     """Decoder: ``data`` is an object read into ``cls``."""
 
-    def decode(answer: Any) -> T:
+    def decode(answer: Answer) -> T:
         data = envelope(answer)
         if not isinstance(data, Mapping):
             raise ValueError(f"expected `data` to be an object, got {_kind(data)}")
@@ -269,7 +294,7 @@ def data_object(cls: type[T]) -> Decoder[T]:
 def data_list(cls: type[T] | None) -> Decoder[list[T]]:
     """Decoder: ``data`` is a list whose items are read into ``cls`` (kept raw if None)."""
 
-    def decode(answer: Any) -> list[T]:
+    def decode(answer: Answer) -> list[T]:
         data = envelope(answer)
         if not isinstance(data, list):
             raise ValueError(f"expected `data` to be a list, got {_kind(data)}")
@@ -278,18 +303,18 @@ def data_list(cls: type[T] | None) -> Decoder[list[T]]:
     return decode
 
 
-def success(answer: Any) -> None:
+def success(answer: Answer) -> None:
     """Decoder for answers that only confirm: an object, its ``data.success`` not false."""
-    if answer is None:
+    if answer.body is None:
         return  # an empty 2xx answer confirms too
     data = envelope(answer)
     if isinstance(data, Mapping) and data.get("success") is False:
         raise ValueError("the answer says success: false")
 
 
-def anything(answer: Any) -> Any:
-    """Decoder that accepts any answer as it is."""
-    return answer
+def anything(answer: Answer) -> Any:
+    """Decoder that accepts any answer: its body as it is."""
+    return answer.body
 
 
 @attrs.frozen
@@ -299,10 +324,13 @@ class Page(Generic[T]):
     >>> page = Page(["a", "b"])
     >>> len(page), list(page)
     (2, ['a', 'b'])
+
+    ``server_time`` is the server's clock when it answered (its ``Date`` header), when sent.
     """
 
     items: list[T]
     pagination: Pagination | None = None
+    server_time: dt.datetime | None = None
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)
@@ -315,11 +343,13 @@ def page_of(cls: type[T] | None) -> Decoder[Page[T]]:
     """Decoder: a list answer with optional ``pagination``."""
     items = data_list(cls)
 
-    def decode(answer: Any) -> Page[T]:
-        pagination = answer.get("pagination") if isinstance(answer, Mapping) else None
+    def decode(answer: Answer) -> Page[T]:
+        body = answer.body
+        pagination = body.get("pagination") if isinstance(body, Mapping) else None
         return Page(
             items(answer),
             from_wire(pagination, Pagination) if isinstance(pagination, Mapping) else None,
+            answer.server_time,
         )
 
     return decode

@@ -23,6 +23,7 @@ subscription endpoint (``GET /v1/subscription``) is not served: listeners poll t
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Self
 
@@ -30,9 +31,9 @@ from aiohttp import web
 
 from flatjobs.models import TERMINAL_STATUSES, Job
 
-from ._app import ROUTES, RecordedRequest, build_app
+from ._app import BODY_TIMEOUT, ROUTES, RecordedRequest, build_app
 from ._faults import Fault, FaultInjector, FaultPlan
-from ._state import EmulatorError, PlatformState
+from ._state import EmulatorError, PlatformState, RawJSON
 
 __all__ = [
     "ROUTES",
@@ -60,6 +61,7 @@ class Emulator:
         parts_shape: how ``job:parts-completed`` reports parts: ``"counts"`` or ``"list"``
             (the platform has been seen sending both).
         record: keep a :class:`RecordedRequest` for every request in :attr:`requests`.
+        body_timeout: seconds a request's body may take to arrive (then: 408).
     """
 
     def __init__(
@@ -72,8 +74,10 @@ class Emulator:
         seed: int = 0,
         parts_shape: Literal["counts", "list"] = "counts",
         record: bool = True,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self.token = token
+        self.body_timeout = body_timeout
         self.environment_id = environment_id
         self.host = host
         self.port = port
@@ -97,6 +101,7 @@ class Emulator:
             token=self.token,
             faults=self.faults,
             record=self.requests.append if self._record else None,
+            body_timeout=self.body_timeout,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -177,11 +182,32 @@ class Emulator:
         """Stop calling ``callback``; one never added is ignored."""
         self.state.off_event(callback)
 
+    def emit(
+        self,
+        topic: str,
+        *,
+        domain: str,
+        context: Mapping[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Emit an event as the platform would (``records:updated``, a custom topic...); the
+        context gets the environment and account unless given. Returns the raw event."""
+        base = {"accountId": self.state.account_id, "environmentId": self.environment_id}
+        return self.state.emit(
+            topic, domain=domain, context={**base, **(context or {})}, payload=payload or {}
+        )
+
     def store_event(self, raw: Any) -> None:
         """Put ``raw`` in the events feed as a platform might hold it, whatever it is: late
         (its ``createdAt`` in the past), from a skewed clock, malformed. For testing
         listeners against hostile feeds; the ``on_event`` callbacks are not told."""
         self.state.store_event(raw)
+
+    def store_event_json(self, text: str, *, created_at: dt.datetime | None = None) -> None:
+        """Like :meth:`store_event`, for an event given as JSON text, served verbatim: one
+        nested too deeply for Python to build, say. ``created_at`` places it in the feed
+        (first, without one)."""
+        self.state.store_event(RawJSON(text, created_at))
 
     # ----------------------------------------------------------- inspection
 

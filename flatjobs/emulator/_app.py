@@ -14,7 +14,7 @@ from aiohttp import web
 from flatjobs.models import Job, to_wire
 
 from ._faults import FaultInjector
-from ._state import EmulatorError, PlatformState
+from ._state import EmulatorError, PlatformState, RawJSON
 
 __all__ = ["ROUTES", "RecordedRequest", "build_app"]
 
@@ -42,14 +42,31 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _page(items: list[Any], query: Mapping[str, str], default_size: int = 50) -> web.Response:
+# Flatfile's documented default page sizes ("default 20" for jobs, "default 10" for events).
+JOBS_PAGE_SIZE = 20
+EVENTS_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 1000
+
+
+def paging(query: Mapping[str, str], default_size: int) -> tuple[int, int]:
+    """``(pageSize, pageNumber)`` from a query, checked."""
     try:
         size = int(query.get("pageSize", default_size))
         number = int(query.get("pageNumber", 1))
     except ValueError as exc:
         raise EmulatorError(400, f"pageSize and pageNumber must be integers: {exc}") from exc
-    if size < 1 or number < 1:
-        raise EmulatorError(400, f"pageSize and pageNumber must be >= 1, got {size} and {number}")
+    if not 1 <= size <= MAX_PAGE_SIZE or number < 1:
+        raise EmulatorError(
+            400,
+            f"pageSize must be within 1..{MAX_PAGE_SIZE} and pageNumber >= 1, got {size} and "
+            f"{number}",
+        )
+    return size, number
+
+
+def _page(items: list[Any], query: Mapping[str, str], default_size: int) -> web.Response:
+    """A list with ``pagination``, as ``GET /jobs`` answers."""
+    size, number = paging(query, default_size)
     start = (number - 1) * size
     body = {
         "data": items[start : start + size],
@@ -62,6 +79,13 @@ def _page(items: list[Any], query: Mapping[str, str], default_size: int = 50) ->
     return web.json_response(body, dumps=_dumps)
 
 
+def _raw_list(items: list[Any]) -> web.Response:
+    """``{"data": [...]}`` whose items may be JSON text stored as it came (a hostile event
+    nested too deeply for ``json.dumps``); no ``pagination``, as the events list answers."""
+    parts = [i.text if isinstance(i, RawJSON) else _dumps(i) for i in items]
+    return web.Response(text='{"data":[' + ",".join(parts) + "]}", content_type="application/json")
+
+
 class _Api:
     def __init__(self, state: PlatformState) -> None:
         self.state = state
@@ -71,8 +95,8 @@ class _Api:
         if not raw:
             return None
         try:
-            return json.loads(raw)
-        except ValueError as exc:
+            return json.loads(raw, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
             raise EmulatorError(400, f"request body is not valid JSON: {exc}") from exc
 
     @staticmethod
@@ -81,7 +105,7 @@ class _Api:
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         jobs = [to_wire(j) for j in self.state.list_jobs(request.query)]
-        return _page(jobs, request.query)
+        return _page(jobs, request.query, JOBS_PAGE_SIZE)
 
     async def create_job(self, request: web.Request) -> web.Response:
         return self._job(self.state.create_job(await self._json(request)))
@@ -128,7 +152,8 @@ class _Api:
         return self._job(self.state.split(job_id, await self._json(request)))
 
     async def list_events(self, request: web.Request) -> web.Response:
-        return _page(self.state.list_events(request.query), request.query)
+        size, number = paging(request.query, EVENTS_PAGE_SIZE)
+        return _raw_list(self.state.list_events(request.query, size=size, number=number))
 
     async def create_event(self, request: web.Request) -> web.Response:
         body = await self._json(request)
@@ -139,12 +164,17 @@ class _Api:
             raise EmulatorError(400, f"missing required field(s): {', '.join(missing)}")
         if not isinstance(body["topic"], str) or not isinstance(body["context"], Mapping):
             raise EmulatorError(400, "topic must be a string and context an object")
-        context = {"environmentId": self.state.environment_id, **body["context"]}
+        if not isinstance(body["payload"], Mapping):
+            raise EmulatorError(400, "payload must be an object", key="payload")
+        absent = [k for k in ("accountId", "environmentId") if not body["context"].get(k)]
+        if absent:
+            raise EmulatorError(400, f"context needs {' and '.join(absent)}", key="context")
+        context = dict(body["context"])
         event = self.state.emit(
             body["topic"],
             domain=str(body["domain"]),
             context=context,
-            payload=body["payload"] if isinstance(body["payload"], Mapping) else {},
+            payload=body["payload"],
             attributes=body.get("attributes"),
         )
         return _data(event)
@@ -185,10 +215,50 @@ ROUTES = tuple(name for _, _, name, _ in _TABLE)
 """Every route name the emulator serves, for :class:`flatjobs.emulator.Fault` ``routes``."""
 
 
+async def _read_body(request: web.Request, timeout: float) -> web.Response | None:
+    """Read the body now; an error answer when it is too large or never arrives."""
+    if not request.can_read_body:
+        return None
+    try:
+        await asyncio.wait_for(request.read(), timeout)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"the request body is larger than {MAX_BODY} bytes")
+    except TimeoutError:
+        return _error(408, f"the request body did not arrive within {timeout:g} seconds")
+    return None
+
+
+def _recorded(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return raw.decode("utf-8", "replace")
+
+
 def _drop(request: web.Request) -> web.Response:
     if request.transport is not None:
         request.transport.close()
     return web.Response(status=499)
+
+
+MAX_BODY = 1024**2
+"""The largest request body the emulator takes (aiohttp's default); larger is a 413."""
+BODY_TIMEOUT = 10.0
+"""Seconds a request's body may take to arrive; a body that never comes is a 408."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (NaN and Infinity are not numbers)")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"errors": [{"message": message}]}, status=status)
+
+
+def _authorized(header: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, the scheme's case as any client writes it."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and given.strip() == token
 
 
 def build_app(
@@ -197,24 +267,24 @@ def build_app(
     token: str,
     faults: FaultInjector,
     record: Callable[[RecordedRequest], None] | None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> web.Application:
     """The aiohttp application serving ``state``."""
     api = _Api(state)
-    expected_auth = f"Bearer {token}"
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.name or "unknown"
         body: Any = None
         status: int | None = None
-        if record is not None and request.can_read_body:
-            raw = await request.read()
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode("utf-8", "replace")
         try:
-            response = await _serve(request, handler, route)
+            # The body is read here, once, with a deadline and a size limit, whatever the
+            # mode: a handler then reads it from aiohttp's cache.
+            readable = request.can_read_body
+            early = await _read_body(request, body_timeout)
+            if early is None and record is not None and readable:
+                body = _recorded(await request.read())
+            response = early or await _serve(request, handler, route)
             status = None if response.status == 499 else response.status
             return response
         finally:
@@ -223,11 +293,8 @@ def build_app(
                 record(RecordedRequest(request.method, request.path, route, query, body, status))
 
     async def _serve(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
-        if request.headers.get("Authorization") != expected_auth:
-            return web.json_response(
-                {"errors": [{"message": "Unauthorized: a valid bearer token is required"}]},
-                status=401,
-            )
+        if not _authorized(request.headers.get("Authorization"), token):
+            return _error(401, "Unauthorized: a valid bearer token is required")
         plan = faults.plan(route)
         if plan.latency:
             await asyncio.sleep(plan.latency)
@@ -247,12 +314,12 @@ def build_app(
         except EmulatorError as exc:
             return web.json_response(exc.body(), status=exc.status)
         except web.HTTPException as exc:
-            return web.json_response({"errors": [{"message": exc.reason}]}, status=exc.status)
+            return _error(exc.status, exc.reason)
         if plan.drop_after:
             return _drop(request)
         return response
 
-    app = web.Application(middlewares=[middleware])
+    app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY)
     for method, path, name, attr in _TABLE:
         app.router.add_route(method, path, getattr(api, attr), name=name)
     return app

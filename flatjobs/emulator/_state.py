@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import enum
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -21,15 +22,17 @@ from flatjobs.models import (
     JobAckDetails,
     JobCompleteDetails,
     JobConfig,
+    JobMode,
     JobStatus,
     JobTrigger,
     JobUpdate,
     evolve,
     from_wire,
+    source_context,
     to_wire,
 )
 
-__all__ = ["EmulatorError", "PlatformState", "SecretRecord"]
+__all__ = ["EmulatorError", "PlatformState", "RawJSON", "SecretRecord"]
 
 
 NOT_STARTED = frozenset(
@@ -73,7 +76,11 @@ class SecretRecord:
     id: str = ""
 
 
-def _created_at(event: Mapping[str, Any]) -> dt.datetime:
+def _created_at(event: Any) -> dt.datetime:
+    if isinstance(event, RawJSON):
+        if event.created_at is None:
+            raise ValueError("no createdAt")
+        return event.created_at
     return from_wire(event["createdAt"], dt.datetime)
 
 
@@ -89,16 +96,39 @@ def _created_at_or_min(event: Any) -> dt.datetime:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """Now, to the millisecond, as the platform writes its timestamps."""
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-_SOURCE_CONTEXT = {
-    "us_wb_": "workbookId",
-    "us_sh_": "sheetId",
-    "us_sp_": "spaceId",
-    "us_fl_": "fileId",
-    "us_dc_": "documentId",
-}
+MAX_PARTS = 1000
+"""The most parts one split may make (a split is refused past it)."""
+
+
+def check_progress(value: Any) -> None:
+    """Progress is a whole number from 0 to 100 (Flatfile's API reference)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise EmulatorError(
+            400, f"progress must be a whole number from 0 to 100, got {value!r:.40}", key="progress"
+        )
+
+
+def _check_enum(body: Mapping[str, Any], key: str, enum: type[enum.StrEnum]) -> None:
+    value = body.get(key)
+    if value is not None and value not in {m.value for m in enum}:
+        allowed = ", ".join(m.value for m in enum)
+        raise EmulatorError(400, f"{key} must be one of {allowed}, got {value!r:.40}", key=key)
+
+
+class RawJSON:
+    """An event stored as the JSON text it came as (one nested too deeply to build from
+    Python values), served verbatim."""
+
+    __slots__ = ("created_at", "text")
+
+    def __init__(self, text: str, created_at: dt.datetime | None) -> None:
+        self.text = text
+        self.created_at = created_at
 
 
 class PlatformState:
@@ -121,6 +151,7 @@ class PlatformState:
         self._events_by_id: dict[str, dict[str, Any]] = {}
         self.secrets: list[SecretRecord] = []
         self._job_context: dict[str, dict[str, Any]] = {}
+        self._mixed_feed = False  # events of other environments, or stored as they came
         self._seq = 0
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
@@ -140,15 +171,12 @@ class PlatformState:
             self._listeners.remove(callback)
 
     def store_event(self, raw: Any) -> None:
-        """Put ``raw`` in the feed in ``createdAt`` order (first, when it has none)."""
-        created = raw.get("createdAt") if isinstance(raw, Mapping) else None
-        try:
-            when = from_wire(created, dt.datetime)
-        except (ValueError, TypeError):
-            index = 0
-        else:
-            index = bisect.bisect_right(self.events, when, key=_created_at_or_min)
+        """Put ``raw`` (a value, or :class:`RawJSON`) in the feed in ``createdAt`` order
+        (first, when it has none)."""
+        when = _created_at_or_min(raw)
+        index = bisect.bisect_right(self.events, when, key=_created_at_or_min)
         self.events.insert(index, raw)
+        self._mixed_feed = True
         if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
             self._events_by_id[raw["id"]] = dict(raw)
 
@@ -172,6 +200,8 @@ class PlatformState:
         }
         if attributes is not None:
             event["attributes"] = dict(attributes)
+        if context.get("environmentId") != self.environment_id:
+            self._mixed_feed = True
         self.events.append(event)
         self._events_by_id[event["id"]] = event
         for callback in self._listeners:
@@ -199,9 +229,9 @@ class PlatformState:
             "environmentId": job.environment_id or self.environment_id,
             "spaceId": job.space_id or self.space_id,
         }
-        for prefix, key in _SOURCE_CONTEXT.items():
-            if job.source and job.source.startswith(prefix):
-                context[key] = job.source
+        context.update(source_context(job.source))
+        if job.created_by:
+            context["actorId"] = job.created_by
         context.update(self._job_context.get(job.id, {}))
         context["jobId"] = job.id
         return context
@@ -231,6 +261,11 @@ class PlatformState:
 
     def create_job(self, body: Any, *, context: Mapping[str, Any] | None = None) -> Job:
         """``POST /jobs``: created, then ready at once for an immediate trigger."""
+        if isinstance(body, Mapping):
+            for key, kind in (("status", JobStatus), ("mode", JobMode), ("trigger", JobTrigger)):
+                _check_enum(body, key, kind)
+            if body.get("progress") is not None:
+                check_progress(body["progress"])
         try:
             config = from_wire(body, JobConfig)
         except ValueError as exc:
@@ -270,6 +305,8 @@ class PlatformState:
 
     def ack(self, job_id: str, body: Any) -> Job:
         """``POST /jobs/{id}/ack``: ready becomes executing; while executing, report progress."""
+        if isinstance(body, Mapping) and body.get("progress") is not None:
+            check_progress(body["progress"])
         details = self._parse(body, JobAckDetails)
         job = self.get_job(job_id)
         self._check(job, "ack")
@@ -277,10 +314,7 @@ class PlatformState:
         if job.status == JobStatus.READY:
             changes["started_at"] = utcnow()
         if details.progress is not None:
-            if not 0 <= details.progress <= 100:
-                raise EmulatorError(
-                    400, f"progress must be within 0..100, got {details.progress}", key="progress"
-                )
+            check_progress(details.progress)
             changes["progress"] = details.progress
         if details.info is not None:
             changes["info"] = details.info
@@ -361,16 +395,39 @@ class PlatformState:
                 "with POST /jobs/{jobId}/ack",
                 key="estimatedCompletionAt",
             )
+        if isinstance(body, Mapping):
+            _check_enum(body, "status", JobStatus)
+            if body.get("progress") is not None:
+                check_progress(body["progress"])
         update = self._parse(body, JobUpdate)
         job = self.get_job(job_id)
         changes = {
             name: value
             for name, value in attrs.asdict(update, recurse=False).items()
-            if name != "extra" and value is not None
+            if name not in ("extra", "status") and value is not None
         }
-        job = self._save(job, **changes)
-        self._emit_job_event("job:updated", job)
+        if update.status is not None and update.status != job.status:
+            # A status changes through the state machine, with its events and timestamps.
+            job = self._transition(job, str(update.status))
+        if changes:
+            job = self._save(job, **changes)
+            self._emit_job_event("job:updated", job)
         return job
+
+    def _transition(self, job: Job, status: str) -> Job:
+        if status == JobStatus.EXECUTING and job.status == JobStatus.READY:
+            return self.ack(job.id, {})
+        if status in (JobStatus.COMPLETE, JobStatus.FAILED):
+            return self.finish(job.id, {}, call="complete" if status == "complete" else "fail")
+        if status == JobStatus.CANCELED:
+            return self.cancel(job.id, {})
+        if status == JobStatus.READY and job.status in NOT_STARTED:
+            return self.execute(job.id)
+        if status == JobStatus.READY and job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+            return self.retry(job.id)
+        raise EmulatorError(
+            400, f"job {job.id} cannot go from {job.status} to {status} by PATCH", key="status"
+        )
 
     def delete(self, job_id: str) -> None:
         """``DELETE /jobs/{id}``."""
@@ -393,6 +450,12 @@ class PlatformState:
         job = self.get_job(job_id)
         self._check(job, "split")
         total = parts if isinstance(parts, int) else len(parts)
+        if total > MAX_PARTS:
+            raise EmulatorError(
+                400, f"a job splits into at most {MAX_PARTS} parts, got {total}", key="parts"
+            )
+        if job.part_execution is not None or any(j.parent_id == job.id for j in self.jobs.values()):
+            raise EmulatorError(400, f"job {job.id} has already been split", key="parts")
         parallel = bool(body.get("runInParallel"))
         job = self._save(job, part_execution="parallel" if parallel else "sequential")
         for index in range(total):
@@ -401,7 +464,10 @@ class PlatformState:
                 "type": str(job.type),
                 "operation": job.operation,
                 "source": job.source,
-                "trigger": JobTrigger.IMMEDIATE.value,
+                # Sequential parts are ready one at a time, in order: the first at once.
+                "trigger": JobTrigger.IMMEDIATE.value
+                if parallel or index == 0
+                else JobTrigger.MANUAL.value,
                 "mode": job.mode,
                 "input": job.input,
                 "part": index,
@@ -417,7 +483,14 @@ class PlatformState:
     def _after_part_ended(self, job: Job) -> None:
         if job.parent_id is None or job.parent_id not in self.jobs:
             return
-        parts = [j for j in self.jobs.values() if j.parent_id == job.parent_id]
+        parts = sorted(
+            (j for j in self.jobs.values() if j.parent_id == job.parent_id),
+            key=lambda p: p.part or 0,
+        )
+        waiting = [p for p in parts if p.status in NOT_STARTED]
+        if waiting and not any(p.status in (JobStatus.READY, JobStatus.EXECUTING) for p in parts):
+            self.execute(waiting[0].id)  # sequential: the next part's turn
+            return
         if any(p.status not in TERMINAL_STATUSES for p in parts):
             return
         parent = self.jobs[job.parent_id]
@@ -475,8 +548,11 @@ class PlatformState:
         event["acknowledgedAt"] = to_wire(utcnow())
         event["acknowledgedBy"] = actor
 
-    def list_events(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
-        """``GET /events`` with since, topic, domain and space filters."""
+    def list_events(
+        self, query: Mapping[str, str], *, size: int | None = None, number: int = 1
+    ) -> list[Any]:
+        """``GET /events`` with since, topic, domain, space and acknowledged filters: page
+        ``number`` of ``size`` (all of them when ``size`` is None), in time order."""
         if not query.get("environmentId"):
             raise EmulatorError(400, "environmentId is required", key="environmentId")
         since: dt.datetime | None = None
@@ -492,24 +568,40 @@ class PlatformState:
         start = (
             0 if since is None else bisect.bisect_left(self.events, since, key=_created_at_or_min)
         )
-        out = []
+        skip = (number - 1) * size if size is not None else 0
+        filtered = (
+            self._mixed_feed
+            or query["environmentId"] != self.environment_id
+            or not include_acked
+            or any(k in query for k in ("spaceId", "domain", "topic"))
+        )
+        if not filtered:  # every event matches: a page is a slice, however big the feed
+            first = start + skip
+            return self.events[first : first + size if size is not None else None]
+        out: list[Any] = []
         for event in itertools.islice(self.events, start, None):
-            context = event.get("context") if isinstance(event, Mapping) else None
-            if not isinstance(context, Mapping):
-                out.append(event)  # stored as hostile as it came: served as it is
+            if not self._listed(event, query, include_acked):
                 continue
-            if context.get("environmentId") != query["environmentId"]:
-                continue
-            if "spaceId" in query and context.get("spaceId") != query["spaceId"]:
-                continue
-            if "domain" in query and event.get("domain") != query["domain"]:
-                continue
-            if "topic" in query and event.get("topic") != query["topic"]:
-                continue
-            if not include_acked and "acknowledgedAt" in event:
+            if skip:
+                skip -= 1
                 continue
             out.append(event)
+            if size is not None and len(out) >= size:
+                break
         return out
+
+    @staticmethod
+    def _listed(event: Any, query: Mapping[str, str], include_acked: bool) -> bool:
+        context = event.get("context") if isinstance(event, Mapping) else None
+        if not isinstance(context, Mapping):
+            return True  # stored as hostile as it came: served as it is
+        return (
+            context.get("environmentId") == query["environmentId"]
+            and ("spaceId" not in query or context.get("spaceId") == query["spaceId"])
+            and ("domain" not in query or event.get("domain") == query["domain"])
+            and ("topic" not in query or event.get("topic") == query["topic"])
+            and (include_acked or "acknowledgedAt" not in event)
+        )
 
     # ----------------------------------------------------------- secrets
 

@@ -9,10 +9,11 @@ once: de-duplication is its job. Those that ship with flatjobs:
 * :class:`MemorySource` yields what a test puts in it.
 """
 
+from ._base import Delivery as Delivery
 from ._base import EventSource as EventSource
 from ._base import SeenIds as SeenIds
 from ._base import event_key as event_key
 from ._memory import MemorySource as MemorySource
 from ._polling import PollingSource as PollingSource
 
-__all__ = ["EventSource", "MemorySource", "PollingSource", "SeenIds", "event_key"]
+__all__ = ["Delivery", "EventSource", "MemorySource", "PollingSource", "SeenIds", "event_key"]

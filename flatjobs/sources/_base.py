@@ -12,7 +12,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EventSource", "SeenIds", "event_key"]
+from flatjobs._event import Delivery
+
+__all__ = ["Delivery", "EventSource", "SeenIds", "event_key"]
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from ._base import SeenIds, event_key
+from ._base import Delivery, SeenIds, event_key
 
 __all__ = ["MemorySource"]
 
@@ -45,7 +45,8 @@ class MemorySource:
             done, event = await self._queue.get()
             if done:
                 return
-            if self._seen is not None and not self._seen.add(event_key(event)):
+            raw = event.raw if isinstance(event, Delivery) else event
+            if self._seen is not None and not self._seen.add(event_key(raw)):
                 self.duplicates += 1
                 continue
             yield event

@@ -1,22 +1,63 @@
-"""``PollingSource``: events from ``GET /v1/events``, as Flatfile's older driver took them."""
+"""``PollingSource``: events from ``GET /v1/events``, as Flatfile's older driver took them.
+
+What it guarantees, and how:
+
+* **A poll commits only when it all succeeded.** Pages are read first; only when every page
+  was read are the events delivered, marked seen and the cursor moved. A failed page means
+  the whole poll is tried again later: nothing is lost.
+* **The cursor trusts no event's clock beyond the server's.** It moves to the newest
+  ``createdAt`` read, but never past the server's own clock (its ``Date`` header, else
+  ours): an event from the year 2999, or from a clock five minutes fast, cannot make later
+  events look old.
+* **A page that cannot be decoded is narrowed down.** It is read again as two halves, and
+  so on, down to the one event that cannot be read; once that event has failed the same
+  way in three polls (so a garbled answer on a bad network never costs an event), it is
+  logged and skipped, and polling goes on.
+* **De-duplication holds for any volume.** Ids are remembered for as long as a poll can
+  read them again (the overlap window), however many there are.
+* **Cheap when idle.** A poll reads what is newer than the cursor; every ``overlap / 2``
+  seconds one reads the whole overlap window again, to find events stored late (up to
+  ``overlap / 2`` seconds late, always).
+* **Bounded.** A poll reads at most ``max_pages`` pages, and stops when the server answers
+  the same page twice (a server that ignores ``pageNumber``).
+* **Any page size, with or without ``pagination``** (Flatfile's events list has none): a
+  poll reads pages until one is empty (or the last by ``pagination``), so a server that
+  applies a smaller page size than asked loses nothing.
+
+Events from before its first poll (by the server's clock) are delivered as *replayed*
+(:class:`~flatjobs.sources.Delivery`): a previous run may have started their jobs, which
+are then run only while still ``ready``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
-from flatjobs.client import FlatfileClient
-from flatjobs.errors import FlatfileError
+from flatjobs.client import FlatfileClient, Page, RetryPolicy
+from flatjobs.errors import FlatfileError, UnexpectedResponseError
 from flatjobs.log import get_logger
 from flatjobs.models import from_wire
 
-from ._base import SeenIds, event_key
+from ._base import Delivery, event_key
 
 __all__ = ["PollingSource"]
 
 _log = get_logger("flatjobs.sources")
+_ONCE = RetryPolicy(attempts=1)  # narrowing reads: a refused page is narrowed, not retried
+_SKIP_AFTER = 3  # polls in which one event fails alike before it is skipped
+_TICK = dt.timedelta(milliseconds=1)  # the resolution of the platform's timestamps
+
+
+def _created_at(raw: Any) -> dt.datetime | None:
+    value = raw.get("createdAt") if isinstance(raw, dict) else None
+    try:
+        return from_wire(value, dt.datetime) if value is not None else None
+    except (ValueError, TypeError, OverflowError):
+        return None
 
 
 class PollingSource:
@@ -27,10 +68,11 @@ class PollingSource:
         interval: seconds between polls while events are flowing.
         max_interval: the longest wait, reached by doubling while idle or failing; it
             bounds how long the first event after a quiet spell waits.
-        overlap: seconds each poll reaches back before the newest event seen, so events
-            stored late or out of order are not missed; duplicates are dropped by id.
-        page_size: events per page; further pages are followed.
-        dedupe_size: how many event ids are remembered.
+        overlap: seconds each full poll reaches back before the newest event seen, so
+            events stored late or out of order are found; duplicates are dropped by id.
+        page_size: events asked per page (rounded down to a power of two, so a page can
+            be narrowed into halves); the server may apply its own.
+        max_pages: the most pages one poll reads; the rest waits for the next poll.
         since: where to start; by default ``overlap`` seconds before now.
         include_acknowledged: also take events another consumer has acknowledged.
     """
@@ -44,8 +86,8 @@ class PollingSource:
         interval: float = 0.5,
         max_interval: float = 2.0,
         overlap: float = 5.0,
-        page_size: int = 100,
-        dedupe_size: int = 10_000,
+        page_size: int = 128,
+        max_pages: int = 200,
         since: dt.datetime | None = None,
         include_acknowledged: bool = True,
     ) -> None:
@@ -53,64 +95,171 @@ class PollingSource:
             raise ValueError(
                 f"need 0 < interval <= max_interval, got {interval} and {max_interval}"
             )
+        if not overlap > 0:
+            raise ValueError(f"overlap must be a positive number of seconds, got {overlap!r}")
+        if page_size < 1 or max_pages < 1:
+            raise ValueError(f"page_size and max_pages must be >= 1, got {page_size}, {max_pages}")
         self.client = client
         self.environment_id = client.require_environment(environment_id)
         self.space_id = space_id
         self.interval = interval
         self.max_interval = max_interval
         self.overlap = dt.timedelta(seconds=overlap)
-        self.page_size = page_size
+        self.page_size = 2 ** int(math.log2(page_size))
+        self.max_pages = max_pages
         self.include_acknowledged = include_acknowledged
-        self.seen = SeenIds(dedupe_size)
         self._cursor = since or dt.datetime.now(dt.UTC) - self.overlap
+        self._seen: dict[str, dt.datetime] = {}  # id -> when it can no longer be read again
+        self._unreadable: dict[int, int] = {}  # a lone event's answer -> polls it failed in
+        self._started: dt.datetime | None = None  # the server's clock at the first poll
+        self._resume: tuple[dt.datetime, int] | None = None  # (since, page) to go on from
+        self._last_full = -math.inf
         self._closed = asyncio.Event()
         self.polls = 0
+        """Polls that succeeded."""
         self.errors = 0
+        """Polls that failed (and were tried again)."""
         self.duplicates = 0
+        """Events read again and dropped: their id was delivered already."""
+        self.skipped = 0
+        """Events that could not be read even alone, logged and skipped."""
 
     async def aclose(self) -> None:
         """Stop polling; the iteration ends."""
         self._closed.set()
 
-    async def poll_once(self) -> list[Any]:
-        """One poll: every page of events since the cursor minus the overlap, new ones only."""
-        since = self._cursor - self.overlap
-        fresh: list[Any] = []
-        page_number = 1
-        while True:
-            page = await self.client.events.list_raw(
-                environment_id=self.environment_id,
-                space_id=self.space_id,
-                since=since,
-                page_size=self.page_size,
-                page_number=page_number,
-                include_acknowledged=self.include_acknowledged,
-            )
-            for raw in page.items:
-                if self.seen.add(event_key(raw)):
-                    fresh.append(raw)
-                    self._advance(raw)
-                else:
-                    self.duplicates += 1
-            count = page.pagination.page_count if page.pagination else None
-            if not page.items or (count is not None and page_number >= count):
-                break
-            if count is None and len(page.items) < self.page_size:
-                break
-            page_number += 1
+    # ----------------------------------------------------------- one poll
+
+    async def poll_once(self) -> list[Delivery]:
+        """One poll (see the module docstring); returns the new events, in feed order.
+
+        Raises:
+            FlatfileError: the poll failed; nothing was committed.
+        """
+        loop = asyncio.get_running_loop()
+        full = loop.time() - self._last_full >= self.overlap.total_seconds() / 2
+        # A tail poll reads what is newer than the newest event seen; what shares its
+        # millisecond, or was stored late, the next full poll finds. A poll that stopped at
+        # its most pages is continued where it stopped.
+        since, first = self._resume or (
+            (self._cursor - self.overlap, 1) if full else (self._cursor + _TICK, 1)
+        )
+        items, server_now, more = await self._read(since, first)
+        self._resume = (since, first + self.max_pages) if more else None
+        # Everything was read: commit.
+        if self._started is None:
+            self._started = server_now or dt.datetime.now(dt.UTC)
+        if full:
+            self._last_full = loop.time()
+        now = server_now or dt.datetime.now(dt.UTC)
+        fresh: list[Delivery] = []
+        newest = self._cursor
+        for raw in items:
+            created = _created_at(raw)
+            key = event_key(raw)
+            if key in self._seen:
+                self.duplicates += 1
+                continue
+            # Remembered while a full poll may read it again: until the cursor is an
+            # overlap past it (an event from the future, until the cursor gets there).
+            self._seen[key] = (created or now) + self.overlap
+            if created is not None:
+                newest = max(newest, min(created, now))  # never past the server's clock
+            replayed = created is None or created < self._started
+            fresh.append(Delivery(raw, replayed=replayed))
+        self._cursor = newest
+        self._forget(now)
+        # A lone event that failed in an earlier poll, and now did not: the network's fault.
+        self._unreadable = {k: n for k, n in self._unreadable.items() if n >= _SKIP_AFTER}
         self.polls += 1
         return fresh
 
-    def _advance(self, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            return
-        try:
-            created = from_wire(raw.get("createdAt"), dt.datetime)
-        except (ValueError, TypeError):
-            return
-        self._cursor = max(self._cursor, created)
+    def _forget(self, now: dt.datetime) -> None:
+        horizon = min(now, self._cursor) - dt.timedelta(seconds=1)
+        if len(self._seen) > 1000 or not self.polls % 50:
+            self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    async def _read(
+        self, since: dt.datetime, first: int
+    ) -> tuple[list[Any], dt.datetime | None, bool]:
+        """Up to ``max_pages`` pages from page ``first`` of the events since ``since``: the
+        events, the server's clock, and whether pages are left."""
+        out: list[Any] = []
+        server_now: dt.datetime | None = None
+        previous: list[str] | None = None
+        for number in range(first, first + self.max_pages):
+            page = await self._page(since, number, self.page_size)
+            server_now = page.server_time or server_now
+            items = page.items  # holes (None) stand for events skipped as unreadable
+            if not items:
+                break
+            keys = [event_key(raw) for raw in items]
+            if keys == previous:
+                _log.warning("the events feed answered the same page twice; this poll stops "
+                             "there (does the server ignore pageNumber?)", page=number)  # fmt: skip
+                break
+            previous = keys
+            out.extend(raw for raw in items if raw is not None)
+            count = page.pagination.page_count if page.pagination else None
+            if count is not None and number >= count:
+                break
+            # Without `pagination`, only an empty page says the feed ends here: a short one
+            # may be the server's own page size.
+        else:
+            _log.info("a poll read its most pages; the next poll goes on from there",
+                      max_pages=self.max_pages)  # fmt: skip
+            return out, server_now, True
+        return out, server_now, False
+
+    async def _page(
+        self, since: dt.datetime, number: int, size: int, retry: RetryPolicy | None = None
+    ) -> Page[Any]:
+        """Page ``number`` of ``size``; one that cannot be read is read again as halves."""
+        try:
+            return await self._list(since, number, size, retry=retry)
+        except UnexpectedResponseError as err:
+            if size == 1:
+                return self._unreadable_event(err)
+            _log.warning("a page of events cannot be read; reading it in halves",
+                         page=number, size=size, error=err.reason)  # fmt: skip
+        half = size // 2
+        first = await self._page(since, 2 * number - 1, half, _ONCE)
+        second = await self._page(since, 2 * number, half, _ONCE)
+        return Page([*first.items, *second.items], None, second.server_time or first.server_time)
+
+    def _unreadable_event(self, err: UnexpectedResponseError) -> Page[Any]:
+        """One event cannot be read. The first times, the poll fails (the answer may have
+        been garbled on the way); once it failed alike in three polls, it is skipped. An
+        answer that is not even the start of a list of events (an HTML page, garbage) is
+        the network's doing, never the event's: the poll fails, and is tried again."""
+        if not isinstance(err.body, str) or not err.body.startswith('{"data":['):
+            raise err
+        key = hash(err.body)
+        failed = self._unreadable[key] = self._unreadable.get(key, 0) + 1
+        if failed < _SKIP_AFTER:
+            raise err
+        if failed == _SKIP_AFTER:
+            self.skipped += 1
+            _log.error("an event in the feed cannot be read; it is skipped", error=err.reason,
+                       answer=str(err.body)[:200])  # fmt: skip
+        return Page([None])  # a hole: not the end of the feed
+
+    async def _list(
+        self, since: dt.datetime, number: int, size: int, *, retry: RetryPolicy | None
+    ) -> Page[Any]:
+        return await self.client.events.list_raw(
+            environment_id=self.environment_id,
+            space_id=self.space_id,
+            since=since,
+            page_size=size,
+            page_number=number,
+            include_acknowledged=self.include_acknowledged,
+            retry=retry,
+        )
+
+    # ----------------------------------------------------------- the stream
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
         wait = self.interval
         while not self._closed.is_set():
             try:
@@ -118,15 +267,12 @@ class PollingSource:
             except FlatfileError as exc:
                 self.errors += 1
                 wait = min(wait * 2, self.max_interval)
-                _log.error(
-                    "polling for events failed; backing off",
-                    error=str(exc),
-                    retry_in=round(wait, 2),
-                )
+                _log.error("polling for events failed; trying again", error=str(exc),
+                           retry_in=round(wait, 2))  # fmt: skip
             else:
                 wait = self.interval if fresh else min(wait * 2, self.max_interval)
-                for raw in fresh:
-                    yield raw
+                for delivery in fresh:
+                    yield delivery
                     if self._closed.is_set():
                         return
             try:

@@ -1,0 +1,226 @@
+"""The reconciliation sweep: jobs the event stream missed, and jobs a crash stranded.
+
+Flatfile never times out a job left ``executing``, and events can be lost on the way (a
+listener that was down, a push channel that dropped a message). The platform itself is
+the record: a :class:`Reconciler` reads the environment's recent jobs (``GET /v1/jobs``,
+newest first, within a look-back) at start and then every ``interval`` seconds, and for
+each job one of the listener's handlers takes:
+
+* still ``ready`` longer than ``ready_grace`` seconds: it is delivered as a ``job:ready``
+  event (replayed: it runs only while still ready). This heals lost events, and runs the
+  jobs that became ready while no listener ran (catch-up after a restart or an outage);
+* ``executing``, not running in this process, and silent for more than three heartbeats
+  of its handler: an orphan (the worker running it stopped). It is failed with a message
+  that says so and a Retry button, or, when its handler opted in
+  (``@jobs.handle(..., on_orphan="rerun")``), delivered to run again.
+
+It is an event source: the runner takes its deliveries through the same door as the
+feed's. It needs no service beyond the platform: with one process, every job ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from ._event import Delivery
+from ._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
+from .errors import FlatfileError, JobError
+from .log import get_logger
+from .models import Job, JobStatus, Next, source_context, to_wire
+
+if TYPE_CHECKING:
+    from ._listener import Listener
+    from .client import FlatfileClient
+
+__all__ = ["ORPHAN_MESSAGE", "Reconciler", "SweepReport", "job_event"]
+
+ORPHAN_MESSAGE: Final = (
+    "The worker running this job stopped before it finished. Retry to run it again."
+)
+_log = get_logger("flatjobs.reconcile")
+
+
+def job_event(job: Job, topic: str = "job:ready") -> dict[str, Any]:
+    """The ``job:*`` event the platform emits for ``job``, rebuilt from the job itself."""
+    context: dict[str, Any] = {"environmentId": job.environment_id, "spaceId": job.space_id}
+    context.update(source_context(job.source))
+    context["jobId"] = job.id
+    payload: dict[str, Any] = {
+        "job": job.job_name,
+        "domain": str(job.type),
+        "operation": job.operation,
+        "status": str(job.status),
+        "isPart": job.parent_id is not None,
+    }
+    if job.input is not None:
+        payload["input"] = job.input
+    when = job.updated_at or job.created_at or dt.datetime.now(dt.UTC)
+    return {
+        "id": f"us_evt_sweep_{job.id}",
+        "topic": topic,
+        "domain": "job",
+        "context": {k: v for k, v in context.items() if v is not None},
+        "payload": payload,
+        "createdAt": to_wire(when),
+    }
+
+
+@attrs.define
+class SweepReport:
+    """What one sweep found."""
+
+    jobs: int = 0
+    """Jobs read."""
+    ready: int = 0
+    """Ready jobs delivered to run."""
+    orphans_failed: int = 0
+    """Orphaned jobs failed with a Retry button."""
+    orphans_rerun: int = 0
+    """Orphaned jobs delivered to run again (their handler opted in)."""
+
+
+class Reconciler:
+    """The reconciliation sweep (see the module docstring); an event source for a runner.
+
+    Args:
+        listener: whose handlers decide which jobs are ours.
+        client: the API client (by default the listener's).
+        interval: seconds between sweeps (the first runs at once).
+        lookback: how far back, by creation time, jobs are read.
+        ready_grace: seconds a job may stay ready before the sweep runs it (its event may
+            still be on its way).
+        page_size, max_pages: how jobs are read, newest first.
+    """
+
+    def __init__(
+        self,
+        listener: Listener,
+        *,
+        client: FlatfileClient | None = None,
+        interval: float = 60.0,
+        lookback: float = 3600.0,
+        ready_grace: float = 10.0,
+        page_size: int = 100,
+        max_pages: int = 10,
+    ) -> None:
+        if not interval > 0 or not lookback > 0 or ready_grace < 0:
+            raise ValueError(
+                "interval and lookback must be positive and ready_grace >= 0 seconds, got "
+                f"{interval!r}, {lookback!r} and {ready_grace!r}"
+            )
+        self.listener = listener
+        self._client = client
+        self.interval = interval
+        self.lookback = dt.timedelta(seconds=lookback)
+        self.ready_grace = dt.timedelta(seconds=ready_grace)
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self.sweeps = 0
+        self.last = SweepReport()
+        self._closed = asyncio.Event()
+
+    @property
+    def client(self) -> FlatfileClient:
+        """The client the sweep reads and fails jobs with."""
+        return self._client or self.listener.client
+
+    async def aclose(self) -> None:
+        """Stop sweeping; the iteration ends."""
+        self._closed.set()
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        while not self._closed.is_set():
+            try:
+                deliveries = await self.sweep()
+            except FlatfileError as err:
+                _log.error("the reconciliation sweep failed; trying again later", error=str(err))
+            else:
+                for delivery in deliveries:
+                    yield delivery
+            try:
+                await asyncio.wait_for(self._closed.wait(), self.interval)
+            except TimeoutError:
+                continue
+
+    async def sweep(self) -> list[Delivery]:
+        """One sweep: the deliveries to run; orphans not to re-run are failed here.
+
+        Raises:
+            FlatfileError: the jobs could not be read.
+        """
+        report = SweepReport()
+        out: list[Delivery] = []
+        async for job, now in self._recent_jobs():
+            report.jobs += 1
+            if job.id in running_jobs():
+                continue
+            if job.status == JobStatus.READY:
+                if job.updated_at is None or now - job.updated_at >= self.ready_grace:
+                    event = job_event(job)
+                    if self.listener.match(event):
+                        report.ready += 1
+                        out.append(Delivery(event, replayed=True))
+            elif job.status == JobStatus.EXECUTING:
+                delivery = await self._orphan(job, now, report)
+                if delivery is not None:
+                    out.append(delivery)
+        self.sweeps += 1
+        self.last = report
+        if report.ready or report.orphans_failed or report.orphans_rerun:
+            _log.info("reconciliation sweep", **attrs.asdict(report))
+        return out
+
+    async def _orphan(self, job: Job, now: dt.datetime, report: SweepReport) -> Delivery | None:
+        event = job_event(job)
+        if not self.listener.match(event):
+            return None  # not one of ours
+        heartbeat, rerun = self._policy(event)
+        if heartbeat is None or job.updated_at is None:
+            return None  # no heartbeats: silence says nothing
+        if now - job.updated_at <= dt.timedelta(seconds=3 * heartbeat):
+            return None  # alive, somewhere
+        if rerun:
+            report.orphans_rerun += 1
+            _log.warning("an orphaned job is run again", job_id=job.id, job=job.job_name)
+            return Delivery(event, replayed=True, orphaned=True)
+        _log.warning("an orphaned job is failed so the user can retry it", job_id=job.id,
+                     job=job.job_name, silent_for=str(now - job.updated_at))  # fmt: skip
+        details = failure_details(JobError(ORPHAN_MESSAGE, next=Next.retry("Retry")))
+        try:
+            await self.client.jobs.fail(job.id, details)
+        except FlatfileError as err:
+            _log.error("could not fail an orphaned job", job_id=job.id, error=str(err))
+        else:
+            report.orphans_failed += 1
+        return None
+
+    def _policy(self, event: dict[str, Any]) -> tuple[float | None, bool]:
+        """The heartbeat and orphan policy of the handler that takes ``event``."""
+        for router in self.listener.routers():
+            select = getattr(router, "select", None)
+            route = select(event) if select is not None else None
+            if route is not None and route.handler is not None:
+                return route.heartbeat, route.on_orphan == "rerun"
+        return DEFAULT_HEARTBEAT, False  # a plain callback: the lifecycle's default
+
+    async def _recent_jobs(self) -> AsyncIterator[tuple[Job, dt.datetime]]:
+        """The environment's jobs created within the look-back, newest first, each with the
+        server's clock when its page was read: its ``Date`` header, whole seconds rounded
+        down, so a job is never judged older than it is (a live job is never an orphan)."""
+        for number in range(1, self.max_pages + 1):
+            page = await self.client.jobs.list(
+                sort_direction="desc", page_size=self.page_size, page_number=number
+            )
+            now = page.server_time or dt.datetime.now(dt.UTC)
+            for job in page:
+                if job.created_at is not None and now - job.created_at > self.lookback:
+                    return
+                yield job, now
+            count = page.pagination.page_count if page.pagination else None
+            if len(page) < self.page_size or (count is not None and number >= count):
+                return
