@@ -40,6 +40,8 @@ from ._runner import RunStats as RunStats
 from ._runner import run as run
 from ._tick import Tick as Tick
 from .client import FlatfileClient as FlatfileClient
+from .client import Record as Record
+from .client import RecordPage as RecordPage
 from .client import RetryPolicy as RetryPolicy
 from .client import set_testing as set_testing
 from .errors import ConfigurationError as ConfigurationError
@@ -91,6 +93,8 @@ __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     "run",
     # the API
     "FlatfileClient",
+    "Record",
+    "RecordPage",
     "RetryPolicy",
     "set_testing",
     # errors

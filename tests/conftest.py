@@ -80,6 +80,8 @@ class Recorded:
     raw: bytes
     raw_path: str = ""
     """The path as it came on the wire, still percent-encoded."""
+    raw_query: str = ""
+    """The query string as it came on the wire."""
 
 
 Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]] | str
@@ -131,6 +133,7 @@ class RecordingServer:
             json=_json_or_text(raw),
             raw=raw,
             raw_path=request.raw_path.partition("?")[0],
+            raw_query=request.query_string,
         )
         self.requests.append(rec)
         if self.script:
@@ -146,6 +149,8 @@ class RecordingServer:
         assert not isinstance(reply, str)
         status, body, *rest = reply
         headers = rest[0] if rest else {}
+        if status == 304:
+            return web.Response(status=304, headers=headers)
         return web.json_response(body, status=status, headers=headers)
 
 

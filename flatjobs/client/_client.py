@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Self, TypeVar, overload
 
 import aiohttp
+import attrs
 import yarl
 
 from flatjobs import _meta
@@ -21,13 +23,17 @@ from flatjobs.errors import (
 from flatjobs.log import get_logger, register_secret
 
 from ._events import EventsAPI
+from ._files import DocumentsAPI, FilesAPI, SpacesAPI
 from ._jobs import JobsAPI
+from ._records import RecordsAPI
 from ._secrets import SecretsAPI
+from ._sheets import SheetsAPI, WorkbooksAPI
 from ._transport import (
     RETRYABLE_STATUSES,
     Answer,
     Decoder,
     Endpoint,
+    Form,
     RetryPolicy,
     anything,
     decode_body,
@@ -151,6 +157,12 @@ class FlatfileClient:
         self.jobs = JobsAPI(self)
         self.events = EventsAPI(self)
         self.secrets = SecretsAPI(self)
+        self.records = RecordsAPI(self)
+        self.sheets = SheetsAPI(self)
+        self.workbooks = WorkbooksAPI(self)
+        self.files = FilesAPI(self)
+        self.spaces = SpacesAPI(self)
+        self.documents = DocumentsAPI(self)
 
     def __repr__(self) -> str:
         return (
@@ -216,11 +228,14 @@ class FlatfileClient:
         *ids: str,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        form: Form | None = None,
         decode: Decoder[T] = anything,
         retry: RetryPolicy | None = None,
     ) -> T:
         """Send ``endpoint`` (its ``{}`` filled with ``ids``, each quoted) with retries (by
         ``retry``, or the client's policy), and return the answer as ``decode`` reads it.
+        ``body`` is sent as JSON; ``form`` as multipart (retried only when it can be sent
+        again: a stream read once is sent once).
 
         Raises:
             InvalidRequestError: an id or the body cannot be sent (nothing was sent).
@@ -229,25 +244,67 @@ class FlatfileClient:
             FlatfileConnectionError: no answer could be had, after any retries.
         """
         path = endpoint.path(*ids)
-        data = encode_json(body) if body is not None else None
+        payload = form if form is not None else (encode_json(body) if body is not None else None)
         params_list = query(params) if params else None
-        return await self._send(
-            endpoint.method, path, params_list, data, decode, retry or self.retry
+        policy = retry or self.retry
+        if isinstance(payload, Form) and not payload.replayable:
+            policy = attrs.evolve(policy, attempts=1)
+        return await self._send(endpoint.method, path, params_list, payload, decode, policy)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, endpoint: Endpoint, *ids: str, params: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Open ``endpoint``'s answer as a stream of bytes (a download): ``async with
+        client.stream(...) as chunks: async for chunk in chunks``. Retried until the answer
+        starts; a failure after that raises :class:`FlatfileConnectionError`.
+        """
+        path = endpoint.path(*ids)
+        shown_path = "/v1" + path
+        response = await self._send(
+            endpoint.method, path, query(params) if params else None, None, None, self.retry
         )
+        try:
+            yield _chunks(response, endpoint.method, shown_path)
+        finally:
+            response.release()
+
+    @overload
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]] | None,
+        payload: bytes | Form | None,
+        decode: Decoder[T],
+        policy: RetryPolicy,
+    ) -> T: ...
+
+    @overload
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]] | None,
+        payload: bytes | Form | None,
+        decode: None,
+        policy: RetryPolicy,
+    ) -> aiohttp.ClientResponse: ...
 
     async def _send(
         self,
         method: str,
         path: str,
         params: list[tuple[str, str]] | None,
-        data: bytes | None,
-        decode: Decoder[T],
+        payload: bytes | Form | None,
+        decode: Decoder[T] | None,
         policy: RetryPolicy,
-    ) -> T:
+    ) -> T | aiohttp.ClientResponse:
+        """One call with retries. With no ``decode``, the answer's response is returned
+        open, its body unread, once its status is a success (the caller releases it)."""
         session = self._get_session()
         url = self.base_url + path
         shown_path = "/v1" + path
-        request_headers = None if self._owns_session else self._headers
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.deadline
         attempt = 0
@@ -267,14 +324,18 @@ class FlatfileClient:
                 extra["timeout"] = aiohttp.ClientTimeout(
                     total=min(remaining, policy.request_timeout)
                 )
+            data, headers = self._payload(payload)
             wait_hint: float | None = None
+            response: aiohttp.ClientResponse | None = None
             try:
-                async with session.request(
-                    method, url, params=params, data=data, headers=request_headers, **extra
-                ) as resp:
-                    status = resp.status
-                    raw = await resp.read()
-                    answer_headers = resp.headers
+                response = await session.request(
+                    method, url, params=params, data=data, headers=headers, **extra
+                )
+                status = response.status
+                answer_headers = response.headers
+                if decode is None and status < 400:
+                    return response  # a stream: its body is the caller's to read
+                raw = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 _log.debug(
@@ -293,7 +354,7 @@ class FlatfileClient:
                     duration_ms=elapsed_ms,
                 )
                 decoded = decode_body(raw)
-                if status < 400:
+                if status < 400 and decode is not None:
                     try:
                         return decode(Answer(status, decoded, answer_headers))
                     except ValueError as exc:  # what cattrs and the decoders raise
@@ -303,9 +364,29 @@ class FlatfileClient:
                     if status not in RETRYABLE_STATUSES:
                         raise failure
                     wait_hint = retry_after(answer_headers)
+            finally:
+                if response is not None and (decode is not None or response.status >= 400):
+                    response.release()
             if attempt >= policy.attempts:
                 raise failure
             wait = policy.delay(attempt, wait_hint)
             if loop.time() + wait >= deadline:
                 raise failure
             await asyncio.sleep(wait)
+
+    def _payload(self, payload: bytes | Form | None) -> tuple[Any, Mapping[str, str] | None]:
+        """The data and headers of one attempt (a multipart form is built afresh each time)."""
+        base = None if self._owns_session else self._headers
+        if not isinstance(payload, Form):
+            return payload, base
+        writer = payload.build()
+        return writer, {**(base or {}), "Content-Type": writer.content_type}
+
+
+async def _chunks(response: aiohttp.ClientResponse, method: str, path: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            yield chunk
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        raise FlatfileConnectionError(method, path, f"the download broke off: {reason}") from exc

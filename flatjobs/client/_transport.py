@@ -19,11 +19,13 @@ import datetime as dt
 import email.utils
 import json
 import math
+import os
 import random
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from typing import Any, Final, Generic, TypeVar
 
+import aiohttp
 import attrs
 
 from flatjobs.errors import InvalidRequestError, UnexpectedResponseError
@@ -33,6 +35,7 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "Answer",
     "Endpoint",
+    "Form",
     "Page",
     "RetryPolicy",
     "encode_json",
@@ -219,6 +222,56 @@ def _non_finite(value: Any, where: str) -> str:
         elif isinstance(item, list | tuple):
             stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
     return where
+
+
+class Form:
+    """A multipart body, built afresh for each attempt.
+
+    Args:
+        fields: plain text parts, in order (``None`` values are left out).
+        file: ``(name, content, content_type)`` of the file part named ``file``; content is
+            bytes or a path (both can be sent again), or an async iterable of bytes (sent
+            once: a request with it is not retried).
+        json_parts: parts holding JSON text, one per item, all under ``json_name``.
+    """
+
+    def __init__(
+        self,
+        fields: Mapping[str, str | None],
+        file: tuple[str, bytes | os.PathLike[str] | AsyncIterable[bytes], str] | None = None,
+        *,
+        json_name: str = "actions",
+        json_parts: list[Any] | None = None,
+    ) -> None:
+        self.fields = {k: v for k, v in fields.items() if v is not None}
+        self.file = file
+        self.json_name = json_name
+        self.json_parts = json_parts or []
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be sent again (no one-shot stream in it)."""
+        return self.file is None or isinstance(self.file[1], bytes | os.PathLike)
+
+    def build(self) -> aiohttp.MultipartWriter:
+        """The body of one attempt."""
+        # The parts in the order Flatfile's own SDK sends them: the fields, the file, then
+        # one text part of JSON per item.
+        writer = aiohttp.MultipartWriter("form-data")
+        for name, value in self.fields.items():
+            part = writer.append(value)
+            part.set_content_disposition("form-data", name=name)
+        if self.file is not None:
+            name, content, content_type = self.file
+            payload: Any = content
+            if isinstance(content, os.PathLike):
+                payload = open(content, "rb")  # noqa: SIM115 - aiohttp reads and closes it
+            part = writer.append(payload, {"Content-Type": content_type})
+            part.set_content_disposition("form-data", name="file", filename=name)
+        for item in self.json_parts:
+            part = writer.append(encode_json(item).decode())
+            part.set_content_disposition("form-data", name=self.json_name)
+        return writer
 
 
 # --------------------------------------------------------------------------- answers
