@@ -65,6 +65,7 @@ from .models import Next as Next
 from .sources import EventSource as EventSource
 from .sources import MemorySource as MemorySource
 from .sources import PollingSource as PollingSource
+from .sources import PushSource as PushSource
 
 __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     # listening and jobs
@@ -87,6 +88,7 @@ __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     "EventSource",
     "MemorySource",
     "PollingSource",
+    "PushSource",
     "Reconciler",
     "RunStats",
     "Runner",

@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime as dt
+import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
@@ -66,6 +67,7 @@ from .errors import (
     JobTimeout,
     UnexpectedResponseError,
 )
+from .instruments import _instruments, notify
 from .log import get_logger, shorten
 from .models import (
     TERMINAL_STATUSES,
@@ -182,13 +184,13 @@ def observe_jobs(callback: Callable[[JobResult], None]) -> Iterator[None]:
         _observer.reset(token)
 
 
-def _report(job_id: str, status: Any, error: BaseException | None = None) -> None:
+def _report(result: JobResult) -> None:
     callback = _observer.get()
     if callback is not None:
         try:
-            callback(JobResult(job_id, status, error))
+            callback(result)
         except Exception:
-            _log.exception("a job observer failed", job_id=job_id)
+            _log.exception("a job observer failed", job_id=result.job_id)
 
 
 # --------------------------------------------------------------------------- bodies
@@ -359,6 +361,7 @@ class JobLifecycle:
         self.closed = False
         self._ended = False  # the job was ended from outside the body (a timeout's watchdog)
         self._owns_claim = True
+        self._started = time.perf_counter()
         self._task: asyncio.Task[Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._tick: _JobTick | None = None
@@ -399,6 +402,9 @@ class JobLifecycle:
             except BaseException:
                 self._release()
                 raise
+            self._alive()
+        if _instruments:
+            notify("job_started", self.job_id, self.event.payload.get("job"))
         coalescer = Coalescer(
             self._send_progress,
             interval=self.progress_interval,
@@ -424,11 +430,11 @@ class JobLifecycle:
             # reconciliation sweep looks at the job again.
             self.log.warning("could not read a replayed job's status; not running it now",
                              error=str(err))  # fmt: skip
-            _report(self.job_id, "skipped")
+            self._report("skipped")
             raise JobSkipped(self.job_id, f"its status could not be read: {err}") from err
         if status != wanted:
             self.log.info("a replayed event's job is not run again", status=str(status))
-            _report(self.job_id, "skipped")
+            self._report("skipped")
             raise JobSkipped(self.job_id, f"it is {status}, not {wanted}")
 
     async def _ack(self) -> None:
@@ -440,7 +446,7 @@ class JobLifecycle:
             failure: FlatfileError = err
         except FlatfileError as err:
             ended = await self._ack_failed(err)
-            _report(self.job_id, "skipped" if ended else "failed", None if ended else err)
+            self._report("skipped" if ended else "failed", None if ended else err)
             raise
         else:
             failure = UnexpectedResponseError(
@@ -454,7 +460,7 @@ class JobLifecycle:
             return
         if status == JobStatus.CANCELED:
             self.log.info("job was canceled before it started")
-            _report(self.job_id, "canceled")
+            self._report("canceled")
             raise JobCancelled(self.job_id)
         if status not in TERMINAL_STATUSES:
             # An ack "succeeded" but the job is not executing: read where it really is.
@@ -462,7 +468,7 @@ class JobLifecycle:
             if status == JobStatus.EXECUTING:
                 return
         ended = await self._ack_failed(failure)
-        _report(self.job_id, "skipped" if ended else "failed", None if ended else failure)
+        self._report("skipped" if ended else "failed", None if ended else failure)
         raise failure
 
     async def _ack_failed(self, err: FlatfileError) -> bool:
@@ -474,7 +480,7 @@ class JobLifecycle:
             status = await self._status()
             if status == JobStatus.CANCELED:
                 self.log.info("job was canceled before it started")
-                _report(self.job_id, "canceled")
+                self._report("canceled")
                 raise JobCancelled(self.job_id) from err
             if status in TERMINAL_STATUSES:
                 self.log.warning("job has already ended; not running it again", status=str(status))
@@ -513,6 +519,8 @@ class JobLifecycle:
             return None
         if job.status == JobStatus.CANCELED:
             self._cancel_body("platform")
+        else:
+            self._alive()
         return job
 
     def _cancel_body(self, reason: Literal["platform", "timeout"]) -> None:
@@ -542,9 +550,21 @@ class JobLifecycle:
         async def end() -> None:
             await coalescer.close(flush=False)
             await self._end("fail", failure_details(error))
-            _report(self.job_id, "failed", error)
+            self._report("failed", error)
 
         _spawn(end())
+
+    def _report(self, status: Any, error: BaseException | None = None) -> None:
+        """The job ended as ``status``: tell the observer and the instruments."""
+        result = JobResult(self.job_id, status, error)
+        _report(result)
+        if _instruments:
+            seconds = time.perf_counter() - self._started
+            notify("job_ended", result, seconds, self.event.payload.get("job"))
+
+    def _alive(self) -> None:
+        if _instruments:
+            notify("job_alive", self.job_id)
 
     async def _status(self) -> str | None:
         try:
@@ -594,7 +614,7 @@ class JobLifecycle:
             self.log.warning("listener stopped while the job ran; failing it so it can be retried")
             details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
             await _shielded(self._end("fail", details))
-            _report(self.job_id, "failed", exc)
+            self._report("failed", exc)
             return False
         if reason is not None:
             await coalescer.close(flush=False)
@@ -602,14 +622,14 @@ class JobLifecycle:
                 self.log.warning("the job's body ignored its cancellation", reason=reason)
         if reason == "platform":
             self.log.info("job was canceled on the platform; body cancelled")
-            _report(self.job_id, "canceled")
+            self._report("canceled")
             raise JobCancelled(self.job_id) from None
         if reason == "timeout":
             assert self.timeout is not None
             error = JobTimeout(self.job_id, self.timeout)
             self.log.error("job timed out; failing it", timeout=self.timeout)
             await _shielded(self._end("fail", failure_details(error)))
-            _report(self.job_id, "failed", error)
+            self._report("failed", error)
             raise error from None
         await coalescer.close(flush=True)
         if exc is not None:
@@ -620,22 +640,22 @@ class JobLifecycle:
                     "job failed", error=f"{type(exc).__name__}: {_text(exc)}", exc_info=exc
                 )
             await _shielded(self._end("fail", failure_details(exc)))
-            _report(self.job_id, "failed", exc)
+            self._report("failed", exc)
             return False
         if self.awaiting_parts:
             if self.debug:
                 self.log.info("job split; it ends when its parts have completed")
-            _report(self.job_id, "split")
+            self._report("split")
             return False
         try:
             await _shielded(self._complete(tick._completion or DEFAULT_COMPLETION))
         except JobCancelled:
-            _report(self.job_id, "canceled")
+            self._report("canceled")
             raise
         except FlatfileError as err:
-            _report(self.job_id, "failed", err)
+            self._report("failed", err)
             raise
-        _report(self.job_id, "complete")
+        self._report("complete")
         return False
 
     async def _complete(self, details: JobCompleteDetails) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -95,6 +95,8 @@ class Reconciler:
         ready_grace: seconds a job may stay ready before the sweep runs it (its event may
             still be on its way).
         page_size, max_pages: how jobs are read, newest first.
+        running: whether a job runs somewhere now, however that is known (the distributed
+            mode asks its leases); by default, whether it runs in this process.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Reconciler:
         ready_grace: float = 10.0,
         page_size: int = 100,
         max_pages: int = 10,
+        running: Callable[[Job], Awaitable[bool]] | None = None,
     ) -> None:
         if not interval > 0 or not lookback > 0 or ready_grace < 0:
             raise ValueError(
@@ -120,6 +123,7 @@ class Reconciler:
         self.ready_grace = dt.timedelta(seconds=ready_grace)
         self.page_size = page_size
         self.max_pages = max_pages
+        self._running = running
         self.sweeps = 0
         self.last = SweepReport()
         self._closed = asyncio.Event()
@@ -157,7 +161,9 @@ class Reconciler:
         out: list[Delivery] = []
         async for job, now in self._recent_jobs():
             report.jobs += 1
-            if job.id in running_jobs():
+            if job.id in running_jobs() or (
+                self._running is not None and await self._running(job)
+            ):
                 continue
             if job.status == JobStatus.READY:
                 if job.updated_at is None or now - job.updated_at >= self.ready_grace:

@@ -46,6 +46,7 @@ import attrs
 from ._event import FlatfileEvent
 from ._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
 from .errors import FlatfileError, InvalidEventError, JobError
+from .instruments import _instruments, notify
 from .log import get_logger, shorten
 from .models import Next
 from .sources import Delivery, EventSource
@@ -197,12 +198,17 @@ class Runner:
                 )
 
     async def _consume(self, source: EventSource) -> None:
+        name = "sweep" if source is self.sweep else type(source).__name__.removesuffix("Source")
         async for raw in source:
             self.stats.received += 1
+            if _instruments:
+                notify("event_received", name.lower())
             try:  # the door: an event is checked here, once
                 event = FlatfileEvent.parse(raw)
             except InvalidEventError as exc:
                 self.stats.invalid += 1
+                if _instruments:
+                    notify("event_invalid")
                 inner = raw.raw if isinstance(raw, Delivery) else raw
                 event_id = inner.get("id") if isinstance(inner, dict) else None
                 _log.error(
@@ -226,6 +232,8 @@ class Runner:
             task = asyncio.create_task(self._dispatch(event, job_id), context=context)
             self._tasks[task] = event
             self.stats.dispatched += 1
+            if _instruments:
+                notify("event_dispatched", event)
 
     async def _dispatch(self, event: FlatfileEvent, job_id: str | None) -> None:
         try:

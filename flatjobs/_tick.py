@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._progress import ProgressUpdate
+from .instruments import _instruments, notify
 from .log import get_logger
 from .models import JobCompleteDetails, JobOutcome
 
@@ -193,6 +194,7 @@ class Coalescer:
         self.sent = 0
         """How many progress updates were sent to the API."""
         self.coalesced = 0
+        self._coalesced_reported = 0
         """How many ticks were folded into a later update instead of being sent."""
         self.heartbeats = 0
         """How many of the updates sent were heartbeats."""
@@ -286,6 +288,9 @@ class Coalescer:
             self.sent += 1
             self._current = update
             self._last_sent = self._loop.time()
+            if _instruments:
+                notify("progress_sent", self._name, self.coalesced - self._coalesced_reported)
+                self._coalesced_reported = self.coalesced
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -20,6 +20,7 @@ from flatjobs.errors import (
     FlatfileConnectionError,
     FlatfileError,
 )
+from flatjobs.instruments import _instruments, notify
 from flatjobs.log import get_logger, register_secret
 
 from ._events import EventsAPI
@@ -249,7 +250,19 @@ class FlatfileClient:
         policy = retry or self.retry
         if isinstance(payload, Form) and not payload.replayable:
             policy = attrs.evolve(policy, attempts=1)
-        return await self._send(endpoint.method, path, params_list, payload, decode, policy)
+        if not _instruments:
+            return await self._send(endpoint.method, path, params_list, payload, decode, policy)
+        started, status = time.perf_counter(), None
+        try:
+            result = await self._send(endpoint.method, path, params_list, payload, decode, policy)
+            status = 200
+            return result
+        except FlatfileAPIError as err:
+            status = err.status
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            notify("http_call", endpoint.name, endpoint.method, status, seconds)
 
     @contextlib.asynccontextmanager
     async def stream(

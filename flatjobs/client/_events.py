@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from flatjobs.models import Event, from_wire
+from flatjobs.models import Event, Subscription, from_wire
 
 from ._transport import Decoder, Endpoint, Page, RetryPolicy, data_object, page_of, success
 
@@ -19,8 +19,10 @@ LIST: Final = Endpoint("GET", "/events", "events.list")
 CREATE: Final = Endpoint("POST", "/events", "events.create")
 GET: Final = Endpoint("GET", "/events/{}", "events.get")
 ACK: Final = Endpoint("POST", "/events/{}/ack", "events.ack")
+SUBSCRIPTION: Final = Endpoint("GET", "/subscription", "events.subscription")
 
 _event = data_object(Event)
+_subscription = data_object(Subscription)
 _raw_page: Decoder[Page[Any]] = page_of(None)
 
 
@@ -81,6 +83,12 @@ class EventsAPI:
             include_acknowledged=include_acknowledged,
         )
         return Page([from_wire(e, Event) for e in page.items], page.pagination)
+
+    async def subscription(self, scope: str | None = None) -> Subscription:
+        """``GET /subscription``: credentials for the push channel of events of ``scope``
+        (an environment id, by default the client's, or a space id)."""
+        params = {"scope": scope or self._client.require_environment(None)}
+        return await self._client.call(SUBSCRIPTION, params=params, decode=_subscription)
 
     async def get(self, event_id: str) -> Event:
         """``GET /events/{id}``."""

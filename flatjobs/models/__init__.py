@@ -82,6 +82,7 @@ from ._jobs import Pagination as Pagination
 from ._jobs import RetryNext as RetryNext
 from ._jobs import Secret as Secret
 from ._jobs import SnapshotNext as SnapshotNext
+from ._jobs import Subscription as Subscription
 from ._jobs import UnknownNext as UnknownNext
 from ._jobs import UrlNext as UrlNext
 from ._jobs import ViewNext as ViewNext
@@ -141,6 +142,7 @@ __all__ = [
     "SnapshotNext",
     "Space",
     "SpaceConfig",
+    "Subscription",
     "UnknownNext",
     "UrlNext",
     "ValidationMessage",

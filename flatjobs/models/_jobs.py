@@ -608,6 +608,18 @@ class Pagination:
 
 
 @_model
+class Subscription:
+    """Credentials for Flatfile's push channel of events (``GET /v1/subscription``): a
+    PubNub subscribe key and a token good for ``ttl`` minutes."""
+
+    subscribe_key: str
+    token: str = attrs.field(repr=False)
+    account_id: str | None = None
+    ttl: float | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@_model
 class Secret:
     """A secret; ``value`` is hidden from ``repr`` so it never reaches a log by accident."""
 

@@ -5,6 +5,8 @@ raw events (wire JSON, possibly malformed: the runner checks them where they ent
 optional ``aclose()`` is awaited when the runner stops. A source delivers each event id
 once: de-duplication is its job. Those that ship with flatjobs:
 
+* :class:`PushSource` takes events pushed on Flatfile's own channel, the feed filling any
+  gap: the lowest latency;
 * :class:`PollingSource` polls ``GET /v1/events`` of an environment;
 * :class:`MemorySource` yields what a test puts in it.
 """
@@ -15,5 +17,16 @@ from ._base import SeenIds as SeenIds
 from ._base import event_key as event_key
 from ._memory import MemorySource as MemorySource
 from ._polling import PollingSource as PollingSource
+from ._push import DEFAULT_PUSH_ORIGIN as DEFAULT_PUSH_ORIGIN
+from ._push import PushSource as PushSource
 
-__all__ = ["Delivery", "EventSource", "MemorySource", "PollingSource", "SeenIds", "event_key"]
+__all__ = [
+    "DEFAULT_PUSH_ORIGIN",
+    "Delivery",
+    "EventSource",
+    "MemorySource",
+    "PollingSource",
+    "PushSource",
+    "SeenIds",
+    "event_key",
+]

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from flatjobs.instruments import _instruments, notify
+
 from ._base import Delivery, SeenIds, event_key
 
 __all__ = ["MemorySource"]
@@ -48,5 +50,7 @@ class MemorySource:
             raw = event.raw if isinstance(event, Delivery) else event
             if self._seen is not None and not self._seen.add(event_key(raw)):
                 self.duplicates += 1
+                if _instruments:
+                    notify("event_duplicate")
                 continue
             yield event

@@ -39,6 +39,7 @@ from typing import Any
 
 from flatjobs.client import FlatfileClient, Page, RetryPolicy
 from flatjobs.errors import FlatfileError, UnexpectedResponseError
+from flatjobs.instruments import _instruments, notify
 from flatjobs.log import get_logger
 from flatjobs.models import from_wire
 
@@ -128,6 +129,31 @@ class PollingSource:
         """Stop polling; the iteration ends."""
         self._closed.set()
 
+    def observe(self, raw: Any) -> bool:
+        """Note an event another path delivered (a push channel): it is not delivered again,
+        and the cursor moves past it. Returns False when it was delivered already."""
+        key = event_key(raw)
+        if key in self._seen:
+            self._duplicate()
+            return False
+        created = _created_at(raw)
+        now = dt.datetime.now(dt.UTC)
+        self._seen[key] = (created or now) + self.overlap
+        if created is not None:
+            self._cursor = max(self._cursor, min(created, now))
+        return True
+
+    def _duplicate(self) -> None:
+        self.duplicates += 1
+        if _instruments:
+            notify("event_duplicate")
+
+    async def backfill(self) -> list[Delivery]:
+        """A full poll now (the whole overlap window before the newest event seen, and all
+        after it): what a gap in another path (a push channel) may have missed."""
+        self._last_full = -math.inf
+        return await self.poll_once()
+
     # ----------------------------------------------------------- one poll
 
     async def poll_once(self) -> list[Delivery]:
@@ -158,7 +184,7 @@ class PollingSource:
             created = _created_at(raw)
             key = event_key(raw)
             if key in self._seen:
-                self.duplicates += 1
+                self._duplicate()
                 continue
             # Remembered while a full poll may read it again: until the cursor is an
             # overlap past it (an event from the future, until the cursor gets there).

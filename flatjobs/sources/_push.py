@@ -1,0 +1,241 @@
+"""``PushSource``: events pushed on Flatfile's own channel, as ``flatfile develop`` gets them.
+
+Flatfile publishes every event of an environment on a PubNub channel,
+``environment.<environmentId>`` (or ``space.<spaceId>``). ``GET /v1/subscription`` gives a
+subscribe key and a token good for ``ttl`` minutes; PubNub's subscribe call is an HTTP
+long-poll: ``GET /v2/subscribe/<key>/<channel>/0?tt=<timetoken>&auth=<token>`` answers
+with the messages published after that timetoken, and the next timetoken.
+
+PubNub's delivery is at most once: it keeps a short buffer only, so a disconnect, a token
+refresh or a restart can lose messages. This source therefore fills every gap from the
+events feed (``GET /v1/events`` since the last event it saw, through a
+:class:`~flatjobs.sources.PollingSource` that shares its memory of what was delivered):
+after it starts, after any reconnection, after an answer it could not read, and after a
+token refresh on access denied. A disconnect loses nothing; an event that came both ways
+is delivered once.
+
+The token is refreshed before it expires (at 80 % of ``ttl``) and whenever the channel
+answers 403. Reconnections back off exponentially, with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import aiohttp
+import yarl
+
+from flatjobs.client import FlatfileClient
+from flatjobs.errors import ConfigurationError, FlatfileError
+from flatjobs.log import get_logger
+from flatjobs.models import Subscription
+
+from ._base import Delivery
+from ._polling import PollingSource
+
+__all__ = ["DEFAULT_PUSH_ORIGIN", "PushSource"]
+
+DEFAULT_PUSH_ORIGIN: Final = "https://ps.pndsn.com"
+"""PubNub's own host, which Flatfile's channel is on (``FLATFILE_PUSH_ORIGIN`` overrides)."""
+_log = get_logger("flatjobs.sources")
+_FULL: Final = 100  # the most messages PubNub puts in one answer (and keeps per channel)
+
+
+class _Denied(Exception):
+    """The channel refused the token (403)."""
+
+
+class _Unreadable(Exception):
+    """A subscribe answer that is not what the protocol returns."""
+
+
+def push_origin(given: str | None = None) -> str:
+    """The push host: ``given``, else ``FLATFILE_PUSH_ORIGIN``, else PubNub's own.
+
+    Raises:
+        ConfigurationError: the value is not an http(s) URL (not echoed: it may be a secret).
+    """
+    value = given or os.environ.get("FLATFILE_PUSH_ORIGIN") or DEFAULT_PUSH_ORIGIN
+    try:
+        url = yarl.URL(value)
+    except ValueError:
+        url = yarl.URL()
+    if url.scheme not in ("http", "https") or not url.host or url.user or url.query_string:
+        raise ConfigurationError(
+            "the push origin (FLATFILE_PUSH_ORIGIN) must be a plain http(s) URL such as "
+            "https://ps.pndsn.com (its value is not shown: it may be a secret)"
+        )
+    return str(url).rstrip("/")
+
+
+class PushSource:
+    """Events pushed on Flatfile's channel, with the feed filling every gap (see above).
+
+    Args:
+        client: the API client (its environment id is used unless one is given).
+        space_id: listen on that space's channel instead of the environment's.
+        origin: the push host (``FLATFILE_PUSH_ORIGIN``, else PubNub's own); the emulator
+            serves one on its own port (``emulator.env()`` sets it).
+        hold: seconds a long-poll may wait for an answer (the server answers before that:
+            PubNub after 280 s, the emulator sooner).
+        max_backoff: the longest wait between reconnection attempts.
+        overlap: as :class:`PollingSource`'s, for the feed that fills gaps.
+    """
+
+    def __init__(
+        self,
+        client: FlatfileClient,
+        *,
+        environment_id: str | None = None,
+        space_id: str | None = None,
+        origin: str | None = None,
+        hold: float = 310.0,
+        max_backoff: float = 10.0,
+        overlap: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.environment_id = client.require_environment(environment_id)
+        self.space_id = space_id
+        self.origin = push_origin(origin)
+        self.hold = hold
+        self.max_backoff = max_backoff
+        self.channel = f"space.{space_id}" if space_id else f"environment.{self.environment_id}"
+        self.feed = PollingSource(
+            client, environment_id=self.environment_id, space_id=space_id, overlap=overlap
+        )
+        self._closed = asyncio.Event()
+        self._credentials: Subscription | None = None
+        self._refresh_at = 0.0
+        self.connected = False
+        """Whether the channel answers now (the last long-poll was answered)."""
+        self.received = 0
+        """Messages received on the channel."""
+        self.backfilled = 0
+        """Events the feed filled in after a gap."""
+        self.refreshes = 0
+        """Token refreshes (before expiry, or on access denied)."""
+        self.reconnects = 0
+        """Reconnections after a failure."""
+
+    @property
+    def duplicates(self) -> int:
+        """Events dropped because they came both ways, or twice."""
+        return self.feed.duplicates
+
+    async def aclose(self) -> None:
+        """Stop listening; the iteration ends."""
+        self._closed.set()
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        timeout = aiohttp.ClientTimeout(total=self.hold, connect=10.0)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            timetoken, region = "0", ""
+            gap = True  # at start, the feed fills in what happened before we listened
+            backoff = 0.5
+            while not self._closed.is_set():
+                try:
+                    if self._credentials is None or time.monotonic() >= self._refresh_at:
+                        await self._refresh()
+                    if timetoken == "0":
+                        timetoken, region, _ = await self._subscribe(session, "0", "")
+                    if gap:
+                        for delivery in await self.feed.backfill():
+                            self.backfilled += 1
+                            yield delivery
+                        gap = False
+                    timetoken, region, messages = await self._subscribe(session, timetoken, region)
+                except _Denied:
+                    _log.info("the push channel refused the token; refreshing it")
+                    self._credentials = None
+                    gap = True
+                    continue
+                except _Unreadable as exc:
+                    # Start again from now, and let the feed bring what the answer held.
+                    _log.warning("a push answer could not be read; resubscribing", error=str(exc))
+                    timetoken, gap = "0", True
+                    continue
+                except (aiohttp.ClientError, TimeoutError, FlatfileError) as exc:
+                    self.connected = False
+                    self.reconnects += 1
+                    wait = backoff * random.uniform(0.8, 1.2)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    _log.warning("the push channel failed; reconnecting", error=str(exc),
+                                 retry_in=round(wait, 2))  # fmt: skip
+                    gap = True
+                    if await self._wait(wait):
+                        return
+                    continue
+                backoff = 0.5
+                self.connected = True
+                if len(messages) >= _FULL:
+                    gap = True  # a full answer: the channel's buffer may have overflowed
+                for message in messages:
+                    raw = _event_of(message)
+                    self.received += 1
+                    if self.feed.observe(raw):
+                        yield Delivery(raw)
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless closed first; True when closed."""
+        try:
+            await asyncio.wait_for(self._closed.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _refresh(self) -> None:
+        scope = self.space_id or self.environment_id
+        self._credentials = await self.client.events.subscription(scope)
+        self.refreshes += 1
+        ttl = self._credentials.ttl or 15.0
+        self._refresh_at = time.monotonic() + ttl * 60 * 0.8
+
+    async def _subscribe(
+        self, session: aiohttp.ClientSession, timetoken: str, region: str
+    ) -> tuple[str, str, list[Any]]:
+        """One subscribe call: the next timetoken and region, and the messages."""
+        assert self._credentials is not None
+        credentials = self._credentials
+        key = credentials.subscribe_key
+        url = f"{self.origin}/v2/subscribe/{key}/{self.channel}/0"
+        params = {"tt": timetoken, "uuid": credentials.account_id or "flatjobs",
+                  "auth": credentials.token}  # fmt: skip
+        if region:
+            params["tr"] = region
+        async with session.get(url, params=params) as resp:
+            status = resp.status
+            raw = await resp.read()
+        if status == 403:
+            raise _Denied()
+        if status != 200:
+            raise aiohttp.ClientResponseError(
+                resp.request_info, (), status=status, message=f"push channel answered {status}"
+            )
+        try:
+            answer = json.loads(raw)
+            cursor = answer["t"]
+            messages = answer["m"]
+            next_timetoken, next_region = str(cursor["t"]), str(cursor.get("r") or "")
+        except (ValueError, RecursionError, KeyError, TypeError) as exc:
+            raise _Unreadable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        if not isinstance(messages, list):
+            raise _Unreadable("`m` is not a list")
+        return next_timetoken, next_region, messages
+
+
+def _event_of(message: Any) -> Any:
+    """The event a message carries: its ``d``, an object or a JSON string of one (passed
+    on as it is when it is neither: the runner's door logs and skips it)."""
+    data = message.get("d") if isinstance(message, dict) else message
+    if isinstance(data, str):
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            return data
+    return data
