@@ -10,11 +10,22 @@ add it to your own structlog chain to protect your log lines too::
 
 flatjobs' own log lines also cut every text value at :data:`MAX_LOGGED_CHARS`, so an event
 with a megabyte-long id or topic cannot write megabytes of logs.
+
+A library does not decide its host's logging. Until structlog is configured (by your
+application, or by ``flatjobs run``/``dev``), flatjobs' lines go to the standard library's
+:mod:`logging`, under loggers named ``flatjobs.*``: with logging left alone, that is warnings
+and errors on stderr, and nothing else. Configure either to see more::
+
+    logging.basicConfig(level=logging.INFO)        # flatjobs' info lines, as text
+    logging.getLogger("flatjobs.client").setLevel(logging.DEBUG)   # and every HTTP call
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -107,15 +118,20 @@ def redact_tokens(
     return event_dict
 
 
-_DEBUG = 10
+_DEBUG = logging.DEBUG
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}  # fmt: skip
 
 
-def _debug_enabled() -> bool:
-    """Whether structlog's configured wrapper would emit a debug line.
+def _debug_enabled(name: str) -> bool:
+    """Whether a debug line of logger ``name`` would be emitted.
 
-    Native filtering loggers answer ``is_enabled_for`` without an instance; any other
-    wrapper is assumed to want the line (it decides itself).
+    Without structlog configured, the standard library's logger decides. Native filtering
+    loggers answer ``is_enabled_for`` without an instance; any other wrapper is assumed to
+    want the line (it decides itself).
     """
+    if not structlog.is_configured():
+        return logging.getLogger(name).isEnabledFor(_DEBUG)
     wrapper = structlog.get_config()["wrapper_class"]
     check = getattr(wrapper, "is_enabled_for", None)
     if check is None:
@@ -143,6 +159,9 @@ class _RedactingLogger:
         return _RedactingLogger(self._name, {**self._context, **kw})
 
     def _log(self, level: str, event: str, kw: dict[str, Any]) -> None:
+        if not structlog.is_configured():
+            self._log_std(_LEVELS[level], event, kw)
+            return
         exc = kw.get("exc_info")
         if isinstance(exc, BaseException):
             kw.setdefault("error", _describe(exc))
@@ -153,8 +172,24 @@ class _RedactingLogger:
             fields["exc_info"] = exc
         getattr(structlog.get_logger(self._name), level)(_redact_value(event), **fields)
 
+    def _log_std(self, level: int, event: str, kw: dict[str, Any]) -> None:
+        """The line, as text, through the standard library's logger of the same name."""
+        std = logging.getLogger(self._name)
+        if not std.isEnabledFor(level):
+            return
+        exc = kw.pop("exc_info", None)
+        if exc is True:
+            exc = sys.exc_info()[1]
+        if isinstance(exc, BaseException):
+            kw.setdefault("error", _describe(exc))
+        fields = _redact_value({**self._context, **kw})
+        text = " ".join([_redact_value(event), *(f"{k}={v!r}" for k, v in fields.items())])
+        if isinstance(exc, BaseException):
+            text += "\n" + redact_text("".join(traceback.format_exception(exc)).rstrip())
+        std.log(level, "%s", text)
+
     def debug(self, event: str, **kw: Any) -> None:
-        if _debug_enabled():
+        if _debug_enabled(self._name):
             self._log("debug", event, kw)
 
     def info(self, event: str, **kw: Any) -> None:
