@@ -38,7 +38,7 @@ from .client import FlatfileClient
 from .errors import ConfigurationError
 from .log import redact_tokens
 from .models import JobStatus
-from .sources import PollingSource
+from .sources import EventSource, PollingSource, PushSource
 
 __all__ = ["TargetError", "load_target", "main"]
 
@@ -149,7 +149,17 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--environment-id", help="overrides FLATFILE_ENVIRONMENT_ID")
     run_cmd.add_argument("--space-id", help="only events of this space")
     run_cmd.add_argument(
-        "--interval", type=float, default=0.5, help="seconds between polls (default: %(default)s)"
+        "--source",
+        choices=("push", "poll"),
+        default="poll",
+        help="how events arrive: pushed on Flatfile's channel, with the events feed filling "
+        "any gap, or by polling the events feed (default: %(default)s)",
+    )
+    run_cmd.add_argument(
+        "--interval",
+        type=float,
+        default=0.5,
+        help="with --source poll, seconds between polls (default: %(default)s)",
     )
     run_cmd.add_argument(
         "--sweep-interval",
@@ -225,12 +235,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source(args: argparse.Namespace, client: FlatfileClient) -> EventSource:
+    """The event source ``--source`` names."""
+    if args.source == "push":
+        return PushSource(client, space_id=args.space_id)
+    return PollingSource(client, space_id=args.space_id, interval=args.interval)
+
+
 async def _run(args: argparse.Namespace) -> int:
     listener = load_target(args.target)
     client = FlatfileClient(environment_id=args.environment_id)
     client.require_environment(None)
     listener.client = client
-    source = PollingSource(client, space_id=args.space_id, interval=args.interval)
+    source = _source(args, client)
     sweep = (
         Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
                    lookback=args.lookback)
