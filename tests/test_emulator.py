@@ -439,7 +439,10 @@ async def test_every_request_is_recorded(emu: Emulator, client: FlatfileClient) 
 
 
 async def _fault_pattern(seed: int) -> list[int | None]:
-    async with Emulator(seed=seed) as emu, client_for(emu, retry=RetryPolicy(attempts=1)) as c:
+    async with (
+        Emulator(fault_seed=seed) as emu,
+        client_for(emu, retry=RetryPolicy(attempts=1)) as c,
+    ):
         emu.faults.add(routes="jobs.get", rate=0.5, status=503)
         job_id = emu.trigger("a:b").id
         for _ in range(30):

@@ -65,7 +65,7 @@ async def test_five_hundred_jobs_through_a_broken_network_each_end_and_run_once(
     tmp_path: Path,
 ) -> None:
     runs = tmp_path / "runs"
-    async with Emulator(seed=11) as emu, FaultProxy(emu.url, seed=11) as proxy:
+    async with Emulator(fault_seed=11) as emu, FaultProxy(emu.url, seed=11) as proxy:
         for kind, rate, params in (
             ("reset_before", 0.04, {}), ("reset_after", 0.04, {}), ("stall", 0.02, {"seconds": 1}),
             ("truncate", 0.03, {}), ("garbage", 0.03, {}), ("html", 0.02, {}),

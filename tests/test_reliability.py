@@ -71,7 +71,7 @@ async def test_a_thousand_jobs_under_faults_each_run_once_and_end_once() -> None
             raise JobError("asked to fail", next=flatjobs.Next.retry())
         return "done"
 
-    async with Emulator(seed=2026) as emu, client_for(emu, retry=policy) as client:
+    async with Emulator(fault_seed=2026) as emu, client_for(emu, retry=policy) as client:
         faults(emu)
         listener = Listener(client=client).use(jobs)
         source = PollingSource(client, interval=0.01, max_interval=0.05, page_size=200)

@@ -1,8 +1,11 @@
-"""A local emulator of Flatfile's Jobs and Events API, for development and tests.
+"""A local emulator of Flatfile's API, for development and tests.
 
-It follows SPEC §2: the ``/v1`` endpoints with the ``{"data": ...}`` envelope, the job
-state machine, the events of a job's life, multi-part jobs, secrets and bearer auth. State
-lives in memory; it starts in milliseconds.
+It follows Flatfile's API: the ``/v1`` endpoints with the ``{"data": ...}`` envelope, the
+job state machine, the events of a job's life, multi-part jobs, secrets and bearer auth;
+and the data a job works on: spaces, workbooks, sheets and their records (validated as the
+platform does: required fields, enum options, handlers' own messages), commits, files and
+documents, with the events their changes emit. State lives in memory; it starts in
+milliseconds, and a seed (see :meth:`Emulator.seed`) fills it.
 
 >>> from flatjobs import FlatfileClient
 >>> async def main() -> None:
@@ -17,26 +20,42 @@ complete
 
 Differences from the hosted platform, by design: ``POST /jobs`` without ``trigger`` makes
 a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``; the PubNub
-subscription endpoint (``GET /v1/subscription``) is not served: listeners poll the feed.
+subscription endpoint (``GET /v1/subscription``) is not served: listeners poll the feed; a
+``PUT`` of records that changes nothing answers 200 with the current ids, never a bodiless
+304; nothing is extracted from an uploaded file; ``q`` (FFQL) queries are refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Self
 
 from aiohttp import web
 
-from flatjobs.models import TERMINAL_STATUSES, Job
+from flatjobs.models import (
+    TERMINAL_STATUSES,
+    Document,
+    File,
+    Job,
+    RecordCounts,
+    Sheet,
+    Space,
+    Workbook,
+    from_wire,
+)
 
 from ._app import BODY_TIMEOUT, ROUTES, RecordedRequest, build_app
+from ._data import DataStore
 from ._faults import Fault, FaultInjector, FaultPlan
+from ._seed import Seeded, SeedError, SeedSource, load_seed
 from ._state import EmulatorError, PlatformState, RawJSON
 
 __all__ = [
     "ROUTES",
+    "DataStore",
     "Emulator",
     "EmulatorError",
     "Fault",
@@ -44,6 +63,9 @@ __all__ = [
     "FaultPlan",
     "PlatformState",
     "RecordedRequest",
+    "SeedError",
+    "SeedSource",
+    "Seeded",
 ]
 
 DEFAULT_TOKEN = "sk_emulator_local"
@@ -57,11 +79,20 @@ class Emulator:
         token: the bearer token requests must carry; others get 401.
         environment_id: the environment its jobs and events belong to.
         host, port: where to listen; port 0 picks a free port (see :attr:`url`).
-        seed: seeds fault injection, so faults are reproducible.
+        seed: data to start with: a dict or the path of a JSON file in the seed format
+            (see :meth:`seed`); the ids it created are in :attr:`seeded`.
+        fault_seed: seeds fault injection, so faults are reproducible.
         parts_shape: how ``job:parts-completed`` reports parts: ``"counts"`` or ``"list"``
             (the platform has been seen sending both).
-        record: keep a :class:`RecordedRequest` for every request in :attr:`requests`.
+        record: keep a :class:`RecordedRequest` for every request in :attr:`requests`
+            (bodies included: pass ``False`` when inserting hundreds of thousands of records).
         body_timeout: seconds a request's body may take to arrive (then: 408).
+
+    Attributes:
+        state: the jobs, events and secrets (:class:`PlatformState`).
+        data: spaces, workbooks, sheets, records, files and documents (:class:`DataStore`);
+            the default space ``us_sp_emulator`` is there from the start.
+        seeded: the ids every seed so far created, by name (:class:`Seeded`).
     """
 
     def __init__(
@@ -71,7 +102,8 @@ class Emulator:
         environment_id: str = DEFAULT_ENVIRONMENT,
         host: str = "127.0.0.1",
         port: int = 0,
-        seed: int = 0,
+        seed: SeedSource | None = None,
+        fault_seed: int = 0,
         parts_shape: Literal["counts", "list"] = "counts",
         record: bool = True,
         body_timeout: float = BODY_TIMEOUT,
@@ -82,12 +114,16 @@ class Emulator:
         self.host = host
         self.port = port
         self.state = PlatformState(environment_id=environment_id, parts_shape=parts_shape)
-        self.faults = FaultInjector(seed)
+        self.data = DataStore(self.state)
+        self.seeded = Seeded()
+        self.faults = FaultInjector(fault_seed)
         self.requests: list[RecordedRequest] = []
         self._record = record
         self._runner: web.AppRunner | None = None
         self._waiters: list[tuple[str, frozenset[str], asyncio.Future[Job]]] = []
         self.state.on_event(self._wake_waiters)
+        if seed is not None:
+            self.seed(seed)
 
     def __repr__(self) -> str:
         return f"Emulator(url={self.url if self._runner else None!r}, token='[redacted]')"
@@ -102,6 +138,7 @@ class Emulator:
             faults=self.faults,
             record=self.requests.append if self._record else None,
             body_timeout=self.body_timeout,
+            data=self.data,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -151,8 +188,49 @@ class Emulator:
         mode: str = "foreground",
     ) -> Job:
         """Play a user clicking an action: create ``"<domain>:<operation>"`` as an immediate
-        job, so ``job:created`` and ``job:ready`` follow."""
+        job, so ``job:created`` and ``job:ready`` follow.
+
+        Without ``source``, a workbook, sheet, file or document job is about the oldest one
+        the emulator holds (a seeded one, say), else about a made-up id. A source the
+        emulator holds gives the events its context: ``spaceId``, ``workbookId``,
+        ``sheetSlug``..."""
+        if source is None:
+            source = self.data.first(job.partition(":")[0])
         return self.state.user_action(job, source=source, input=input, context=context, mode=mode)
+
+    def trigger_action(
+        self,
+        target: str,
+        operation: str,
+        *,
+        input: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Play a user clicking the action ``operation`` configured on ``target`` (a
+        workbook, sheet, file, document or space: its id, a sheet's slug or a workbook's
+        name): the job ``<domain>:<operation>`` is created, immediate, in the action's
+        ``mode`` (``foreground`` when it has none), its source the target, its events'
+        context naming the space, workbook, sheet and ``actionName``.
+
+        Raises:
+            LookupError: no such target, or it has no action with that operation.
+        """
+        resource = self._resolve(target)
+        domain, actions = self.data.actions_of(resource)
+        wanted = operation.removeprefix(f"{domain}:")
+        action = next((a for a in actions if a.get("operation") == wanted), None)
+        if action is None:
+            offered = ", ".join(repr(a.get("operation")) for a in actions) or "none"
+            raise LookupError(
+                f"{domain} {resource} has no action with operation {wanted!r} (it has {offered})"
+            )
+        return self.state.user_action(
+            f"{domain}:{wanted}",
+            source=resource,
+            input=input,
+            context=context,
+            mode=str(action.get("mode") or "foreground"),
+        )
 
     def ack_outcome(self, job_id: str) -> Job:
         """Play the user clicking the outcome dialog's button."""
@@ -165,6 +243,113 @@ class Emulator:
     def retry(self, job_id: str) -> Job:
         """Play the user clicking Retry on a failed or canceled job."""
         return self.state.retry(job_id)
+
+    # ----------------------------------------------------------- data
+
+    def seed(self, source: SeedSource, *, events: bool = False) -> Seeded:
+        """Create the spaces, workbooks, sheets, records, documents and files ``source``
+        describes (a dict, or the path of a JSON file), silently unless ``events``; the ids
+        created, also merged into :attr:`seeded`.
+
+        A seed is ``{"spaces": [...], "workbooks": [...], "documents": [...], "files":
+        [...]}`` (the top-level ones go in the default space). Each object takes the fields
+        of the API's create call, plus an optional fixed ``id``; a space holds
+        ``workbooks``, ``documents`` and ``files``; a workbook ``sheets``; a sheet
+        ``fields`` (``type`` defaults to ``string``; ``"required": true`` and ``"options":
+        [...]`` are shorthands) and ``records``: ``[{field: value}]``, or the path of a CSV
+        file (header row: field keys), relative to the seed file. A file has a ``name`` and
+        a ``path`` or a ``content``::
+
+            emu.seed({"workbooks": [{"name": "Contacts", "sheets": [{
+                "name": "Contacts", "slug": "contacts",
+                "fields": [{"key": "email", "required": True}],
+                "records": [{"email": "ann@example.com"}],
+            }]}]})
+            emu.sheet("contacts").id
+
+        Raises:
+            SeedError: the seed cannot be read or holds something the API would refuse.
+        """
+        if isinstance(source, int):
+            raise TypeError(
+                "seed is the data an emulator starts with (a dict or a JSON file); the seed "
+                f"of fault injection is fault_seed={source}"
+            )
+        created = load_seed(self.data, source, events=events)
+        self.seeded = self.seeded.merged(created)
+        return created
+
+    def _resolve(self, name: str, *, kind: str | None = None, workbook: str | None = None) -> str:
+        """The id of a resource named by its id, a sheet's slug, or a workbook's or space's
+        name (of ``kind`` only, when given)."""
+        data = self.data
+        tables: dict[str, Mapping[str, object]] = {
+            "sheet": data.sheets,
+            "workbook": data.workbooks,
+            "space": data.spaces,
+        }
+        if name in tables[kind] if kind is not None else bool(data.locate(name)):
+            return name
+        found: list[str] = []
+        if kind in (None, "sheet"):
+            within = self._resolve(workbook, kind="workbook") if workbook is not None else None
+            found += [
+                s.id
+                for s in data.sheets.values()
+                if s.slug == name and within in (None, s.workbook.id)
+            ]
+        if kind in (None, "workbook"):
+            found += [w.id for w in data.workbooks.values() if w.name == name]
+        if kind in (None, "space"):
+            found += [s.id for s in data.spaces.values() if s.name == name]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise LookupError(f"no {kind or 'workbook, sheet or space'} {name!r}")
+        raise LookupError(f"{name!r} names {len(found)} of them ({', '.join(found)}): use an id")
+
+    def space(self, name_or_id: str) -> Space:
+        """The space with that id or name, as ``GET /spaces/{id}`` answers it."""
+        return from_wire(self.data.get_space(self._resolve(name_or_id, kind="space")), Space)
+
+    def workbook(self, name_or_id: str) -> Workbook:
+        """The workbook with that id or name, as ``GET /workbooks/{id}`` answers it."""
+        workbook_id = self._resolve(name_or_id, kind="workbook")
+        return from_wire(self.data.get_workbook(workbook_id), Workbook)
+
+    def sheet(self, slug_or_id: str, *, workbook: str | None = None) -> Sheet:
+        """The sheet with that id or slug (in ``workbook``, a name or id, when several
+        workbooks have the slug), as ``GET /sheets/{id}`` answers it.
+
+        Raises:
+            LookupError: no such sheet, or the slug is ambiguous.
+        """
+        sheet_id = self._resolve(slug_or_id, kind="sheet", workbook=workbook)
+        return from_wire(self.data.get_sheet(sheet_id), Sheet)
+
+    def records(self, sheet: str, *, workbook: str | None = None) -> list[dict[str, Any]]:
+        """Every record of a sheet (id or slug) as wire JSON, in order, with every cell's
+        messages and each record's ``versionId`` and ``commitId``; a copy, yours to change."""
+        sheet_id = self._resolve(sheet, kind="sheet", workbook=workbook)
+        return copy.deepcopy(self.data.records_of(sheet_id))
+
+    def counts(self, sheet: str, *, workbook: str | None = None) -> RecordCounts:
+        """The sheet's record counts (total, valid, error, errors by field)."""
+        sheet_id = self._resolve(sheet, kind="sheet", workbook=workbook)
+        return from_wire(self.data.counts(sheet_id, {})["counts"], RecordCounts)
+
+    def file(self, file_id: str) -> File:
+        """The file, as ``GET /files/{id}`` answers it."""
+        return from_wire(self.data.get_file(file_id), File)
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a file (uploaded, or seeded)."""
+        return self.data.file_content(file_id)[0]
+
+    def documents(self, space: str | None = None) -> list[Document]:
+        """The documents of a space (id or name; the default space without one)."""
+        space_id = self._resolve(space, kind="space") if space else self.state.space_id
+        return [from_wire(d, Document) for d in self.data.list_documents(space_id)]
 
     def add_secret(
         self, name: str, value: str, *, space_id: str | None = None, actor_id: str | None = None
@@ -276,13 +461,18 @@ async def serve(
     port: int = 8080,
     token: str = DEFAULT_TOKEN,
     environment_id: str = DEFAULT_ENVIRONMENT,
+    seed: SeedSource | None = None,
 ) -> None:
-    """Run an emulator until cancelled (``flatjobs emulator``)."""
-    async with Emulator(
-        host=host, port=port, token=token, environment_id=environment_id, record=False
-    ) as emu:
+    """Run an emulator until cancelled (``flatjobs emulator``), with ``seed``'s data."""
+    emulator = Emulator(
+        host=host, port=port, token=token, environment_id=environment_id, record=False, seed=seed
+    )
+    async with emulator as emu:
         print(f"flatjobs emulator listening on {emu.url}", flush=True)
         for key, value in emu.env().items():
             shown = value if key != "FLATFILE_BEARER_TOKEN" or token == DEFAULT_TOKEN else "<yours>"
             print(f"  export {key}={shown}", flush=True)
+        for kind in ("spaces", "workbooks", "sheets", "documents", "files"):
+            for name, ident in getattr(emu.seeded, kind).items():
+                print(f"  seeded {kind[:-1]} {name}: {ident}", flush=True)
         await asyncio.Event().wait()

@@ -1,10 +1,21 @@
-"""The emulator's aiohttp application: SPEC §2's routes under ``/v1``, auth, faults, records."""
+"""The emulator's aiohttp application: the routes under ``/v1``, auth, faults, records.
+
+Jobs, events and secrets are served from :class:`PlatformState`; spaces, workbooks, sheets,
+records, commits, files and documents from :class:`DataStore`. Each route has a name
+(``jobs.ack``, ``records.list``...) that fault rules select on.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import email.message
+import email.parser
+import email.utils
 import json
 import math
+import re
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -13,6 +24,8 @@ from aiohttp import web
 
 from flatjobs.models import Job, to_wire
 
+from ._checks import Params
+from ._data import FILES_PAGE_SIZE, SPACES_PAGE_SIZE, DataStore, paused_gc
 from ._faults import FaultInjector
 from ._state import EmulatorError, PlatformState, RawJSON
 
@@ -36,6 +49,14 @@ class RecordedRequest:
 
 def _data(value: Any, status: int = 200) -> web.Response:
     return web.json_response({"data": value}, status=status, dumps=_dumps)
+
+
+def _fast(value: Any) -> web.Response:
+    """``{"data": value}`` for the data store's answers, built fresh by the store and so
+    free of cycles: the encoder's cycle check (a fifth of the time of a page of 10,000
+    records) is skipped."""
+    text = json.dumps({"data": value}, separators=(",", ":"), check_circular=False)
+    return web.Response(text=text, content_type="application/json")
 
 
 def _dumps(value: Any) -> str:
@@ -86,18 +107,88 @@ def _raw_list(items: list[Any]) -> web.Response:
     return web.Response(text='{"data":[' + ",".join(parts) + "]}", content_type="application/json")
 
 
+# The body the middleware parsed for the recording, handed to the handler it calls (in the
+# same task), so that a large batch of records is parsed once.
+_PARSED: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar(
+    "flatjobs_emulator_body", default=None
+)
+
+
+def _parse(raw: bytes) -> Any:
+    """A request body as JSON; NaN and Infinity (also as ``1e999``) are refused."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
+        raise EmulatorError(400, f"request body is not valid JSON: {exc}") from exc
+
+
+def _params(request: web.Request) -> Params:
+    """The query, each name with all its values (``ids=a&ids=b``)."""
+    query = request.query
+    return {key: query.getall(key) for key in query}
+
+
+def _bytes(content: bytes, content_type: str, name: str) -> web.Response:
+    """A download: the bytes as they are, named for a browser's save dialog."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
+    quoted = urllib.parse.quote(name, safe="")
+    return web.Response(
+        body=content,
+        headers={
+            "Content-Type": content_type,
+            "Content-Disposition": f'attachment; filename="{fallback}"; '
+            f"filename*=UTF-8''{quoted}",
+        },
+    )
+
+
+def _form(content_type: str, raw: bytes) -> list[tuple[str, str | None, str | None, bytes]]:
+    """Each part of a ``multipart/form-data`` body: (name, file name, content type, bytes).
+
+    Parsed here from the body already read (the middleware reads every body once, with a
+    deadline and a size limit), byte-exact: a file's content is never decoded."""
+    header = email.message.Message()
+    header["Content-Type"] = content_type
+    boundary = header.get_param("boundary")
+    if header.get_content_type() != "multipart/form-data" or not isinstance(boundary, str):
+        raise EmulatorError(400, "POST /files takes a multipart/form-data body with a boundary")
+    parts = []
+    for chunk in raw.split(b"--" + boundary.encode("latin-1"))[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        chunk = chunk.removeprefix(b"\r\n")
+        head, sep, content = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            raise EmulatorError(400, "a multipart part has no blank line after its headers")
+        headers = email.parser.BytesHeaderParser().parsebytes(head + b"\r\n\r\n")
+        name = headers.get_param("name", header="content-disposition")
+        if name is None:
+            continue
+        parts.append(
+            (
+                email.utils.collapse_rfc2231_value(name),
+                headers.get_filename(),
+                headers.get_content_type() if headers.get("content-type") else None,
+                content.removesuffix(b"\r\n"),
+            )
+        )
+    return parts
+
+
 class _Api:
-    def __init__(self, state: PlatformState) -> None:
+    def __init__(self, state: PlatformState, data: DataStore) -> None:
         self.state = state
+        self.data = data
 
     async def _json(self, request: web.Request) -> Any:
-        raw = await request.read()
-        if not raw:
-            return None
-        try:
-            return json.loads(raw, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError) as exc:
-            raise EmulatorError(400, f"request body is not valid JSON: {exc}") from exc
+        return self._parsed(await request.read())
+
+    @staticmethod
+    def _parsed(raw: bytes) -> Any:
+        parsed = _PARSED.get()
+        return parsed[0] if parsed is not None else _parse(raw)
 
     @staticmethod
     def _job(job: Job) -> web.Response:
@@ -189,6 +280,162 @@ class _Api:
     async def list_secrets(self, request: web.Request) -> web.Response:
         return _data(self.state.list_secrets(request.query))
 
+    # ----------------------------------------------------------- spaces and documents
+
+    async def list_spaces(self, request: web.Request) -> web.Response:
+        return _page(self.data.list_spaces(_params(request)), request.query, SPACES_PAGE_SIZE)
+
+    async def create_space(self, request: web.Request) -> web.Response:
+        return _data(self.data.create_space(await self._json(request)))
+
+    async def get_space(self, request: web.Request) -> web.Response:
+        return _data(self.data.get_space(request.match_info["space_id"]))
+
+    async def update_space(self, request: web.Request) -> web.Response:
+        space_id = request.match_info["space_id"]
+        return _data(self.data.update_space(space_id, await self._json(request)))
+
+    async def delete_space(self, request: web.Request) -> web.Response:
+        self.data.delete_space(request.match_info["space_id"])
+        return _data({"success": True})
+
+    async def list_documents(self, request: web.Request) -> web.Response:
+        return _data(self.data.list_documents(request.match_info["space_id"]))
+
+    async def create_document(self, request: web.Request) -> web.Response:
+        space_id = request.match_info["space_id"]
+        return _data(self.data.create_document(space_id, await self._json(request)))
+
+    async def get_document(self, request: web.Request) -> web.Response:
+        ids = request.match_info
+        return _data(self.data.get_document(ids["space_id"], ids["document_id"]))
+
+    async def update_document(self, request: web.Request) -> web.Response:
+        ids = request.match_info
+        body = await self._json(request)
+        return _data(self.data.update_document(ids["space_id"], ids["document_id"], body))
+
+    async def delete_document(self, request: web.Request) -> web.Response:
+        ids = request.match_info
+        self.data.delete_document(ids["space_id"], ids["document_id"])
+        return _data({"success": True})
+
+    # ----------------------------------------------------------- workbooks and sheets
+
+    async def list_workbooks(self, request: web.Request) -> web.Response:
+        return _data(self.data.list_workbooks(_params(request)))
+
+    async def create_workbook(self, request: web.Request) -> web.Response:
+        return _data(self.data.create_workbook(await self._json(request)))
+
+    async def get_workbook(self, request: web.Request) -> web.Response:
+        return _data(self.data.get_workbook(request.match_info["workbook_id"]))
+
+    async def update_workbook(self, request: web.Request) -> web.Response:
+        workbook_id = request.match_info["workbook_id"]
+        return _data(self.data.update_workbook(workbook_id, await self._json(request)))
+
+    async def delete_workbook(self, request: web.Request) -> web.Response:
+        self.data.delete_workbook(request.match_info["workbook_id"])
+        return _data({"success": True})
+
+    async def workbook_commits(self, request: web.Request) -> web.Response:
+        workbook = self.data.workbook(request.match_info["workbook_id"])
+        sheets = [s.id for s in workbook.sheets]
+        return _data(self.data.list_commits(sheets, _params(request)))
+
+    async def list_sheets(self, request: web.Request) -> web.Response:
+        return _data(self.data.list_sheets(_params(request)))
+
+    async def get_sheet(self, request: web.Request) -> web.Response:
+        return _data(self.data.get_sheet(request.match_info["sheet_id"]))
+
+    async def update_sheet(self, request: web.Request) -> web.Response:
+        sheet_id = request.match_info["sheet_id"]
+        return _data(self.data.update_sheet(sheet_id, await self._json(request)))
+
+    async def delete_sheet(self, request: web.Request) -> web.Response:
+        self.data.delete_sheet(request.match_info["sheet_id"])
+        return _data({"success": True})
+
+    async def sheet_counts(self, request: web.Request) -> web.Response:
+        return _data(self.data.counts(request.match_info["sheet_id"], _params(request)))
+
+    async def sheet_download(self, request: web.Request) -> web.Response:
+        with paused_gc():
+            content, name = self.data.download(request.match_info["sheet_id"], _params(request))
+        return _bytes(content, "text/csv; charset=utf-8", name)
+
+    async def sheet_commits(self, request: web.Request) -> web.Response:
+        sheet = self.data.sheet(request.match_info["sheet_id"])
+        return _data(self.data.list_commits([sheet.id], _params(request)))
+
+    async def get_commit(self, request: web.Request) -> web.Response:
+        return _data(self.data.get_commit(request.match_info["commit_id"]))
+
+    async def complete_commit(self, request: web.Request) -> web.Response:
+        self.data.complete_commit(request.match_info["commit_id"])
+        return _data({"success": True})
+
+    # ----------------------------------------------------------- records
+
+    async def list_records(self, request: web.Request) -> web.Response:
+        sheet_id = request.match_info["sheet_id"]
+        with paused_gc():
+            return _fast(self.data.get_records(sheet_id, _params(request)))
+
+    async def insert_records(self, request: web.Request) -> web.Response:
+        sheet_id = request.match_info["sheet_id"]
+        raw = await request.read()
+        with paused_gc():
+            return _fast(self.data.insert_records(sheet_id, self._parsed(raw)))
+
+    async def update_records(self, request: web.Request) -> web.Response:
+        sheet_id = request.match_info["sheet_id"]
+        raw = await request.read()
+        with paused_gc():
+            return _data(self.data.update_records(sheet_id, self._parsed(raw)))
+
+    async def delete_records(self, request: web.Request) -> web.Response:
+        sheet_id = request.match_info["sheet_id"]
+        return _data(self.data.delete_records(sheet_id, _params(request)))
+
+    # ----------------------------------------------------------- files
+
+    async def list_files(self, request: web.Request) -> web.Response:
+        return _page(self.data.list_files(_params(request)), request.query, FILES_PAGE_SIZE)
+
+    async def upload_file(self, request: web.Request) -> web.Response:
+        fields: dict[str, str] = {}
+        actions: list[Any] = []
+        upload: tuple[str, bytes, str | None] | None = None
+        for name, filename, content_type, content in _form(
+            request.headers.get("Content-Type", ""), await request.read()
+        ):
+            if name == "file":
+                upload = (filename or "upload", content, content_type)
+            elif name == "actions":
+                actions.append(_parse(content))  # one JSON part per action
+            else:
+                fields[name] = content.decode("utf-8", "replace")
+        if upload is None:
+            raise EmulatorError(400, "the form has no `file` part", key="file")
+        return _data(self.data.upload_file(fields, *upload, actions))
+
+    async def get_file(self, request: web.Request) -> web.Response:
+        return _data(self.data.get_file(request.match_info["file_id"]))
+
+    async def update_file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        return _data(self.data.update_file(file_id, await self._json(request)))
+
+    async def delete_file(self, request: web.Request) -> web.Response:
+        self.data.delete_file(request.match_info["file_id"])
+        return _data({"success": True})
+
+    async def download_file(self, request: web.Request) -> web.Response:
+        return _bytes(*self.data.file_content(request.match_info["file_id"]))
+
 
 # (method, path, route name, handler attribute): the route names are what faults select on.
 _TABLE = [
@@ -210,19 +457,54 @@ _TABLE = [
     ("GET", "/v1/events/{event_id}", "events.get", "get_event"),
     ("POST", "/v1/events/{event_id}/ack", "events.ack", "ack_event"),
     ("GET", "/v1/secrets", "secrets.list", "list_secrets"),
-]
+    ("GET", "/v1/spaces", "spaces.list", "list_spaces"),
+    ("POST", "/v1/spaces", "spaces.create", "create_space"),
+    ("GET", "/v1/spaces/{space_id}", "spaces.get", "get_space"),
+    ("PATCH", "/v1/spaces/{space_id}", "spaces.update", "update_space"),
+    ("DELETE", "/v1/spaces/{space_id}", "spaces.delete", "delete_space"),
+    ("GET", "/v1/spaces/{space_id}/documents", "documents.list", "list_documents"),
+    ("POST", "/v1/spaces/{space_id}/documents", "documents.create", "create_document"),
+    ("GET", "/v1/spaces/{space_id}/documents/{document_id}", "documents.get", "get_document"),
+    ("PATCH", "/v1/spaces/{space_id}/documents/{document_id}", "documents.update", "update_document"),
+    ("DELETE", "/v1/spaces/{space_id}/documents/{document_id}", "documents.delete", "delete_document"),
+    ("GET", "/v1/workbooks", "workbooks.list", "list_workbooks"),
+    ("POST", "/v1/workbooks", "workbooks.create", "create_workbook"),
+    ("GET", "/v1/workbooks/{workbook_id}", "workbooks.get", "get_workbook"),
+    ("PATCH", "/v1/workbooks/{workbook_id}", "workbooks.update", "update_workbook"),
+    ("DELETE", "/v1/workbooks/{workbook_id}", "workbooks.delete", "delete_workbook"),
+    ("GET", "/v1/workbooks/{workbook_id}/commits", "workbooks.commits", "workbook_commits"),
+    ("GET", "/v1/sheets", "sheets.list", "list_sheets"),
+    ("GET", "/v1/sheets/{sheet_id}", "sheets.get", "get_sheet"),
+    ("PATCH", "/v1/sheets/{sheet_id}", "sheets.update", "update_sheet"),
+    ("DELETE", "/v1/sheets/{sheet_id}", "sheets.delete", "delete_sheet"),
+    ("GET", "/v1/sheets/{sheet_id}/counts", "sheets.counts", "sheet_counts"),
+    ("GET", "/v1/sheets/{sheet_id}/download", "sheets.download", "sheet_download"),
+    ("GET", "/v1/sheets/{sheet_id}/commits", "sheets.commits", "sheet_commits"),
+    ("GET", "/v1/sheets/{sheet_id}/records", "records.list", "list_records"),
+    ("POST", "/v1/sheets/{sheet_id}/records", "records.insert", "insert_records"),
+    ("PUT", "/v1/sheets/{sheet_id}/records", "records.update", "update_records"),
+    ("DELETE", "/v1/sheets/{sheet_id}/records", "records.delete", "delete_records"),
+    ("GET", "/v1/commits/{commit_id}", "commits.get", "get_commit"),
+    ("POST", "/v1/commits/{commit_id}/complete", "commits.complete", "complete_commit"),
+    ("GET", "/v1/files", "files.list", "list_files"),
+    ("POST", "/v1/files", "files.upload", "upload_file"),
+    ("GET", "/v1/files/{file_id}", "files.get", "get_file"),
+    ("PATCH", "/v1/files/{file_id}", "files.update", "update_file"),
+    ("DELETE", "/v1/files/{file_id}", "files.delete", "delete_file"),
+    ("GET", "/v1/files/{file_id}/download", "files.download", "download_file"),
+]  # fmt: skip
 ROUTES = tuple(name for _, _, name, _ in _TABLE)
 """Every route name the emulator serves, for :class:`flatjobs.emulator.Fault` ``routes``."""
 
 
-async def _read_body(request: web.Request, timeout: float) -> web.Response | None:
+async def _read_body(request: web.Request, timeout: float, limit: int) -> web.Response | None:
     """Read the body now; an error answer when it is too large or never arrives."""
     if not request.can_read_body:
         return None
     try:
         await asyncio.wait_for(request.read(), timeout)
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"the request body is larger than {MAX_BODY} bytes")
+        return _error(413, f"the request body is larger than {limit} bytes")
     except TimeoutError:
         return _error(408, f"the request body did not arrive within {timeout:g} seconds")
     return None
@@ -243,12 +525,25 @@ def _drop(request: web.Request) -> web.Response:
 
 MAX_BODY = 1024**2
 """The largest request body the emulator takes (aiohttp's default); larger is a 413."""
+MAX_DATA_BODY = 128 * 1024**2
+"""The largest body of the routes that carry data (records, uploads, workbooks): a batch of
+tens of thousands of records, or a file, is more than a megabyte."""
+_DATA_ROUTES = frozenset(
+    {"records.insert", "records.update", "files.upload", "workbooks.create", "workbooks.update"}
+)
 BODY_TIMEOUT = 10.0
 """Seconds a request's body may take to arrive; a body that never comes is a 408."""
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (NaN and Infinity are not numbers)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON, but an answer could not write it back
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -268,9 +563,10 @@ def build_app(
     faults: FaultInjector,
     record: Callable[[RecordedRequest], None] | None,
     body_timeout: float = BODY_TIMEOUT,
+    data: DataStore | None = None,
 ) -> web.Application:
-    """The aiohttp application serving ``state``."""
-    api = _Api(state)
+    """The aiohttp application serving ``state`` and ``data`` (a new store, if not given)."""
+    api = _Api(state, data if data is not None else DataStore(state))
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -281,10 +577,24 @@ def build_app(
             # The body is read here, once, with a deadline and a size limit, whatever the
             # mode: a handler then reads it from aiohttp's cache.
             readable = request.can_read_body
-            early = await _read_body(request, body_timeout)
+            limit = MAX_DATA_BODY if route in _DATA_ROUTES else MAX_BODY
+            if limit != MAX_BODY:
+                request = request.clone(client_max_size=limit)
+            early = await _read_body(request, body_timeout, limit)
+            parsed: tuple[Any] | None = None
             if early is None and record is not None and readable:
-                body = _recorded(await request.read())
-            response = early or await _serve(request, handler, route)
+                raw = await request.read()
+                try:  # parsed once: the handler takes this parse
+                    with paused_gc():
+                        body = _parse(raw)
+                    parsed = (body,)
+                except EmulatorError:
+                    body = _recorded(raw)
+            reset = _PARSED.set(parsed)
+            try:
+                response = early or await _serve(request, handler, route)
+            finally:
+                _PARSED.reset(reset)
             status = None if response.status == 499 else response.status
             return response
         finally:

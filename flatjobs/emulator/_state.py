@@ -154,12 +154,18 @@ class PlatformState:
         self._mixed_feed = False  # events of other environments, or stored as they came
         self._seq = 0
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.locate: Callable[[str | None], Mapping[str, Any]] = lambda source: {}
+        """The event context of a job's source (its space, workbook, sheet slug...), when
+        the emulator holds that resource; the data store sets it."""
 
     # ----------------------------------------------------------- ids and events
 
-    def _next_id(self, prefix: str) -> str:
+    def new_id(self, prefix: str) -> str:
+        """A new id with ``prefix`` (``us_rc_``...), unique across the emulator."""
         self._seq += 1
         return f"{prefix}{self._seq:07d}"
+
+    _next_id = new_id
 
     def on_event(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(raw_event)`` synchronously for every event emitted."""
@@ -272,21 +278,22 @@ class PlatformState:
             raise EmulatorError(400, f"invalid JobConfig: {exc}") from exc
         now = utcnow()
         wire = to_wire(config)
+        located = dict(self.locate(config.source))
         wire.update(
             id=self._next_id("us_jb_"),
             status=JobStatus.CREATED.value,
             createdAt=to_wire(now),
             updatedAt=to_wire(now),
             environmentId=config.environment_id or self.environment_id,
-            spaceId=self.space_id,
+            spaceId=located.get("spaceId", self.space_id),
             createdBy="us_usr_emulator",
         )
         wire.setdefault("trigger", JobTrigger.MANUAL.value)
         wire.setdefault("progress", 0)
         job = from_wire(wire, Job)
         self.jobs[job.id] = job
-        if context:
-            self._job_context[job.id] = dict(context)
+        if context or located:
+            self._job_context[job.id] = {**located, **(context or {})}
         self._emit_job_event("job:created", job)
         if job.trigger == JobTrigger.IMMEDIATE:
             job = self._make_ready(job)
