@@ -25,7 +25,7 @@ helpers in :mod:`flatjobs.testing`; event sources in :mod:`flatjobs.sources`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._event import FlatfileEvent as FlatfileEvent
 from ._jobs import Jobs as Jobs
@@ -67,6 +67,10 @@ from .sources import MemorySource as MemorySource
 from .sources import PollingSource as PollingSource
 from .sources import PushSource as PushSource
 
+if TYPE_CHECKING:  # at run time, imported on first use (see __getattr__)
+    from ._health import HealthServer as HealthServer
+    from ._health import serve_health as serve_health
+
 __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     # listening and jobs
     "DispatchResult",
@@ -93,6 +97,8 @@ __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     "RunStats",
     "Runner",
     "run",
+    "serve_health",
+    "HealthServer",
     # the API
     "FlatfileClient",
     "Record",
@@ -120,4 +126,8 @@ def __getattr__(name: str) -> Any:
         from ._meta import version
 
         return version()
+    if name in ("HealthServer", "serve_health"):  # imported on first use: aiohttp.web
+        from . import _health
+
+        return getattr(_health, name)
     raise AttributeError(f"module 'flatjobs' has no attribute {name!r}")

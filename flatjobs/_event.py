@@ -64,11 +64,19 @@ class Delivery:
             run only while it is still ``ready``.
         orphaned: a sweep found the event's job ``executing`` with no one running it, and
             its handler asked to re-run orphans: the job is run though it is executing.
+        done: awaited once the runner is through with the event: dispatched (its job
+            ended), or skipped as malformed or as a job already running here. A source
+            backed by a broker acknowledges its message there.
+        headers: what the message carried beside the event (a broker's message
+            headers), such as trace context: the dispatch's span continues the trace
+            they name (see :mod:`flatjobs.otel`).
     """
 
     raw: Any
     replayed: bool = False
     orphaned: bool = False
+    done: Callable[[], Awaitable[None]] | None = attrs.field(default=None, eq=False, repr=False)
+    headers: Mapping[str, str] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 class _HasClient(Protocol):

@@ -392,6 +392,8 @@ class JobLifecycle:
                 raise JobAlreadyRunning(self.job_id)
             running.add(self.job_id)
         self._task = task
+        if _instruments:
+            notify("job_received", self.job_id, self.event)
         if self.debug:
             self.log.info("job received")
         if self._acknowledge:
@@ -587,6 +589,8 @@ class JobLifecycle:
             self._release()
 
     def _release(self) -> None:
+        if _instruments:
+            notify("job_left", self.job_id)
         if self._owns_claim:
             _running_here().discard(self.job_id)
 

@@ -30,6 +30,7 @@ import attrs
 from ._event import Delivery
 from ._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
 from .errors import FlatfileError, JobError
+from .instruments import _instruments, notify
 from .log import get_logger
 from .models import Job, JobStatus, Next, source_context, to_wire
 
@@ -142,7 +143,11 @@ class Reconciler:
             try:
                 deliveries = await self.sweep()
             except FlatfileError as err:
-                _log.error("the reconciliation sweep failed; trying again later", error=str(err))
+                _log.error(
+                    "the reconciliation sweep failed; trying again later",
+                    api=self.client.host,
+                    error=str(err),
+                )
             else:
                 for delivery in deliveries:
                     yield delivery
@@ -161,9 +166,7 @@ class Reconciler:
         out: list[Delivery] = []
         async for job, now in self._recent_jobs():
             report.jobs += 1
-            if job.id in running_jobs() or (
-                self._running is not None and await self._running(job)
-            ):
+            if job.id in running_jobs() or (self._running is not None and await self._running(job)):
                 continue
             if job.status == JobStatus.READY:
                 if job.updated_at is None or now - job.updated_at >= self.ready_grace:
@@ -185,17 +188,30 @@ class Reconciler:
         event = job_event(job)
         if not self.listener.match(event):
             return None  # not one of ours
-        heartbeat, rerun = self._policy(event)
+        heartbeat, _ = self._policy(event)
         if heartbeat is None or job.updated_at is None:
             return None  # no heartbeats: silence says nothing
         if now - job.updated_at <= dt.timedelta(seconds=3 * heartbeat):
             return None  # alive, somewhere
+        return await self.end_orphan(job, why=f"silent for {now - job.updated_at}", report=report)
+
+    async def end_orphan(
+        self, job: Job, *, why: str = "", report: SweepReport | None = None
+    ) -> Delivery | None:
+        """End ``job``, an orphan however it was found (``why``: a sweep's silence, the
+        distributed mode's lapsed lease): it is failed with a Retry button, or, when its
+        handler opted in to re-runs, the delivery that runs it again is returned."""
+        report = report if report is not None else SweepReport()
+        event = job_event(job)
+        rerun = self._policy(event)[1]
+        if _instruments:
+            notify("job_orphaned", job.id, job.job_name, rerun)
         if rerun:
             report.orphans_rerun += 1
-            _log.warning("an orphaned job is run again", job_id=job.id, job=job.job_name)
+            _log.warning("an orphaned job is run again", job_id=job.id, job=job.job_name, why=why)
             return Delivery(event, replayed=True, orphaned=True)
         _log.warning("an orphaned job is failed so the user can retry it", job_id=job.id,
-                     job=job.job_name, silent_for=str(now - job.updated_at))  # fmt: skip
+                     job=job.job_name, why=why)  # fmt: skip
         details = failure_details(JobError(ORPHAN_MESSAGE, next=Next.retry("Retry")))
         try:
             await self.client.jobs.fail(job.id, details)

@@ -32,6 +32,8 @@ records changed in us_sh_1
   abandons the body and returns (``RunStats.abandoned`` counts them).
 * ``sweep`` (a :class:`flatjobs.Reconciler`) is a second source beside the events: jobs
   still ready that no event brought, and orphans, come in through the same door.
+* A :class:`~flatjobs.sources.Delivery` with ``done`` has it awaited once the runner is
+  through with its event (dispatched, or skipped): a broker's source acknowledges there.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -52,7 +55,7 @@ from .models import Next
 from .sources import Delivery, EventSource
 
 if TYPE_CHECKING:
-    from ._listener import Listener
+    from ._listener import DispatchResult, Listener
 
 __all__ = ["RunStats", "Runner"]
 
@@ -200,6 +203,7 @@ class Runner:
     async def _consume(self, source: EventSource) -> None:
         name = "sweep" if source is self.sweep else type(source).__name__.removesuffix("Source")
         async for raw in source:
+            done = raw.done if isinstance(raw, Delivery) else None
             self.stats.received += 1
             if _instruments:
                 notify("event_received", name.lower())
@@ -216,6 +220,8 @@ class Runner:
                     problem=str(exc),
                     event_id=shorten(repr(event_id), 200),
                 )
+                if done is not None:
+                    await _settle(done, event_id)
                 continue
             await self._slots.acquire()
             job_id = event.job_id if event.topic == "job:ready" else None
@@ -228,28 +234,58 @@ class Runner:
                     _log.warning(
                         "job is already running; event skipped", job_id=job_id, event_id=event.id
                     )
+                    if done is not None:
+                        await _settle(done, event.id)
                     continue
-            task = asyncio.create_task(self._dispatch(event, job_id), context=context)
+            headers = raw.headers if _instruments and isinstance(raw, Delivery) else None
+            task = asyncio.create_task(
+                self._dispatch(event, job_id, done, headers), context=context
+            )
             self._tasks[task] = event
             self.stats.dispatched += 1
             if _instruments:
                 notify("event_dispatched", event)
 
-    async def _dispatch(self, event: FlatfileEvent, job_id: str | None) -> None:
+    async def _dispatch(
+        self,
+        event: FlatfileEvent,
+        job_id: str | None,
+        done: Callable[[], Awaitable[None]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        result: DispatchResult | None = None
+        if _instruments:
+            notify("dispatch_started", event, headers)
         try:
-            await self.listener.dispatch(event)
+            result = await self.listener.dispatch(event)
         except InvalidEventError as exc:
             self.stats.invalid += 1
             _log.error("malformed event skipped", problem=str(exc), event_id=event.id)
         except Exception:
             _log.exception("dispatch failed", event_id=event.id, topic=event.topic)
         finally:
+            if _instruments:
+                notify("dispatch_ended", event, result)
             if job_id is not None:
                 release_job(job_id)
-            self._slots.release()
-            task = asyncio.current_task()
-            if task is not None:
-                self._tasks.pop(task, None)
+            try:
+                if done is not None:
+                    await _settle(done, event.id)
+            finally:
+                self._slots.release()
+                task = asyncio.current_task()
+                if task is not None:
+                    self._tasks.pop(task, None)
+
+
+async def _settle(done: Callable[[], Awaitable[None]], event_id: object) -> None:
+    """Tell the source the runner is through with an event (its ``Delivery.done``)."""
+    try:
+        await done()
+    except Exception:
+        _log.exception(
+            "settling an event with its source failed", event_id=shorten(repr(event_id), 200)
+        )
 
 
 async def run(

@@ -20,7 +20,7 @@ from flatjobs.errors import (
     FlatfileConnectionError,
     FlatfileError,
 )
-from flatjobs.instruments import _instruments, notify
+from flatjobs.instruments import HttpCall, _instruments, http_retrying, session_trace_configs
 from flatjobs.log import get_logger, register_secret
 
 from ._events import EventsAPI
@@ -165,6 +165,11 @@ class FlatfileClient:
         self.spaces = SpacesAPI(self)
         self.documents = DocumentsAPI(self)
 
+    @property
+    def host(self) -> str:
+        """The API's host (and port), to name it in log lines and messages."""
+        return yarl.URL(self.base_url).host_port_subcomponent or self.base_url
+
     def __repr__(self) -> str:
         return (
             f"FlatfileClient(base_url={self.base_url!r}, "
@@ -194,6 +199,7 @@ class FlatfileClient:
                 connector=aiohttp.TCPConnector(limit=100),
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self.retry.request_timeout),
+                trace_configs=session_trace_configs() if _instruments else None,
             )
         return self._session
 
@@ -221,7 +227,7 @@ class FlatfileClient:
         :class:`FlatfileAPIError` for an error status and :class:`FlatfileConnectionError`
         when no answer could be had.
         """
-        return await self.call(Endpoint(method, path, path), body=body, params=params)
+        return await self.call(Endpoint(method, path, "request"), body=body, params=params)
 
     async def call(
         self,
@@ -252,6 +258,7 @@ class FlatfileClient:
             policy = attrs.evolve(policy, attempts=1)
         if not _instruments:
             return await self._send(endpoint.method, path, params_list, payload, decode, policy)
+        call = HttpCall.begin(endpoint.name, endpoint.method)
         started, status = time.perf_counter(), None
         try:
             result = await self._send(endpoint.method, path, params_list, payload, decode, policy)
@@ -261,8 +268,7 @@ class FlatfileClient:
             status = err.status
             raise
         finally:
-            seconds = time.perf_counter() - started
-            notify("http_call", endpoint.name, endpoint.method, status, seconds)
+            call.end(status, time.perf_counter() - started)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -385,6 +391,10 @@ class FlatfileClient:
             wait = policy.delay(attempt, wait_hint)
             if loop.time() + wait >= deadline:
                 raise failure
+            _log.info("an API call failed; retrying", api=self.host, error=str(failure),
+                      attempt=attempt, retry_in=round(wait, 2))  # fmt: skip
+            if _instruments:
+                http_retrying(getattr(failure, "status", None))
             await asyncio.sleep(wait)
 
     def _payload(self, payload: bytes | Form | None) -> tuple[Any, Mapping[str, str] | None]:

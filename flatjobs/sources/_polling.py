@@ -124,10 +124,26 @@ class PollingSource:
         """Events read again and dropped: their id was delivered already."""
         self.skipped = 0
         """Events that could not be read even alone, logged and skipped."""
+        self.connected = False
+        """Whether the feed answers: True once a poll succeeded, False again after a poll
+        of :meth:`__aiter__` failed (a readiness probe reads it)."""
 
     async def aclose(self) -> None:
         """Stop polling; the iteration ends."""
         self._closed.set()
+
+    @property
+    def cursor(self) -> dt.datetime:
+        """Where polling stands: the newest event time read, never past the server's clock.
+        A poll reads what is newer; a full poll from ``overlap`` before it. Set it before
+        the first poll to resume where an earlier run stopped (as ``since=`` does)."""
+        return self._cursor
+
+    @cursor.setter
+    def cursor(self, when: dt.datetime) -> None:
+        if when.tzinfo is None:
+            raise ValueError("the cursor must be a timezone-aware datetime")
+        self._cursor = when
 
     def observe(self, raw: Any) -> bool:
         """Note an event another path delivered (a push channel): it is not delivered again,
@@ -198,6 +214,7 @@ class PollingSource:
         # A lone event that failed in an earlier poll, and now did not: the network's fault.
         self._unreadable = {k: n for k, n in self._unreadable.items() if n >= _SKIP_AFTER}
         self.polls += 1
+        self.connected = True
         return fresh
 
     def _forget(self, now: dt.datetime) -> None:
@@ -292,9 +309,10 @@ class PollingSource:
                 fresh = await self.poll_once()
             except FlatfileError as exc:
                 self.errors += 1
+                self.connected = False
                 wait = min(wait * 2, self.max_interval)
-                _log.error("polling for events failed; trying again", error=str(exc),
-                           retry_in=round(wait, 2))  # fmt: skip
+                _log.error("polling for events failed; trying again", api=self.client.host,
+                           error=str(exc), retry_in=round(wait, 2))  # fmt: skip
             else:
                 wait = self.interval if fresh else min(wait * 2, self.max_interval)
                 for delivery in fresh:
