@@ -24,7 +24,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import structlog
@@ -140,8 +142,10 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a listener against the Flatfile API",
         description="Run a listener against the Flatfile API configured by FLATFILE_API_URL, "
-        "FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) and FLATFILE_ENVIRONMENT_ID, polling "
-        "for events. SIGINT/SIGTERM stop it gracefully.",
+        "FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) and FLATFILE_ENVIRONMENT_ID. Events are "
+        "pushed on Flatfile's channel (FLATFILE_PUSH_ORIGIN overrides its host), the events "
+        "feed filling any gap; --source poll polls the feed instead. A sweep runs jobs left "
+        "ready and ends jobs a stopped worker left. SIGINT/SIGTERM stop it gracefully.",
     )
     run_cmd.add_argument(
         "target", metavar="TARGET", help="module:attr or file.py:attr of a Listener or Jobs"
@@ -151,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument(
         "--source",
         choices=("push", "poll"),
-        default="poll",
+        default="push",
         help="how events arrive: pushed on Flatfile's channel, with the events feed filling "
         "any gap, or by polling the events feed (default: %(default)s)",
     )
@@ -179,6 +183,69 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=3600.0,
         help="how far back, in seconds of creation time, the sweep reads jobs "
+        "(default: %(default)s)",
+    )
+    run_cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics (Prometheus, with the prometheus extra), /healthz and /readyz on "
+        "this port, for Kubernetes probes; 0 picks one (default: none)",
+    )
+    run_cmd.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",
+        help="with --metrics-port, the address to listen on (default: %(default)s)",
+    )
+    distributed = run_cmd.add_argument_group(
+        "distributed mode",
+        "many processes, each job once, through NATS JetStream (the nats extra: "
+        "pip install 'flatjobs[nats]'); every process of a deployment takes the same settings",
+    )
+    distributed.add_argument(
+        "--nats",
+        metavar="URL",
+        default=os.environ.get("FLATJOBS_NATS_URL"),
+        help="run in the distributed mode through the NATS server at URL, e.g. "
+        "nats://nats:4222; credentials go in the URL (nats://USER:PASSWORD@HOST:4222): set "
+        "FLATJOBS_NATS_URL rather than this flag to keep them out of the process list",
+    )
+    distributed.add_argument(
+        "--role",
+        choices=("ingress", "worker", "all"),
+        help="ingress: take events from the platform (--source) into the stream and run the "
+        "sweep; worker: run jobs from the stream (--concurrency at once); all: both "
+        "(default: all)",
+    )
+    distributed.add_argument(
+        "--nats-stream",
+        default="FLATJOBS",
+        metavar="NAME",
+        help="the stream, subject prefix and key-value bucket's name; one per deployment "
+        "(default: %(default)s)",
+    )
+    distributed.add_argument(
+        "--ack-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds a silent worker keeps its messages before they go to another: a "
+        "stopped worker's jobs end within about this long (default: %(default)s)",
+    )
+    distributed.add_argument(
+        "--max-deliver",
+        type=int,
+        default=5,
+        metavar="N",
+        help="deliveries after which a message is poison: terminated and logged "
+        "(default: %(default)s)",
+    )
+    distributed.add_argument(
+        "--partitions",
+        type=int,
+        default=16,
+        metavar="N",
+        help="ordered lanes for events that run no job; fixed when the stream is created "
         "(default: %(default)s)",
     )
     common(run_cmd, "info")
@@ -218,6 +285,12 @@ def _parser() -> argparse.ArgumentParser:
         default=120.0,
         help="with --exit-when-idle, give up after this many seconds (default: %(default)s)",
     )
+    dev.add_argument(
+        "--seed",
+        metavar="FILE",
+        help="a JSON seed of spaces, workbooks, sheets and records the emulator starts with; "
+        "triggered workbook and sheet jobs are about its first workbook or sheet",
+    )
     common(dev, "warning")
 
     emulator = commands.add_parser(
@@ -232,6 +305,12 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8080, help="port; 0 picks one (default: %(default)s)"
     )
     emulator.add_argument("--environment-id", default="us_env_emulator", help="its environment id")
+    emulator.add_argument(
+        "--seed",
+        metavar="FILE",
+        help="a JSON seed of spaces, workbooks, sheets and records to start with (their ids "
+        "are printed)",
+    )
     return parser
 
 
@@ -242,11 +321,63 @@ def _source(args: argparse.Namespace, client: FlatfileClient) -> EventSource:
     return PollingSource(client, space_id=args.space_id, interval=args.interval)
 
 
+def _health(
+    args: argparse.Namespace, source: EventSource | None
+) -> AbstractAsyncContextManager[Any]:
+    """The health server ``--metrics-port`` asks for (imported only then), or nothing.
+    Without a source (a worker fed by a broker), readiness is the API's alone."""
+    if args.metrics_port is None:
+        return contextlib.nullcontext()
+    from ._health import serve_health
+
+    return serve_health(args.metrics_port, host=args.metrics_host, source=source)
+
+
+async def _run_nats(args: argparse.Namespace, listener: Listener, client: FlatfileClient) -> int:
+    """``flatjobs run --nats``: this process's role in a distributed deployment."""
+    try:
+        from .nats import NatsSettings, Role, connect, run_distributed
+    except ImportError:
+        raise ConfigurationError(
+            "--nats needs the nats extra: pip install 'flatjobs[nats]'"
+        ) from None
+    try:
+        settings = NatsSettings(stream=args.nats_stream, ack_wait=args.ack_wait,
+                                max_deliver=args.max_deliver, partitions=args.partitions)  # fmt: skip
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    role: Role = args.role or "all"
+    ingress = role in ("ingress", "all")
+    source = _source(args, client) if ingress else None
+    async with client, await connect(args.nats, settings) as broker:
+        sweep = (
+            Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
+                       lookback=args.lookback, running=broker.job_running)
+            if ingress and args.sweep_interval > 0
+            else None
+        )  # fmt: skip
+        health = _health(args, source) if source is not None else contextlib.nullcontext()
+        async with health:
+            stats = await run_distributed(listener, broker, role=role, source=source,
+                                          sweep=sweep, concurrency=args.concurrency,
+                                          grace_period=args.grace_period)  # fmt: skip
+    structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
+    if stats.abandoned:
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(0)
+    return 0
+
+
 async def _run(args: argparse.Namespace) -> int:
     listener = load_target(args.target)
     client = FlatfileClient(environment_id=args.environment_id)
     client.require_environment(None)
     listener.client = client
+    if args.nats:
+        return await _run_nats(args, listener, client)
+    if args.role is not None:
+        raise ConfigurationError("--role needs --nats URL (or FLATJOBS_NATS_URL)")
     source = _source(args, client)
     sweep = (
         Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
@@ -254,7 +385,7 @@ async def _run(args: argparse.Namespace) -> int:
         if args.sweep_interval > 0
         else None
     )  # fmt: skip
-    async with client:
+    async with client, _health(args, source):
         stats = await run(listener, source, concurrency=args.concurrency,
                           grace_period=args.grace_period, sweep=sweep)  # fmt: skip
     structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
@@ -276,7 +407,7 @@ async def _dev(args: argparse.Namespace) -> int:
     if args.input is not None and not isinstance(args.input, dict):
         raise TargetError(f"--input must be a JSON object, got {args.input!r}")
     out = sys.stdout
-    async with Emulator(record=False) as emu:
+    async with Emulator(record=False, seed=args.seed) as emu:
         display = ProgressDisplay(emu.job, out)
         emu.on_event(display.on_event)
         print(f"flatjobs dev: emulator on {emu.url}, running {args.target}", file=out, flush=True)
@@ -331,16 +462,29 @@ async def _dev(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flatjobs`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    from .emulator import SeedError
+
     if args.command == "emulator":
         from .emulator import serve
 
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(host=args.host, port=args.port, environment_id=args.environment_id))
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(
+                    serve(
+                        host=args.host,
+                        port=args.port,
+                        environment_id=args.environment_id,
+                        seed=args.seed,
+                    )
+                )
+        except SeedError as exc:
+            print(f"flatjobs emulator: error: {exc}", file=sys.stderr)
+            return 2
         return 0
     _configure_logging(args.log_level)
     try:
         return asyncio.run(_run(args) if args.command == "run" else _dev(args))
-    except (TargetError, ConfigurationError) as exc:
+    except (TargetError, ConfigurationError, SeedError) as exc:
         print(f"flatjobs {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

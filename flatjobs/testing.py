@@ -46,7 +46,7 @@ import contextlib
 import datetime as dt
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from structlog.testing import capture_logs
 
@@ -58,7 +58,7 @@ from ._tick import RESOLVED, CompletionValue, Tick, completion_details
 from .client import FlatfileClient, RetryPolicy
 from .emulator import Emulator
 from .models import TERMINAL_STATUSES, Job, JobCompleteDetails, JobStatus
-from .sources import PollingSource
+from .sources import EventSource, PollingSource, PushSource
 
 if TYPE_CHECKING:
     import pytest
@@ -150,10 +150,12 @@ async def emulated(
     emulator: Emulator | None = None,
     concurrency: int = 50,
     grace_period: float = 5.0,
+    source: Literal["push", "poll"] = "push",
 ) -> AsyncIterator[Emulated]:
     """Run ``listener`` against an emulator the way ``flatjobs run`` runs it against
-    Flatfile: events come from the emulator's feed through an event source and the runner,
-    concurrently, with the same checks at the door, the same lifecycle and client.
+    Flatfile: events come from the emulator through an event source (pushed, the feed
+    filling gaps; or polled) and the runner, concurrently, with the same checks at the door,
+    the same lifecycle and client.
 
     ::
 
@@ -166,14 +168,20 @@ async def emulated(
         listener: what to run; its client is the emulator's for the duration.
         emulator: a running emulator to use (by default one is started and stopped).
         concurrency, grace_period: as :class:`flatjobs.Runner`'s.
+        source: ``"push"`` (:class:`flatjobs.PushSource`, as ``flatjobs run`` by default)
+            or ``"poll"`` (:class:`flatjobs.PollingSource`).
     """
     async with contextlib.AsyncExitStack() as stack:
         if emulator is None:
             emulator = await stack.enter_async_context(Emulator())
         client = await stack.enter_async_context(client_for(emulator))
         await stack.enter_async_context(listener.bound(client))
-        source = PollingSource(client, interval=0.02, max_interval=0.1, overlap=2.0)
-        runner = Runner(listener, source, concurrency=concurrency, grace_period=grace_period)
+        events: EventSource = (
+            PushSource(client, origin=emulator.push_url)
+            if source == "push"
+            else PollingSource(client, interval=0.02, max_interval=0.1, overlap=2.0)
+        )
+        runner = Runner(listener, events, concurrency=concurrency, grace_period=grace_period)
         env = Emulated(emulator, client, runner)
         with observe_jobs(lambda result: env.results.__setitem__(result.job_id, result)):
             env._running = running = asyncio.create_task(runner.run())

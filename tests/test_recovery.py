@@ -34,12 +34,16 @@ async def listener(
     *,
     seconds: float = 0.05,
     sweep: float = 0.5,
+    source: str = "push",
+    push: str | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`flatjobs run` on the recovery app, pointed at ``url``; SIGTERM on the way out."""
+    """`flatjobs run` on the recovery app, pointed at ``url`` (and ``push``, the push
+    channel's origin); SIGTERM on the way out."""
     env = {**os.environ, **emu.env(), "FLATFILE_API_URL": url,
+           "FLATFILE_PUSH_ORIGIN": push or emu.push_url,
            "FLATJOBS_TEST_RUNS": str(runs), "FLATJOBS_TEST_SECONDS": str(seconds)}  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "run", APP, "--interval", "0.05",
+        sys.executable, "-m", "flatjobs", "run", APP, "--source", source, "--interval", "0.05",
         "--sweep-interval", str(sweep), "--ready-grace", "0.5", "--log-level", "warning",
         cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -61,18 +65,24 @@ async def all_ended(emu: Emulator, ids: list[str], timeout: float) -> None:
             await emu.wait_for(job_id, TERMINAL_STATUSES, timeout=timeout)
 
 
+@pytest.mark.parametrize("source", ["push", "poll"])
 async def test_five_hundred_jobs_through_a_broken_network_each_end_and_run_once(
-    tmp_path: Path,
+    tmp_path: Path, source: str
 ) -> None:
     runs = tmp_path / "runs"
-    async with Emulator(fault_seed=11) as emu, FaultProxy(emu.url, seed=11) as proxy:
+    async with (
+        Emulator(fault_seed=11) as emu,
+        FaultProxy(emu.url, seed=11) as proxy,
+        FaultProxy(emu.push_url, seed=12) as push,  # the push channel breaks too
+    ):
         for kind, rate, params in (
             ("reset_before", 0.04, {}), ("reset_after", 0.04, {}), ("stall", 0.02, {"seconds": 1}),
             ("truncate", 0.03, {}), ("garbage", 0.03, {}), ("html", 0.02, {}),
             ("data_null", 0.02, {}),
         ):  # fmt: skip
             proxy.add(kind, rate=rate, **params)  # type: ignore[arg-type]
-        async with listener(proxy.url, emu, runs, sweep=1.0):
+            push.add(kind, rate=rate * 3, **params)  # type: ignore[arg-type]
+        async with listener(proxy.url, emu, runs, sweep=1.0, source=source, push=push.url):
             ids = []
             for n in range(500):
                 ids.append(emu.trigger("workbook:work", input={"fail": n % 10 == 0}).id)
@@ -81,10 +91,12 @@ async def test_five_hundred_jobs_through_a_broken_network_each_end_and_run_once(
             await asyncio.sleep(5)  # the faults go on a while with jobs in flight
             faulted, requests = sum(proxy.injected.values()), proxy.requests
             proxy.clear()  # then the network heals
+            push.clear()
             await all_ended(emu, ids, timeout=150)
             statuses = collections.Counter(str(emu.job(i).status) for i in ids)
     counts = runs_of(runs)
-    print(f"{requests} requests, {faulted} faulted, statuses {dict(statuses)}")
+    print(f"{requests} requests, {faulted} faulted, statuses {dict(statuses)}; push channel: "
+          f"{push.requests} requests, {sum(push.injected.values())} faulted")  # fmt: skip
     assert faulted > 150  # the faults really happened: about a fifth of the calls
     assert faulted / requests > 0.15
     assert set(statuses) <= {"complete", "failed"}, statuses

@@ -7,6 +7,11 @@ platform does: required fields, enum options, handlers' own messages), commits, 
 documents, with the events their changes emit. State lives in memory; it starts in
 milliseconds, and a seed (see :meth:`Emulator.seed`) fills it.
 
+Events are also pushed, as Flatfile pushes them: ``GET /v1/subscription`` hands out
+credentials, and a server speaking PubNub's subscribe protocol, on a port of its own
+(:attr:`Emulator.push_url`), publishes every event on its environment's and its space's
+channels (:class:`PushServer`).
+
 >>> from flatjobs import FlatfileClient
 >>> async def main() -> None:
 ...     async with Emulator() as emu:
@@ -19,8 +24,7 @@ milliseconds, and a seed (see :meth:`Emulator.seed`) fills it.
 complete
 
 Differences from the hosted platform, by design: ``POST /jobs`` without ``trigger`` makes
-a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``; the PubNub
-subscription endpoint (``GET /v1/subscription``) is not served: listeners poll the feed; a
+a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``; a
 ``PUT`` of records that changes nothing answers 200 with the current ids, never a bodiless
 304; nothing is extracted from an uploaded file; ``q`` (FFQL) queries are refused.
 """
@@ -50,6 +54,7 @@ from flatjobs.models import (
 from ._app import BODY_TIMEOUT, ROUTES, RecordedRequest, build_app
 from ._data import DataStore
 from ._faults import Fault, FaultInjector, FaultPlan
+from ._pubnub import PushServer
 from ._seed import Seeded, SeedError, SeedSource, load_seed
 from ._state import EmulatorError, PlatformState, RawJSON
 
@@ -62,6 +67,7 @@ __all__ = [
     "FaultInjector",
     "FaultPlan",
     "PlatformState",
+    "PushServer",
     "RecordedRequest",
     "SeedError",
     "SeedSource",
@@ -87,12 +93,16 @@ class Emulator:
         record: keep a :class:`RecordedRequest` for every request in :attr:`requests`
             (bodies included: pass ``False`` when inserting hundreds of thousands of records).
         body_timeout: seconds a request's body may take to arrive (then: 408).
+        push_port: the port of the push channel (0 picks a free one; see :attr:`push_url`).
+        push_hold: seconds the push channel holds a long-poll before an empty answer.
+        push_ttl: minutes a push token lives (fractions allowed, to watch tokens expire).
 
     Attributes:
         state: the jobs, events and secrets (:class:`PlatformState`).
         data: spaces, workbooks, sheets, records, files and documents (:class:`DataStore`);
             the default space ``us_sp_emulator`` is there from the start.
         seeded: the ids every seed so far created, by name (:class:`Seeded`).
+        push: the push channel (:class:`PushServer`): its tokens, its counts.
     """
 
     def __init__(
@@ -107,6 +117,9 @@ class Emulator:
         parts_shape: Literal["counts", "list"] = "counts",
         record: bool = True,
         body_timeout: float = BODY_TIMEOUT,
+        push_port: int = 0,
+        push_hold: float = 20.0,
+        push_ttl: float = 15.0,
     ) -> None:
         self.token = token
         self.body_timeout = body_timeout
@@ -120,6 +133,10 @@ class Emulator:
         self.requests: list[RecordedRequest] = []
         self._record = record
         self._runner: web.AppRunner | None = None
+        self.push = PushServer(hold=push_hold, ttl=push_ttl)
+        self.push_port = push_port
+        self._push_runner: web.AppRunner | None = None
+        self.state.on_event(self._publish)
         self._waiters: list[tuple[str, frozenset[str], asyncio.Future[Job]]] = []
         self.state.on_event(self._wake_waiters)
         if seed is not None:
@@ -139,14 +156,24 @@ class Emulator:
             record=self.requests.append if self._record else None,
             body_timeout=self.body_timeout,
             data=self.data,
+            push=self.push,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = int(self._runner.addresses[0][1])
+        self._push_runner = web.AppRunner(
+            self.push.app(), access_log=None, handle_signals=False, shutdown_timeout=0.1
+        )
+        await self._push_runner.setup()
+        await web.TCPSite(self._push_runner, self.host, self.push_port).start()
+        self.push_port = int(self._push_runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Stop serving; pending :meth:`wait_for` calls are cancelled."""
+        if self._push_runner is not None:
+            await self._push_runner.cleanup()
+            self._push_runner = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -168,13 +195,32 @@ class Emulator:
             raise RuntimeError("the emulator is not running: use `async with Emulator()`")
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def push_url(self) -> str:
+        """The push channel's origin (``FLATFILE_PUSH_ORIGIN`` for a push source)."""
+        if self._push_runner is None:
+            raise RuntimeError("the emulator is not running: use `async with Emulator()`")
+        return f"http://{self.host}:{self.push_port}"
+
     def env(self) -> dict[str, str]:
         """Environment variables that point flatjobs (or Flatfile's JS SDK) at this emulator."""
         return {
             "FLATFILE_API_URL": self.url,
             "FLATFILE_BEARER_TOKEN": self.token,
             "FLATFILE_ENVIRONMENT_ID": self.environment_id,
+            "FLATFILE_PUSH_ORIGIN": self.push_url,
         }
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        """Push an event on its environment's and its space's channels, as Flatfile does."""
+        context = event.get("context") or {}
+        channels = [
+            f"{kind}.{context[key]}"
+            for kind, key in (("environment", "environmentId"), ("space", "spaceId"))
+            if isinstance(context.get(key), str) and context[key]
+        ]
+        if channels:
+            self.push.publish(channels, event)
 
     # ----------------------------------------------------------- the end user
 

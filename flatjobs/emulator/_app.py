@@ -27,6 +27,7 @@ from flatjobs.models import Job, to_wire
 from ._checks import Params
 from ._data import FILES_PAGE_SIZE, SPACES_PAGE_SIZE, DataStore, paused_gc
 from ._faults import FaultInjector
+from ._pubnub import PushServer
 from ._state import EmulatorError, PlatformState, RawJSON
 
 __all__ = ["ROUTES", "RecordedRequest", "build_app"]
@@ -178,9 +179,10 @@ def _form(content_type: str, raw: bytes) -> list[tuple[str, str | None, str | No
 
 
 class _Api:
-    def __init__(self, state: PlatformState, data: DataStore) -> None:
+    def __init__(self, state: PlatformState, data: DataStore, push: PushServer | None) -> None:
         self.state = state
         self.data = data
+        self.push = push
 
     async def _json(self, request: web.Request) -> Any:
         return self._parsed(await request.read())
@@ -272,6 +274,17 @@ class _Api:
 
     async def get_event(self, request: web.Request) -> web.Response:
         return _data(self.state.get_event(request.match_info["event_id"]))
+
+    async def subscription(self, request: web.Request) -> web.Response:
+        scope = request.query.get("scope", "")
+        if not scope:
+            raise EmulatorError(400, "scope is required: an environment or space id", key="scope")
+        if self.push is None:
+            raise EmulatorError(404, "this emulator serves no push channel")
+        ttl = self.push.ttl
+        return _data({"accountId": self.state.account_id, "subscribeKey": self.push.subscribe_key,
+                      "ttl": int(ttl) if ttl == int(ttl) else ttl,
+                      "token": self.push.issue_token()})  # fmt: skip
 
     async def ack_event(self, request: web.Request) -> web.Response:
         self.state.ack_event(request.match_info["event_id"])
@@ -455,6 +468,7 @@ _TABLE = [
     ("GET", "/v1/events", "events.list", "list_events"),
     ("POST", "/v1/events", "events.create", "create_event"),
     ("GET", "/v1/events/{event_id}", "events.get", "get_event"),
+    ("GET", "/v1/subscription", "events.subscription", "subscription"),
     ("POST", "/v1/events/{event_id}/ack", "events.ack", "ack_event"),
     ("GET", "/v1/secrets", "secrets.list", "list_secrets"),
     ("GET", "/v1/spaces", "spaces.list", "list_spaces"),
@@ -564,9 +578,11 @@ def build_app(
     record: Callable[[RecordedRequest], None] | None,
     body_timeout: float = BODY_TIMEOUT,
     data: DataStore | None = None,
+    push: PushServer | None = None,
 ) -> web.Application:
-    """The aiohttp application serving ``state`` and ``data`` (a new store, if not given)."""
-    api = _Api(state, data if data is not None else DataStore(state))
+    """The aiohttp application serving ``state`` and ``data`` (a new store, if not given),
+    and the credentials of ``push``'s channel."""
+    api = _Api(state, data if data is not None else DataStore(state), push)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -21,19 +21,20 @@ answers 403. Reconnections back off exponentially, with jitter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import time
-from collections.abc import AsyncIterator
-from typing import Any, Final
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import yarl
 
 from flatjobs.client import FlatfileClient
 from flatjobs.errors import ConfigurationError, FlatfileError
-from flatjobs.log import get_logger
+from flatjobs.log import get_logger, register_secret
 from flatjobs.models import Subscription
 
 from ._base import Delivery
@@ -44,6 +45,7 @@ __all__ = ["DEFAULT_PUSH_ORIGIN", "PushSource"]
 DEFAULT_PUSH_ORIGIN: Final = "https://ps.pndsn.com"
 """PubNub's own host, which Flatfile's channel is on (``FLATFILE_PUSH_ORIGIN`` overrides)."""
 _log = get_logger("flatjobs.sources")
+_T = TypeVar("_T")
 _FULL: Final = 100  # the most messages PubNub puts in one answer (and keeps per channel)
 
 
@@ -53,6 +55,14 @@ class _Denied(Exception):
 
 class _Unreadable(Exception):
     """A subscribe answer that is not what the protocol returns."""
+
+
+class _Closed(Exception):
+    """The source was closed while waiting."""
+
+
+class _Failed(Exception):
+    """The channel answered with an error status (not 403)."""
 
 
 def push_origin(given: str | None = None) -> str:
@@ -82,8 +92,10 @@ class PushSource:
         space_id: listen on that space's channel instead of the environment's.
         origin: the push host (``FLATFILE_PUSH_ORIGIN``, else PubNub's own); the emulator
             serves one on its own port (``emulator.env()`` sets it).
-        hold: seconds a long-poll may wait for an answer (the server answers before that:
-            PubNub after 280 s, the emulator sooner).
+        hold: seconds a long-poll may wait for an answer before it is sent again from the
+            same timetoken (nothing is lost: the channel keeps what was published
+            meanwhile); as Flatfile's own driver, 30 s, so a connection that died silently
+            is noticed within that.
         max_backoff: the longest wait between reconnection attempts.
         overlap: as :class:`PollingSource`'s, for the feed that fills gaps.
     """
@@ -95,7 +107,7 @@ class PushSource:
         environment_id: str | None = None,
         space_id: str | None = None,
         origin: str | None = None,
-        hold: float = 310.0,
+        hold: float = 30.0,
         max_backoff: float = 10.0,
         overlap: float = 5.0,
     ) -> None:
@@ -122,6 +134,8 @@ class PushSource:
         """Token refreshes (before expiry, or on access denied)."""
         self.reconnects = 0
         """Reconnections after a failure."""
+        self.timeouts = 0
+        """Long-polls that got no answer within ``hold`` and were sent again."""
 
     @property
     def duplicates(self) -> int:
@@ -149,7 +163,20 @@ class PushSource:
                             self.backfilled += 1
                             yield delivery
                         gap = False
-                    timetoken, region, messages = await self._subscribe(session, timetoken, region)
+                    try:
+                        timetoken, region, messages = await self._subscribe(
+                            session, timetoken, region
+                        )
+                    except TimeoutError as exc:
+                        if isinstance(exc, aiohttp.ClientError):
+                            raise  # no connection at all: reconnect, below
+                        # No answer within `hold`: ask again from the same timetoken. The
+                        # channel kept what was published meanwhile; a dead connection
+                        # shows itself on the next call.
+                        self.timeouts += 1
+                        continue
+                except _Closed:
+                    return
                 except _Denied:
                     _log.info("the push channel refused the token; refreshing it")
                     self._credentials = None
@@ -160,12 +187,12 @@ class PushSource:
                     _log.warning("a push answer could not be read; resubscribing", error=str(exc))
                     timetoken, gap = "0", True
                     continue
-                except (aiohttp.ClientError, TimeoutError, FlatfileError) as exc:
+                except (aiohttp.ClientError, TimeoutError, FlatfileError, _Failed) as exc:
                     self.connected = False
                     self.reconnects += 1
                     wait = backoff * random.uniform(0.8, 1.2)
                     backoff = min(backoff * 2, self.max_backoff)
-                    _log.warning("the push channel failed; reconnecting", error=str(exc),
+                    _log.warning("the push channel failed; reconnecting", origin=self.origin, error=str(exc),
                                  retry_in=round(wait, 2))  # fmt: skip
                     gap = True
                     if await self._wait(wait):
@@ -181,6 +208,23 @@ class PushSource:
                     if self.feed.observe(raw):
                         yield Delivery(raw)
 
+    async def _unless_closed(self, call: Coroutine[Any, Any, _T]) -> _T:
+        """``call``'s result; :class:`_Closed` as soon as the source is closed (a long-poll
+        held by the server does not hold the source up)."""
+        task = asyncio.ensure_future(call)
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise _Closed()
+        return task.result()
+
     async def _wait(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless closed first; True when closed."""
         try:
@@ -192,6 +236,7 @@ class PushSource:
     async def _refresh(self) -> None:
         scope = self.space_id or self.environment_id
         self._credentials = await self.client.events.subscription(scope)
+        register_secret(self._credentials.token)
         self.refreshes += 1
         ttl = self._credentials.ttl or 15.0
         self._refresh_at = time.monotonic() + ttl * 60 * 0.8
@@ -208,15 +253,12 @@ class PushSource:
                   "auth": credentials.token}  # fmt: skip
         if region:
             params["tr"] = region
-        async with session.get(url, params=params) as resp:
-            status = resp.status
-            raw = await resp.read()
+        status, raw = await self._unless_closed(_get(session, url, params))
         if status == 403:
             raise _Denied()
         if status != 200:
-            raise aiohttp.ClientResponseError(
-                resp.request_info, (), status=status, message=f"push channel answered {status}"
-            )
+            # Not aiohttp's own error: its text holds the URL, and the URL holds the token.
+            raise _Failed(f"the push channel answered {status}")
         try:
             answer = json.loads(raw)
             cursor = answer["t"]
@@ -227,6 +269,13 @@ class PushSource:
         if not isinstance(messages, list):
             raise _Unreadable("`m` is not a list")
         return next_timetoken, next_region, messages
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, params: dict[str, str]
+) -> tuple[int, bytes]:
+    async with session.get(url, params=params) as resp:
+        return resp.status, await resp.read()
 
 
 def _event_of(message: Any) -> Any:
