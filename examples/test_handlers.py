@@ -1,55 +1,165 @@
-"""How to test your own handlers: directly, and end to end against the emulator.
+"""How to test your own handlers: end to end against the emulator, seeded with your data,
+and directly with a stand-in tick.
 
 The ``flatfile_emulator`` fixture comes from flatjobs' pytest plugin, registered when
-flatjobs is installed (it needs pytest-asyncio).
+flatjobs is installed (it needs pytest-asyncio); ``contacts`` below is an emulator seeded
+with the 1,204 contacts of ``data/contacts.json``.
 """
 
 from __future__ import annotations
 
-import export_download
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import multipart
+import pytest
 import quickstart
 import sheet_action
+import webhook
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from flatjobs import FlatfileEvent
+from flatjobs import FlatfileEvent, JobError, Listener
 from flatjobs.emulator import Emulator
-from flatjobs.models import DownloadNext, RetryNext
-from flatjobs.testing import RecordingTick, make_event, run_job
+from flatjobs.models import FilesNext, RetryNext
+from flatjobs.testing import RecordingTick, client_for, make_event, run_job
+
+SEED = Path(__file__).parent / "data" / "contacts.json"
 
 
-async def test_export_offers_a_download(flatfile_emulator: Emulator) -> None:
-    job = await run_job(export_download.listener, flatfile_emulator, "workbook:export")
+@pytest.fixture
+async def contacts() -> AsyncIterator[Emulator]:
+    async with Emulator(seed=SEED) as emu:
+        yield emu
+
+
+def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+async def test_the_export_writes_every_record_to_an_export_file(contacts: Emulator) -> None:
+    job = await run_job(quickstart.listener, contacts, "workbook:export")
     assert job.status == "complete"
     assert job.outcome is not None
-    assert job.outcome.message == "Exported 500 rows"
-    assert isinstance(job.outcome.next, DownloadNext)
-    assert job.outcome.next.file_name == "contacts.csv"
+    assert job.outcome.message == "Exported 1,204 rows"
+    assert isinstance(job.outcome.next, FilesNext)
+    [file_id] = [f.file_id for f in job.outcome.next.files]
+    exported = contacts.file(file_id)
+    assert exported.mode == "export"
+    assert exported.name == "contacts.csv"
+    rows = _csv_rows(contacts.file_content(file_id))
+    records = contacts.records("contacts")
+    assert len(rows) == len(records) == 1204
+    assert [r["email"] for r in rows] == [str(r["values"]["email"]["value"]) for r in records]
+    assert rows[0].keys() == {"email", "name", "status", "age"}
 
 
-async def test_quickstart_export_completes_and_validation_fails_with_retry(
-    flatfile_emulator: Emulator,
+async def test_validation_marks_bad_cells_and_fails_with_retry(contacts: Emulator) -> None:
+    job = await run_job(quickstart.listener, contacts, "sheet:validate")
+    assert job.status == "failed"
+    assert job.outcome is not None
+    assert job.outcome.message == "3 rows have an invalid email address"
+    assert isinstance(job.outcome.next, RetryNext)
+    flagged = {
+        r["values"]["email"]["value"]: [m["message"] for m in r["values"]["email"]["messages"]]
+        for r in contacts.records("contacts")
+        if r["values"]["email"].get("messages")
+    }
+    assert flagged == {
+        "not-an-email": ["'not-an-email' is not an email address"],
+        "carla.diaz at example.com": ["'carla.diaz at example.com' is not an email address"],
+        "hugo.berg@": ["'hugo.berg@' is not an email address"],
+    }
+
+
+async def test_validation_passes_once_the_user_fixed_the_rows(contacts: Emulator) -> None:
+    sheet_id = contacts.sheet("contacts").id
+    async with client_for(contacts) as client:
+        async for page in client.records.pages(sheet_id, filter="all"):
+            for record in page:
+                if "@example.com" not in str(record.get("email")):
+                    record["email"] = f"fixed.{record.id}@example.com"
+            await page.save()
+    job = await run_job(quickstart.listener, contacts, "sheet:validate")
+    assert job.status == "complete"
+    assert job.outcome is not None
+    assert job.outcome.message == "All 1,204 rows are valid"
+
+
+async def test_dedupe_removes_the_duplicates_and_says_how_many(contacts: Emulator) -> None:
+    job = await run_job(sheet_action.listener, contacts, "sheet:dedupe")
+    assert job.status == "complete"
+    assert job.outcome is not None
+    assert job.outcome.message == "Removed 4 duplicate rows"
+    emails = [r["values"]["email"]["value"] for r in contacts.records("contacts")]
+    assert len(emails) == 1200
+    assert len(set(emails)) == 1200
+    again = await run_job(sheet_action.listener, contacts, "sheet:dedupe")
+    assert again.outcome is not None
+    assert again.outcome.message == "Removed 0 duplicate rows"
+
+
+async def test_dedupe_on_a_field_the_sheet_lacks_fails_for_the_user(contacts: Emulator) -> None:
+    job = await run_job(sheet_action.listener, contacts, "sheet:dedupe", input={"key": "phone"})
+    assert job.status == "failed"
+    assert job.outcome is not None
+    assert job.outcome.message == "Cannot dedupe on 'phone': the sheet has no such field"
+    assert len(contacts.records("contacts")) == 1204  # nothing deleted
+
+
+class Endpoint:
+    """A local HTTP endpoint receiving the webhook's batches."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.batches: list[dict[str, object]] = []
+        self.refuse = refuse
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.refuse:
+            return web.Response(status=503)
+        self.batches.append(json.loads(await request.read()))
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[tuple[Endpoint, str]]:
+    receiver = Endpoint()
+    app = web.Application()
+    app.router.add_post("/hooks/contacts", receiver.handle)
+    async with TestServer(app) as server:
+        yield receiver, str(server.make_url("/hooks/contacts"))
+
+
+async def test_the_webhook_sends_every_record_in_batches_with_progress(
+    contacts: Emulator, endpoint: tuple[Endpoint, str]
 ) -> None:
-    exported = await run_job(quickstart.listener, flatfile_emulator, "workbook:export")
-    assert exported.status == "complete"
-    validated = await run_job(quickstart.listener, flatfile_emulator, "sheet:validate")
-    assert validated.status == "failed"
-    assert validated.outcome is not None
-    assert validated.outcome.message == "3 rows have no email address"
-    assert isinstance(validated.outcome.next, RetryNext)
+    receiver, url = endpoint
+    contacts.add_secret("WEBHOOK_URL", url)
+    job = await run_job(webhook.listener, contacts, "workbook:submit")
+    assert job.status == "complete"
+    assert job.outcome is not None
+    assert job.outcome.message == "Sent 1,204 records"
+    assert [len(b["records"]) for b in receiver.batches] == [500, 500, 204]  # type: ignore[arg-type]
+    sent = [r for b in receiver.batches for r in b["records"]]  # type: ignore[attr-defined]
+    assert len({r["id"] for r in sent}) == 1204
+    assert sent[0].keys() == {"id", "email", "name", "status", "age"}
+    assert job.info == "Sent 1,204 of 1,204 records"  # the last progress the user saw
 
 
-async def test_sheet_action_by_hand(flatfile_emulator: Emulator) -> None:
-    ok = await run_job(
-        sheet_action.listener, flatfile_emulator, "sheet:dedupe", input={"key": "email"}
-    )
-    assert ok.status == "complete"
-    assert ok.outcome is not None
-    assert ok.outcome.message == "Removed 2 duplicate rows"
-    refused = await run_job(
-        sheet_action.listener, flatfile_emulator, "sheet:dedupe", input={"key": "phone"}
-    )
-    assert refused.status == "failed"
-    assert refused.info == "Cannot dedupe on 'phone': only 'email' is supported"
+async def test_the_webhook_fails_with_retry_when_the_endpoint_refuses(
+    contacts: Emulator, endpoint: tuple[Endpoint, str]
+) -> None:
+    receiver, url = endpoint
+    receiver.refuse = True
+    contacts.add_secret("WEBHOOK_URL", url)
+    job = await run_job(webhook.listener, contacts, "workbook:submit")
+    assert job.status == "failed"
+    assert job.outcome is not None
+    assert job.outcome.message == "The endpoint refused a batch (503) after 0 of 1,204 records"
+    assert isinstance(job.outcome.next, RetryNext)
 
 
 async def test_multipart_export_ends_the_parent_from_its_parts(flatfile_emulator: Emulator) -> None:
@@ -65,12 +175,16 @@ async def test_multipart_export_ends_the_parent_from_its_parts(flatfile_emulator
     ]
 
 
-async def test_a_handler_can_be_called_directly_too() -> None:
-    # @jobs.handle returns the function unchanged: call it with an event and a stand-in tick.
-    tick = RecordingTick()
-    event = FlatfileEvent(make_event(job="workbook:export"))
-    outcome = await export_download.export(event, tick)
-    assert outcome.message == "Exported 500 rows"
-    assert len(tick.updates) == 500  # one tick per row: the real tick coalesces them
-    assert tick.updates[-1].progress == 90
-    assert tick.updates[99].info == "100 of 500 rows"
+async def test_a_handler_can_be_called_directly_too(contacts: Emulator) -> None:
+    # @jobs.handle returns the function unchanged: call it with an event and a stand-in
+    # tick; the event reaches the emulator through a listener holding a client for it.
+    sheet_id = contacts.sheet("contacts").id
+    async with client_for(contacts) as client:
+        event = FlatfileEvent(
+            make_event(job="sheet:validate", context={"sheetId": sheet_id}), Listener(client)
+        )
+        tick = RecordingTick()
+        with pytest.raises(JobError, match="3 rows have an invalid email address"):
+            await quickstart.validate(event, tick)
+    assert tick.updates[-1].progress == 100
+    assert tick.updates[-1].info == "Checked 1,204 of 1,204 rows"

@@ -638,7 +638,7 @@ class JobLifecycle:
         await coalescer.close(flush=True)
         if exc is not None:
             if isinstance(exc, JobError):  # chosen by the handler: the user sees the message
-                self.log.warning("job failed with a user-facing error", error=_text(exc))
+                self.log.info("job failed with a user-facing error", error=_text(exc))
             else:
                 self.log.error(
                     "job failed", error=f"{type(exc).__name__}: {_text(exc)}", exc_info=exc
@@ -786,6 +786,26 @@ def job_lifecycle(
     debug: bool = False,
 ) -> JobLifecycle:
     """Run a job's body between an ack and a complete/fail: ``async with job_lifecycle(event) as tick``.
+
+    Entering acknowledges the job; ``await tick(progress, info)`` reports progress; leaving
+    the block completes it (with ``tick.complete_with(...)``'s outcome), an exception fails
+    it with its message (a :class:`JobError`'s heading and button too):
+
+    >>> from flatjobs import Listener
+    >>> from flatjobs.emulator import Emulator
+    >>> from flatjobs.testing import run_job
+    >>> listener = Listener()
+    >>> @listener.on("job:ready", {"job": "sheet:dedupe"})
+    ... async def dedupe(event: FlatfileEvent) -> None:
+    ...     async with job_lifecycle(event) as tick:
+    ...         await tick(50, "Looking for duplicates")
+    ...         tick.complete_with("Removed 2 duplicate rows")
+    >>> async def main() -> None:
+    ...     async with Emulator() as emu:
+    ...         job = await run_job(listener, emu, "sheet:dedupe")
+    ...         print(job.status, "-", job.outcome.message)
+    >>> asyncio.run(main())
+    complete - Removed 2 duplicate rows
 
     Args:
         event: the ``job:ready`` event (as a callback receives it, raw JSON, or an Event).

@@ -11,7 +11,7 @@ job:ready sheet:dedupe
 >>> result.ran
 ('flatjobs._listener.on_sheet_job',)
 
-Ordering and isolation follow SPEC §5: the callbacks matching an event run one after
+Ordering and isolation follow ``@flatfile/listener``'s: the callbacks matching an event run one after
 another in registration order, a parent listener's before its children's; an exception in
 one is logged and the next still runs; ``after_all`` callbacks run once per event after
 all others.
@@ -137,7 +137,7 @@ class _Registration:
 
 
 class Listener:
-    """Routes events to async callbacks by topic and EventFilter (SPEC §3, §4, §5).
+    """Routes events to async callbacks by topic and EventFilter, as ``@flatfile/listener`` does.
 
     Args:
         client: the :class:`FlatfileClient` callbacks reach as ``event.client``. When not

@@ -1,4 +1,4 @@
-"""Topic globs and EventFilter matching with ``@flatfile/listener``'s semantics (SPEC §3, §4).
+"""Topic globs and EventFilter matching with ``@flatfile/listener``'s semantics.
 
 Everything is compiled once, when a callback is registered; matching an event costs one
 flattening of the event (shared by every callback) and a few dict lookups.
@@ -130,7 +130,7 @@ class TopicMatcher:
                 f"topics must be a string or a list of strings, got {type(topics).__name__} {topics!r}"
             )
         self.patterns = patterns
-        normalised = [p or "**" for p in patterns]  # "" acts as "**" (SPEC §4)
+        normalised = [p or "**" for p in patterns]  # "" acts as "**", as in @flatfile/listener
         self.literals = frozenset(p for p in normalised if _is_literal(p))
         self.wildcard = any(not _is_literal(p) for p in normalised)
         self._tests = [_glob_test(p, ":") for p in normalised if not _is_literal(p)]

@@ -142,3 +142,12 @@ def test_every_public_name_has_a_docstring() -> None:
                     if not (getattr(target, "__doc__", None) or "").strip():
                         missing.append(f"{module.__name__}.{name}.{member}")
     assert missing == []
+
+
+def test_no_page_or_docstring_points_to_documents_users_do_not_have() -> None:
+    root = Path(__file__).parent.parent
+    places = [root / "README.md", root / "CHANGELOG.md"]
+    for folder, pattern in (("flatjobs", "*.py"), ("docs", "*.md"), ("examples", "*.py")):
+        places += [p for p in (root / folder).rglob(pattern) if "_build" not in p.parts]
+    pointing = [str(p.relative_to(root)) for p in places if "SPEC" in p.read_text()]
+    assert pointing == []

@@ -38,7 +38,7 @@ __all__ = ["EmulatorError", "PlatformState", "RawJSON", "SecretRecord"]
 NOT_STARTED = frozenset(
     {JobStatus.CREATED, JobStatus.PLANNING, JobStatus.SCHEDULED, JobStatus.WAITING}
 )
-# The statuses each call may start from (SPEC §2, "Job lifecycle on the platform").
+# The statuses each call may start from, as on the platform.
 LEGAL_FROM: dict[str, frozenset[str]] = {
     "ack": frozenset({JobStatus.READY, JobStatus.EXECUTING}),
     "complete": frozenset({JobStatus.EXECUTING}),

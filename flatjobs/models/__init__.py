@@ -1,7 +1,7 @@
 """Wire models of Flatfile's Jobs and Events API, and the one converter that reads and writes them.
 
 Every model is an immutable attrs class with snake_case attributes; :data:`converter` maps
-them to and from the camelCase JSON the API speaks (SPEC §2). Parsing is lenient, because
+them to and from the camelCase JSON the API speaks. Parsing is lenient, because
 Flatfile adds topics, statuses and fields over time:
 
 * an enum value flatjobs does not know is kept as a plain ``str`` (``JobStatus`` members are

@@ -390,7 +390,7 @@ _NEXT_BY_TYPE: dict[str, type[Any]] = {
 
 
 class Next:
-    """Builders for an outcome's ``next`` action, one per variant of SPEC §2.
+    """Builders for an outcome's ``next`` action, one per variant the platform knows.
 
     >>> Next.retry("Try again")
     RetryNext(label='Try again')
