@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
+import difflib
+import functools
 import importlib
 import importlib.util
 import json
@@ -26,18 +29,19 @@ import sys
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import structlog
+import yarl
 
 from . import _meta
 from ._jobs import Jobs
 from ._listener import Listener
 from ._reconcile import Reconciler
-from ._runner import run
-from .client import FlatfileClient
-from .errors import ConfigurationError
+from ._runner import run, stop_on_signal
+from .client import FlatfileClient, RetryPolicy
+from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
 from .log import redact_tokens
 from .models import JobStatus
 from .sources import EventSource, PollingSource, PushSource
@@ -85,7 +89,10 @@ def load_target(spec: str) -> Listener:
             target = getattr(module, name)
             break
     else:
-        raise TargetError(f"{module_part} has no attribute {' or '.join(map(repr, names))}")
+        wanted = " or ".join(map(repr, names))
+        close = difflib.get_close_matches(names[0], [n for n in vars(module) if n[:1] != "_"])
+        hint = f": did you mean {close[0]!r}?" if close else ""
+        raise TargetError(f"{module_part} has no attribute {wanted}{hint}")
     if isinstance(target, Jobs):
         return Listener().use(target)
     if isinstance(target, Listener):
@@ -111,8 +118,34 @@ def _configure_logging(level: str) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, then exit code 2 (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _job_name(value: str) -> str:
+    domain, colon, operation = value.partition(":")
+    if not (domain and colon and operation) or ":" in operation or value != value.strip():
+        raise argparse.ArgumentTypeError(
+            f"takes DOMAIN:OPERATION, such as workbook:export; got {value!r}"
+        )
+    return value
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"is not JSON ({exc}): {text[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text[:80]!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="flatjobs", description="Run Flatfile job handlers written with flatjobs."
     )
     parser.add_argument("--version", action="version", version=f"flatjobs {_meta.version()}")
@@ -227,10 +260,11 @@ def _parser() -> argparse.ArgumentParser:
     distributed.add_argument(
         "--ack-wait",
         type=float,
-        default=30.0,
+        default=45.0,
         metavar="SECONDS",
         help="seconds a silent worker keeps its messages before they go to another: a "
-        "stopped worker's jobs end within about this long (default: %(default)s)",
+        "stopped worker's jobs end within about this long, or 1.5 heartbeats of their "
+        "handler if longer (default: %(default)s)",
     )
     distributed.add_argument(
         "--max-deliver",
@@ -239,6 +273,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="deliveries after which a message is poison: terminated and logged "
         "(default: %(default)s)",
+    )
+    distributed.add_argument(
+        "--nats-replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="replicas of the stream and bucket: 3 on a three-node NATS cluster; set when "
+        "they are created (default: %(default)s)",
     )
     distributed.add_argument(
         "--partitions",
@@ -262,13 +304,14 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--trigger",
         action="append",
+        type=_job_name,
         default=[],
         metavar="DOMAIN:OPERATION",
         help="a job to trigger; repeat for more",
     )
     dev.add_argument(
         "--input",
-        type=json.loads,
+        type=_json_object,
         default=None,
         metavar="JSON",
         help="the triggered jobs' input, a JSON object",
@@ -343,13 +386,15 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
         ) from None
     try:
         settings = NatsSettings(stream=args.nats_stream, ack_wait=args.ack_wait,
-                                max_deliver=args.max_deliver, partitions=args.partitions)  # fmt: skip
+                                max_deliver=args.max_deliver, partitions=args.partitions,
+                                replicas=args.nats_replicas)  # fmt: skip
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     role: Role = args.role or "all"
     ingress = role in ("ingress", "all")
     source = _source(args, client) if ingress else None
     async with client, await connect(args.nats, settings) as broker:
+        await _first_contact(client)
         sweep = (
             Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
                        lookback=args.lookback, running=broker.job_running)
@@ -358,15 +403,70 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
         )  # fmt: skip
         health = _health(args, source) if source is not None else contextlib.nullcontext()
         async with health:
+            _say("run", f"{_started(args, client, source, sweep)}; {role} of a distributed "
+                        f"deployment through {broker.url}, stream {settings.stream}")  # fmt: skip
             stats = await run_distributed(listener, broker, role=role, source=source,
                                           sweep=sweep, concurrency=args.concurrency,
-                                          grace_period=args.grace_period)  # fmt: skip
+                                          grace_period=args.grace_period,
+                                          on_signal=functools.partial(_say, "run"))  # fmt: skip
     structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
     if stats.abandoned:
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(0)
     return 0
+
+
+def _say(command: str, message: str) -> None:
+    """One line for the person at the terminal, on stderr (stdout is the program's)."""
+    print(f"flatjobs {command}: {message}", file=sys.stderr, flush=True)
+
+
+def _token_variable() -> str:
+    """The variable the token came from (the client reads the first that is set)."""
+    if os.environ.get("FLATFILE_BEARER_TOKEN") or not os.environ.get("FLATFILE_API_KEY"):
+        return "FLATFILE_BEARER_TOKEN"
+    return "FLATFILE_API_KEY"
+
+
+async def _first_contact(client: FlatfileClient) -> None:
+    """One call before anything runs: a refused token or an API out of reach is named
+    now, as a configuration error (exit code 2), not retried in the logs for ever."""
+    environment = client.require_environment(None)
+    try:
+        await client.events.list_raw(page_size=1, since=dt.datetime.now(dt.UTC),
+                                     retry=RetryPolicy(attempts=3, deadline=10.0))  # fmt: skip
+    except FlatfileAPIError as exc:
+        if exc.status == 401:
+            raise ConfigurationError(
+                f"the Flatfile API at {client.host} refused the token (401): set "
+                f"{_token_variable()} to a valid secret key"
+            ) from None
+        if exc.status == 403:
+            raise ConfigurationError(
+                f"the token may not read environment {environment} at {client.host} (403): "
+                f"check FLATFILE_ENVIRONMENT_ID (or --environment-id), and that "
+                f"{_token_variable()} is a key of that environment"
+            ) from None
+        raise ConfigurationError(f"the Flatfile API at {client.host} failed: {exc}") from None
+    except FlatfileError as exc:
+        raise ConfigurationError(
+            f"cannot reach the Flatfile API at {client.host} ({exc}): check FLATFILE_API_URL"
+        ) from None
+
+
+def _started(
+    args: argparse.Namespace, client: FlatfileClient, source: EventSource | None, sweep: Any
+) -> str:
+    """The start-up line: where events come from, for which environment, through what."""
+    line = f"{args.target} on environment {client.environment_id} at {client.host}"
+    if isinstance(source, PushSource):
+        line += f"; events pushed from {yarl.URL(source.origin).host}, the feed filling gaps"
+    elif isinstance(source, PollingSource):
+        line += f"; events polled every {source.interval:g}s"
+    if sweep is not None:
+        line += f"; sweep every {args.sweep_interval:g}s"
+    return line
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -386,8 +486,12 @@ async def _run(args: argparse.Namespace) -> int:
         else None
     )  # fmt: skip
     async with client, _health(args, source):
+        await _first_contact(client)
         stats = await run(listener, source, concurrency=args.concurrency,
-                          grace_period=args.grace_period, sweep=sweep)  # fmt: skip
+                          grace_period=args.grace_period, sweep=sweep,
+                          on_signal=functools.partial(_say, "run"),
+                          started=functools.partial(
+                              _say, "run", _started(args, client, source, sweep)))  # fmt: skip
     structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
     if stats.abandoned:
         # Bodies that ignore cancellation are still tasks; asyncio.run would wait for them
@@ -404,8 +508,11 @@ async def _dev(args: argparse.Namespace) -> int:
     from .testing import emulated
 
     listener = load_target(args.target)
-    if args.input is not None and not isinstance(args.input, dict):
-        raise TargetError(f"--input must be a JSON object, got {args.input!r}")
+    if args.exit_when_idle and not args.trigger:
+        raise TargetError(
+            "nothing to do: --exit-when-idle waits for triggered jobs, and no --trigger "
+            "names one (add --trigger DOMAIN:OPERATION, or leave --exit-when-idle out)"
+        )
     out = sys.stdout
     async with Emulator(record=False, seed=args.seed) as emu:
         display = ProgressDisplay(emu.job, out)
@@ -417,7 +524,8 @@ async def _dev(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(sig, env.stop)
+                    loop.add_signal_handler(sig, stop_on_signal, env.runner,
+                                            functools.partial(_say, "dev"))  # fmt: skip
             triggered: list[tuple[str, str]] = []
             unhandled: list[str] = []
             for name in args.trigger:

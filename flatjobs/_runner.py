@@ -118,6 +118,24 @@ class Runner:
         """How many events are being dispatched now."""
         return len(self._tasks)
 
+    def stopping_notice(self) -> str:
+        """What a :meth:`stop` called now does, in a sentence for whoever pressed Ctrl-C."""
+        jobs = sum(event.topic in _JOB_RUNNING_TOPICS for event in self._tasks.values())
+        others = self.in_flight - jobs
+        if self._stop.is_set():
+            return f"stopping now: {jobs} running job(s) are failed with a Retry button"
+        if not self.in_flight:
+            return "stopping: nothing is running"
+        waiting = " and ".join(
+            text
+            for count, text in ((jobs, f"{jobs} running job(s)"), (others, f"{others} event(s)"))
+            if count
+        )
+        return (
+            f"stopping: no new events are taken; waiting up to {self.grace_period:g}s for "
+            f"{waiting} (Ctrl-C again to stop now)"
+        )
+
     def stop(self) -> None:
         """Stop taking events and drain (safe from a signal handler); a second call
         cancels what is in flight at once."""
@@ -288,6 +306,13 @@ async def _settle(done: Callable[[], Awaitable[None]], event_id: object) -> None
         )
 
 
+def stop_on_signal(runner: Runner, on_signal: Callable[[str], None] | None = None) -> None:
+    """Stop ``runner`` (a signal handler), first telling ``on_signal`` what that does."""
+    if on_signal is not None:
+        on_signal(runner.stopping_notice())
+    runner.stop()
+
+
 async def run(
     listener: Listener,
     source: EventSource,
@@ -297,10 +322,14 @@ async def run(
     cancel_grace: float = 5.0,
     sweep: EventSource | None = None,
     handle_signals: bool = True,
+    on_signal: Callable[[str], None] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> RunStats:
     """Run ``listener`` over ``source`` (and ``sweep``, a :class:`flatjobs.Reconciler`);
     with ``handle_signals``, SIGINT and SIGTERM stop it gracefully (a second signal cancels
-    in-flight work at once)."""
+    in-flight work at once), and ``on_signal`` is told what stopping does
+    (:meth:`Runner.stopping_notice`), to say it at once. ``started`` is called once the
+    signal handlers are in place and events are about to be taken."""
     runner = Runner(
         listener,
         source,
@@ -314,9 +343,11 @@ async def run(
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, runner.stop)
+                loop.add_signal_handler(sig, stop_on_signal, runner, on_signal)
                 installed.append(sig)
     try:
+        if started is not None:
+            started()
         return await runner.run()
     finally:
         for sig in installed:

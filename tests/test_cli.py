@@ -7,12 +7,15 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from flatjobs._cli import TargetError, load_target, main
 from flatjobs.emulator import Emulator
@@ -22,15 +25,16 @@ APP = "tests/apps/slow.py"
 
 
 async def flatjobs(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, clean: bool = False
 ) -> tuple[int, str, str]:
+    """Run the command; ``env`` adds to this process's environment (replaces it: ``clean``)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "flatjobs",
         *args,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=dict(env or {}) if clean else {**os.environ, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -305,3 +309,181 @@ async def test_sigterm_with_a_body_that_ignores_cancellation_still_exits_and_fai
     assert ended.outcome is not None
     assert ended.outcome.next is not None
     assert "ignore cancellation" in err.decode()
+
+
+# ------------------------------------------------------------ a CLI that explains itself
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["dev", APP, "--trigger", "nocolon"], "takes DOMAIN:OPERATION, such as workbook:export"),
+        (["dev", APP, "--trigger", "a:b:c"], "got 'a:b:c'"),
+        (["dev", APP, "--trigger", "a:b", "--input", "{bad json"], "is not JSON"),
+        (["dev", APP, "--trigger", "a:b", "--input", "[1, 2]"], "must be a JSON object"),
+        (["run", APP, "--source", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (["run", APP, "--concurrency", "many"], "invalid int value: 'many'"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_code_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"flatjobs {argv[0]}: error: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_an_attribute_typo_is_answered_with_the_name_meant(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["run", "examples/quickstart.py:listner"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "flatjobs run: error: examples/quickstart.py has no attribute 'listner': "
+        "did you mean 'listener'?"
+    )
+
+
+def test_dev_exit_when_idle_with_nothing_to_trigger_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["dev", APP, "--exit-when-idle"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flatjobs dev: error: nothing to do: --exit-when-idle")
+    assert len(err.splitlines()) == 1
+
+
+async def test_run_says_at_start_what_it_listens_to() -> None:
+    async with Emulator() as emu:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", "run", APP, cwd=ROOT, env={**os.environ, **emu.env()},
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode().strip()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 30)
+    assert line == (
+        f"flatjobs run: {APP} on environment {emu.environment_id} at 127.0.0.1:{emu.port}; "
+        "events pushed from 127.0.0.1, the feed filling gaps; sweep every 60s"
+    )
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("variable", ["FLATFILE_BEARER_TOKEN", "FLATFILE_API_KEY"])
+async def test_a_refused_token_exits_2_naming_the_variable(variable: str) -> None:
+    async with Emulator() as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLATFILE_")}
+        env.update(emu.env())
+        del env["FLATFILE_BEARER_TOKEN"]
+        env[variable] = "sk_wrong_token_123"
+        code, _, err = await flatjobs("run", APP, env=env, clean=True)
+    assert code == 2
+    assert err.strip() == (
+        f"flatjobs run: error: the Flatfile API at 127.0.0.1:{emu.port} refused the token "
+        f"(401): set {variable} to a valid secret key"
+    )
+    assert "sk_wrong_token_123" not in err
+
+
+async def test_a_forbidden_environment_exits_2_naming_the_variable() -> None:
+    async def forbidden(request: web.Request) -> web.Response:
+        return web.json_response({"errors": [{"message": "Forbidden"}]}, status=403)
+
+    app = web.Application()
+    app.router.add_get("/v1/events", forbidden)
+    async with TestServer(app) as server:
+        env = {"FLATFILE_API_URL": str(server.make_url("")), "FLATFILE_BEARER_TOKEN": "sk_1234",
+               "FLATFILE_ENVIRONMENT_ID": "us_env_other"}  # fmt: skip
+        code, _, err = await flatjobs("run", APP, env=env)
+    assert code == 2
+    assert "may not read environment us_env_other" in err
+    assert "(403): check FLATFILE_ENVIRONMENT_ID (or --environment-id)" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_an_api_out_of_reach_exits_2_naming_the_variable() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"FLATFILE_API_URL": f"http://127.0.0.1:{port}", "FLATFILE_BEARER_TOKEN": "sk_1234",
+           "FLATFILE_ENVIRONMENT_ID": "us_env_1"}  # fmt: skip
+    code, _, err = await flatjobs("run", APP, env=env)
+    assert code == 2
+    last = err.strip().splitlines()[-1]  # after the retries' log lines
+    assert last.startswith(
+        f"flatjobs run: error: cannot reach the Flatfile API at 127.0.0.1:{port}"
+    )
+    assert last.endswith("check FLATFILE_API_URL")
+
+
+async def _said(stream: asyncio.StreamReader, start: str, holding: str = "") -> str:
+    """The next line of ``stream`` that starts with ``start`` and holds ``holding`` (log
+    lines may come between)."""
+    async with asyncio.timeout(30):
+        while line := (await stream.readline()).decode():
+            if line.startswith(start) and holding in line:
+                return line.strip()
+    raise AssertionError(f"no line starting {start!r}")
+
+
+@pytest.mark.parametrize("command", ["run", "dev"])
+async def test_ctrl_c_says_at_once_what_it_waits_for_and_a_second_stops_now(
+    command: str,
+) -> None:
+    async with Emulator() as emu:
+        env = {**os.environ, **emu.env(), "SLOW_JOB_SECONDS": "60"}
+        args = ["run", APP] if command == "run" else ["dev", APP, "--trigger", "workbook:slow"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", *args, cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        if command == "run":  # against this emulator: trigger, and wait until it runs
+            await _said(proc.stderr, "flatjobs run: ")  # the start-up line: it listens
+            emu.trigger("workbook:slow")
+            async with asyncio.timeout(30):
+                while not emu.jobs("executing"):  # noqa: ASYNC110 - another process runs it
+                    await asyncio.sleep(0.02)
+        else:  # dev triggers on its own emulator, and shows the job's progress
+            await _said(proc.stdout, "  workbook:slow", "working")
+        proc.send_signal(signal.SIGINT)
+        first = await _said(proc.stderr, f"flatjobs {command}: stopping")
+        proc.send_signal(signal.SIGINT)
+        second = await _said(proc.stderr, f"flatjobs {command}: stopping")
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert first == (
+        f"flatjobs {command}: stopping: no new events are taken; waiting up to 30s for "
+        "1 running job(s) (Ctrl-C again to stop now)"
+    )
+    assert second == (
+        f"flatjobs {command}: stopping now: 1 running job(s) are failed with a Retry button"
+    )
+    assert proc.returncode == 0
+    if command == "run":
+        assert [j.status for j in emu.jobs()] == ["failed"]
+    else:
+        assert re.search(r"workbook:slow\s+FAILED", out.decode())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_the_emulator_command_stops_cleanly_on_sigterm_and_sigint(sig: int) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flatjobs", "emulator", "--port", "0", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    await asyncio.wait_for(proc.stdout.readline(), 30)  # listening
+    proc.send_signal(sig)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    assert out.decode().strip().endswith("flatjobs emulator: stopped")
+    assert err == b""

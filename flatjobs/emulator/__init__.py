@@ -32,8 +32,10 @@ a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
+import signal
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Self
 
@@ -509,16 +511,30 @@ async def serve(
     environment_id: str = DEFAULT_ENVIRONMENT,
     seed: SeedSource | None = None,
 ) -> None:
-    """Run an emulator until cancelled (``flatjobs emulator``), with ``seed``'s data."""
+    """Run an emulator until SIGINT or SIGTERM (or cancelled): ``flatjobs emulator``, with
+    ``seed``'s data."""
     emulator = Emulator(
         host=host, port=port, token=token, environment_id=environment_id, record=False, seed=seed
     )
-    async with emulator as emu:
-        print(f"flatjobs emulator listening on {emu.url}", flush=True)
-        for key, value in emu.env().items():
-            shown = value if key != "FLATFILE_BEARER_TOKEN" or token == DEFAULT_TOKEN else "<yours>"
-            print(f"  export {key}={shown}", flush=True)
-        for kind in ("spaces", "workbooks", "sheets", "documents", "files"):
-            for name, ident in getattr(emu.seeded, kind).items():
-                print(f"  seeded {kind[:-1]} {name}: {ident}", flush=True)
-        await asyncio.Event().wait()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with emulator as emu:
+            print(f"flatjobs emulator listening on {emu.url}", flush=True)
+            for key, value in emu.env().items():
+                shown = (
+                    value if key != "FLATFILE_BEARER_TOKEN" or token == DEFAULT_TOKEN else "<yours>"
+                )
+                print(f"  export {key}={shown}", flush=True)
+            for kind in ("spaces", "workbooks", "sheets", "documents", "files"):
+                for name, ident in getattr(emu.seeded, kind).items():
+                    print(f"  seeded {kind[:-1]} {name}: {ident}", flush=True)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+    print("flatjobs emulator: stopped", flush=True)
