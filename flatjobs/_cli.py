@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,7 +39,8 @@ from . import _meta
 from ._jobs import Jobs
 from ._listener import Listener
 from ._reconcile import Reconciler
-from ._runner import run, stop_on_signal
+from ._reload import Reloader
+from ._runner import Runner, run, stop_on_signal
 from .client import FlatfileClient, RetryPolicy
 from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
 from .log import redact_tokens
@@ -329,6 +330,13 @@ def _parser() -> argparse.ArgumentParser:
         help="with --exit-when-idle, give up after this many seconds (default: %(default)s)",
     )
     dev.add_argument(
+        "--reload",
+        action="store_true",
+        help="import the listener again when a Python file of its folder changes: new "
+        "events go to the new code, running jobs finish on the old (needs watchfiles: "
+        "pip install 'flatjobs[reload]')",
+    )
+    dev.add_argument(
         "--seed",
         metavar="FILE",
         help="a JSON seed of spaces, workbooks, sheets and records the emulator starts with; "
@@ -502,6 +510,24 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _reloading(
+    reloader: Reloader | None, runner: Runner, client: FlatfileClient
+) -> AsyncIterator[None]:
+    """With a reloader, watch for changes for the duration of the block."""
+    if reloader is None:
+        yield
+        return
+    stop = asyncio.Event()
+    watching = asyncio.create_task(reloader.watch(runner, client, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(watching, 5)
+
+
 async def _dev(args: argparse.Namespace) -> int:
     from ._display import ProgressDisplay
     from .emulator import Emulator
@@ -513,14 +539,19 @@ async def _dev(args: argparse.Namespace) -> int:
             "nothing to do: --exit-when-idle waits for triggered jobs, and no --trigger "
             "names one (add --trigger DOMAIN:OPERATION, or leave --exit-when-idle out)"
         )
+    reloader = (
+        Reloader(args.target, functools.partial(_say, "dev"), load_target) if args.reload else None
+    )
     out = sys.stdout
     async with Emulator(record=False, seed=args.seed) as emu:
         display = ProgressDisplay(emu.job, out)
         emu.on_event(display.on_event)
         print(f"flatjobs dev: emulator on {emu.url}, running {args.target}", file=out, flush=True)
-        async with emulated(
-            listener, emulator=emu, concurrency=args.concurrency, grace_period=args.grace_period
-        ) as env:
+        async with (
+            emulated(listener, emulator=emu, concurrency=args.concurrency,
+                     grace_period=args.grace_period) as env,
+            _reloading(reloader, env.runner, env.client),
+        ):  # fmt: skip
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -1,0 +1,123 @@
+"""``flatjobs dev --reload``: new code for new events, without dropping the subscription.
+
+When a Python file under the watched folder changes, the target is imported again, from
+fresh modules, and handed to the runner: events taken from then on go to the new
+listener; jobs already running finish on the code they started with; the event source
+(its push subscription, its memory of delivered events) is never touched. A change that
+does not import (a syntax error, an exception at import) is reported and the previous
+version keeps running, its modules restored.
+
+It needs ``watchfiles`` (the ``reload`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import sysconfig
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+
+from ._runner import Runner
+from .client import FlatfileClient
+from .errors import ConfigurationError
+
+__all__ = ["Reloader", "watched_folder"]
+
+
+def watched_folder(target: str) -> Path:
+    """The folder whose Python files make up the target: a file target's own folder, the
+    working directory for a module target."""
+    module_part = target.partition(":")[0]
+    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+        return Path(module_part).resolve().parent
+    return Path.cwd().resolve()
+
+
+def _library_folders() -> list[Path]:
+    """Where installed code lives (never reloaded, even under the watched folder)."""
+    paths = sysconfig.get_paths()
+    folders = {Path(paths[key]).resolve() for key in ("purelib", "platlib", "stdlib")}
+    folders.add(Path(__file__).resolve().parent)  # flatjobs itself, installed editable or not
+    return sorted(folders)
+
+
+def _forget(folder: Path) -> dict[str, ModuleType]:
+    """Take the modules loaded from ``folder`` (the user's code) out of ``sys.modules``, so
+    importing the target again runs them again; returns them, to put back on failure."""
+    libraries = _library_folders()
+    forgotten: dict[str, ModuleType] = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file:
+            continue
+        path = Path(file).resolve()
+        if path.is_relative_to(folder) and not any(path.is_relative_to(f) for f in libraries):
+            forgotten[name] = sys.modules.pop(name)
+    return forgotten
+
+
+class Reloader:
+    """Watches the target's folder and swaps a runner's listener on each change.
+
+    Args:
+        target: the ``TARGET`` argument (``module:attr`` or ``file.py:attr``).
+        say: where to report, a line at a time.
+        load: how to load the target (``flatjobs._cli.load_target``).
+
+    Raises:
+        ConfigurationError: watchfiles is not installed.
+    """
+
+    def __init__(
+        self, target: str, say: Callable[[str], None], load: Callable[[str], object]
+    ) -> None:
+        self.target = target
+        self.say = say
+        self.load = load
+        self.folder = watched_folder(target)
+        self._watchfiles = _watchfiles()  # missing: said now, not once running
+        self.reloads = 0
+        """Successful reloads so far."""
+
+    def reload(self, runner: Runner, client: FlatfileClient, changed: Iterable[str] = ()) -> bool:
+        """Import the target again; on success ``runner``'s new events go to it (bound to
+        ``client``)."""
+        from ._listener import Listener
+
+        names = sorted({Path(p).name for p in changed})
+        what = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        saved = _forget(self.folder)
+        try:
+            listener = self.load(self.target)
+        except Exception as exc:
+            sys.modules.update(saved)  # the previous version's modules, as they were
+            self.say(f"{what or 'a file'} changed, but the new code does not load ({exc}); "
+                     "the previous version keeps running")  # fmt: skip
+            return False
+        assert isinstance(listener, Listener)
+        listener.client = client
+        runner.listener = listener
+        self.reloads += 1
+        self.say(f"reloaded {self.target} ({what or 'changed'}): new events go to the new "
+                 "code; running jobs finish on the code they started with")  # fmt: skip
+        return True
+
+    async def watch(self, runner: Runner, client: FlatfileClient, stop: asyncio.Event) -> None:
+        """Reload on every change of a Python file in :attr:`folder`, until ``stop`` is set."""
+        watchfiles = self._watchfiles
+        async for changes in watchfiles.awatch(
+            self.folder, watch_filter=watchfiles.PythonFilter(), stop_event=stop
+        ):
+            self.reload(runner, client, (path for _, path in changes))
+
+
+def _watchfiles() -> ModuleType:
+    try:
+        import watchfiles
+    except ImportError:
+        raise ConfigurationError(
+            "--reload needs watchfiles: pip install 'flatjobs[reload]'"
+        ) from None
+    return watchfiles
