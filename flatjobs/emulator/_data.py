@@ -23,7 +23,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from flatjobs.models import to_wire
 
@@ -73,6 +73,16 @@ def paused_gc() -> Iterator[None]:
 
 def _now() -> str:
     return str(to_wire(utcnow()))
+
+
+_T = TypeVar("_T")
+
+
+def _found(table: Mapping[str, _T], ident: str, kind: str, key: str) -> _T:
+    found = table.get(ident)
+    if found is None:
+        raise _not_found(kind, ident, key)
+    return found
 
 
 def _not_found(what: str, ident: str, key: str) -> EmulatorError:
@@ -781,31 +791,19 @@ class DataStore:
 
     def space(self, space_id: str) -> _Space:
         """The space, or a 404."""
-        found = self.spaces.get(space_id)
-        if found is None:
-            raise _not_found("space", space_id, "spaceId")
-        return found
+        return _found(self.spaces, space_id, "space", "spaceId")
 
     def workbook(self, workbook_id: str) -> _Workbook:
         """The workbook, or a 404."""
-        found = self.workbooks.get(workbook_id)
-        if found is None:
-            raise _not_found("workbook", workbook_id, "workbookId")
-        return found
+        return _found(self.workbooks, workbook_id, "workbook", "workbookId")
 
     def sheet(self, sheet_id: str) -> _Sheet:
         """The sheet, or a 404."""
-        found = self.sheets.get(sheet_id)
-        if found is None:
-            raise _not_found("sheet", sheet_id, "sheetId")
-        return found
+        return _found(self.sheets, sheet_id, "sheet", "sheetId")
 
     def file(self, file_id: str) -> _File:
         """The file, or a 404."""
-        found = self.files.get(file_id)
-        if found is None:
-            raise _not_found("file", file_id, "fileId")
-        return found
+        return _found(self.files, file_id, "file", "fileId")
 
     def _check_environment(self, fields: Mapping[str, Any], where: str = "environmentId") -> None:
         given = fields.get("environmentId")
