@@ -305,3 +305,16 @@ async def test_a_fifty_thousand_event_storm_is_delivered_once_and_jobs_still_run
         await running
     assert len(seen) == len(set(seen)) == 50_000
     assert emu.job(job.id).status == "complete"
+
+
+async def test_memory_of_ids_stays_bounded_when_a_push_channel_is_the_only_path() -> None:
+    # A push source observes every event and may not poll for days: what it remembers
+    # must still be pruned as events age out of the overlap window.
+    client = FlatfileClient("http://127.0.0.1:9", TOKEN, environment_id="us_env_1")
+    source = PollingSource(client, overlap=5.0)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    for n in range(100_000):
+        assert source.observe(event(n, start + dt.timedelta(milliseconds=30 * n)))
+    assert source.remembered < 5_000  # the last overlap window's, and one doubling
+    assert not source.observe(event(99_999, start))  # the newest are still known
+    await client.close()

@@ -51,6 +51,7 @@ _log = get_logger("flatjobs.sources")
 _ONCE = RetryPolicy(attempts=1)  # narrowing reads: a refused page is narrowed, not retried
 _SKIP_AFTER = 3  # polls in which one event fails alike before it is skipped
 _TICK = dt.timedelta(milliseconds=1)  # the resolution of the platform's timestamps
+_PRUNE_AT = 1024  # remembered ids before the first pruning
 
 
 def _created_at(raw: Any) -> dt.datetime | None:
@@ -111,6 +112,7 @@ class PollingSource:
         self.include_acknowledged = include_acknowledged
         self._cursor = since or dt.datetime.now(dt.UTC) - self.overlap
         self._seen: dict[str, dt.datetime] = {}  # id -> when it can no longer be read again
+        self._prune_at = _PRUNE_AT
         self._unreadable: dict[int, int] = {}  # a lone event's answer -> polls it failed in
         self._started: dt.datetime | None = None  # the server's clock at the first poll
         self._resume: tuple[dt.datetime, int] | None = None  # (since, page) to go on from
@@ -157,6 +159,7 @@ class PollingSource:
         self._seen[key] = (created or now) + self.overlap
         if created is not None:
             self._cursor = max(self._cursor, min(created, now))
+        self._forget(now)  # a push channel may be the only path for days
         return True
 
     def _duplicate(self) -> None:
@@ -210,17 +213,25 @@ class PollingSource:
             replayed = created is None or created < self._started
             fresh.append(Delivery(raw, replayed=replayed))
         self._cursor = newest
-        self._forget(now)
+        self._forget(now, force=not self.polls % 50)
         # A lone event that failed in an earlier poll, and now did not: the network's fault.
         self._unreadable = {k: n for k, n in self._unreadable.items() if n >= _SKIP_AFTER}
         self.polls += 1
         self.connected = True
         return fresh
 
-    def _forget(self, now: dt.datetime) -> None:
-        horizon = min(now, self._cursor) - dt.timedelta(seconds=1)
-        if len(self._seen) > 1000 or not self.polls % 50:
+    def _forget(self, now: dt.datetime, *, force: bool = False) -> None:
+        """Forget the ids no poll can read again. Pruning runs when the memory has doubled
+        since the last (or when ``force``d), so it costs O(1) an event, storms included."""
+        if force or len(self._seen) >= self._prune_at:
+            horizon = min(now, self._cursor) - dt.timedelta(seconds=1)
             self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+            self._prune_at = max(_PRUNE_AT, 2 * len(self._seen))
+
+    @property
+    def remembered(self) -> int:
+        """How many event ids are remembered now, to drop what is read again."""
+        return len(self._seen)
 
     async def _read(
         self, since: dt.datetime, first: int
