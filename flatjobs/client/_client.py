@@ -148,6 +148,7 @@ class FlatfileClient:
         self.retry = retry or RetryPolicy()
         self._session = session
         self._owns_session = session is None
+        self._closed = False
         self._headers = {
             "Authorization": f"Bearer {token}",
             "X-Disable-Hooks": "true",
@@ -177,18 +178,27 @@ class FlatfileClient:
         )
 
     async def __aenter__(self) -> Self:
+        self._closed = False  # `async with` opens a closed client again
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection pool, if this client created it (a lent session stays open)."""
+        """Close the connection pool, if this client created it (a lent session stays open).
+
+        Calls after it raise ``RuntimeError`` (a call a loop left behind must not open a
+        pool nobody closes) until the client is entered again: ``async with client``."""
+        self._closed = True
         if self._session is not None and self._owns_session:
             await self._session.close()
             self._session = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # A call started after close() (say, a read-ahead a loop left behind) must not
+            # open a pool nobody will close.
+            raise RuntimeError("this FlatfileClient is closed: use it in `async with client`")
         if self._session is None or self._session.closed:
             if not self._owns_session:
                 raise RuntimeError("the aiohttp session passed to FlatfileClient is closed")

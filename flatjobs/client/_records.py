@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
@@ -386,7 +386,7 @@ class RecordsAPI:
 
     async def pages(
         self, sheet_id: str, *, page_size: int = 1000, **filters: Any
-    ) -> AsyncIterator[RecordPage]:
+    ) -> AsyncGenerator[RecordPage, None]:
         """Every page of the sheet's records (with the filters of :meth:`get`), one page in
         memory at a time, plus the next one read ahead.
 
@@ -402,6 +402,7 @@ class RecordsAPI:
                                include_length=True, **filters)  # fmt: skip
         total = first.counts.total if first.counts is not None else None
         page = first
+        del first  # held, it would keep a third page in memory to the end
         seen = 0
         while True:
             seen += len(page)
@@ -430,11 +431,16 @@ class RecordsAPI:
 
     async def iterate(
         self, sheet_id: str, *, page_size: int = 1000, **filters: Any
-    ) -> AsyncIterator[Record]:
+    ) -> AsyncGenerator[Record, None]:
         """Every record of the sheet (with the filters of :meth:`get`), a page at a time."""
-        async for page in self.pages(sheet_id, page_size=page_size, **filters):
-            for record in page:
-                yield record
+        # Closed early (a break inside ``contextlib.aclosing``), close the pages too: their
+        # read-ahead must not outlive the loop (nor the client).
+        async with contextlib.aclosing(
+            self.pages(sheet_id, page_size=page_size, **filters)
+        ) as pages:
+            async for page in pages:
+                for record in page:
+                    yield record
 
     async def insert(self, sheet_id: str, rows: Iterable[Mapping[str, Any] | Record]) -> RecordPage:
         """Add records: each row a mapping of field key to value (or to a cell,
