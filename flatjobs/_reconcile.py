@@ -188,7 +188,7 @@ class Reconciler:
         event = job_event(job)
         if not self.listener.match(event):
             return None  # not one of ours
-        heartbeat, _ = self._policy(event)
+        heartbeat, _ = self.policy(event)
         if heartbeat is None or job.updated_at is None:
             return None  # no heartbeats: silence says nothing
         if now - job.updated_at <= dt.timedelta(seconds=3 * heartbeat):
@@ -203,7 +203,7 @@ class Reconciler:
         handler opted in to re-runs, the delivery that runs it again is returned."""
         report = report if report is not None else SweepReport()
         event = job_event(job)
-        rerun = self._policy(event)[1]
+        rerun = self.policy(event)[1]
         if _instruments:
             notify("job_orphaned", job.id, job.job_name, rerun)
         if rerun:
@@ -221,8 +221,9 @@ class Reconciler:
             report.orphans_failed += 1
         return None
 
-    def _policy(self, event: dict[str, Any]) -> tuple[float | None, bool]:
-        """The heartbeat and orphan policy of the handler that takes ``event``."""
+    def policy(self, event: dict[str, Any]) -> tuple[float | None, bool]:
+        """The heartbeat (seconds, None: none) of the handler that takes ``event``, and
+        whether it re-runs orphans."""
         for router in self.listener.routers():
             select = getattr(router, "select", None)
             route = select(event) if select is not None else None

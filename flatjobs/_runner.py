@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -306,7 +306,15 @@ async def _settle(done: Callable[[], Awaitable[None]], event_id: object) -> None
         )
 
 
-def stop_on_signal(runner: Runner, on_signal: Callable[[str], None] | None = None) -> None:
+class Stoppable(Protocol):
+    """A runner a signal can stop: :class:`Runner`, or the distributed mode's."""
+
+    def stopping_notice(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def stop_on_signal(runner: Stoppable, on_signal: Callable[[str], None] | None = None) -> None:
     """Stop ``runner`` (a signal handler), first telling ``on_signal`` what that does."""
     if on_signal is not None:
         on_signal(runner.stopping_notice())

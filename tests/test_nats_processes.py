@@ -1,0 +1,192 @@
+"""The distributed mode with real processes: ``flatjobs run --nats`` ingress and worker
+processes against the emulator and a real nats-server, real SIGKILLs and a broker restart.
+Each test is bounded in time; figures are in docs/scaling.md."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from flatjobs._lifecycle import STOPPED_MESSAGE
+from flatjobs._reconcile import ORPHAN_MESSAGE
+from flatjobs.emulator import Emulator
+from flatjobs.models import TERMINAL_STATUSES
+
+from .nats_server import NatsServer
+from .test_nats import nats_server
+from .test_recovery import all_ended, runs_of
+
+__all__ = ["nats_server"]  # the fixture, shared with test_nats.py
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).parent.parent
+APP = "tests/nats_app.py"
+ACK_WAIT = 3.0
+
+
+@contextlib.contextmanager
+def _log_file(path: Path) -> Iterator[IO[bytes]]:
+    with path.open("ab") as file:
+        yield file
+
+
+class Cluster:
+    """``flatjobs run --nats`` processes, each logging to a file of its own."""
+
+    def __init__(self, emu: Emulator, server: NatsServer, tmp: Path, *, ack_wait: float) -> None:
+        self.emu, self.server, self.tmp, self.ack_wait = emu, server, tmp, ack_wait
+        self.runs = tmp / "runs"
+        self.procs: list[asyncio.subprocess.Process] = []
+        self._stack = contextlib.ExitStack()
+
+    async def start(self, role: str, *extra: str) -> asyncio.subprocess.Process:
+        env = {**os.environ, **self.emu.env(), "FLATJOBS_TEST_RUNS": str(self.runs),
+               "FLATJOBS_NATS_URL": self.server.url}  # fmt: skip
+        log = self._stack.enter_context(_log_file(self.tmp / f"{role}-{len(self.procs)}.log"))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", "run", APP, "--role", role,
+            "--interval", "0.05", "--sweep-interval", "0.5", "--ready-grace", "1",
+            "--ack-wait", str(self.ack_wait), "--partitions", "2", "--log-level", "warning",
+            *extra, cwd=ROOT, env=env, stderr=log,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            await asyncio.wait_for(proc.wait(), 60)
+        self._stack.close()
+
+    def pids(self) -> dict[str, list[int]]:
+        """Which process started each body, in order."""
+        path = self.runs.with_name("runs.pids")
+        ran: dict[str, list[int]] = collections.defaultdict(list)
+        if path.exists():
+            for line in path.read_text().splitlines():
+                job_id, pid = line.split()
+                ran[job_id].append(int(pid))
+        return ran
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("*.log")))
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    emu: Emulator, server: NatsServer, tmp: Path, *, ack_wait: float = ACK_WAIT
+) -> AsyncIterator[Cluster]:
+    made = Cluster(emu, server, tmp, ack_wait=ack_wait)
+    try:
+        yield made
+    finally:
+        await made.stop()
+
+
+def message(emu: Emulator, job_id: str) -> str | None:
+    outcome = emu.job(job_id).outcome
+    return outcome.message if outcome is not None else None
+
+
+async def started(made: Cluster, ids: list[str], timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while set(ids) - set(made.pids()):  # noqa: ASYNC110 - other processes write it
+            await asyncio.sleep(0.05)
+
+
+async def test_two_ingresses_and_three_workers_run_300_jobs_each_once(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with Emulator(record=False) as emu, cluster(emu, nats_server, tmp_path) as made:
+        for role in ("ingress", "ingress", "worker", "worker", "worker"):
+            await made.start(role)
+        ids = []
+        for n in range(300):
+            ids.append(emu.trigger("workbook:work").id)
+            if n % 50 == 49:
+                await asyncio.sleep(0.2)
+        await all_ended(emu, ids, timeout=90)
+        statuses = collections.Counter(str(emu.job(i).status) for i in ids)
+        workers = {pid for pids in made.pids().values() for pid in pids}
+    counts = runs_of(made.runs)
+    assert statuses == {"complete": 300}, made.logs()[-3000:]
+    assert [i for i in ids if counts[i] != 1] == []  # each body ran once
+    assert len(workers) == 3  # every worker took a share
+
+
+async def test_a_killed_worker_s_jobs_end_within_ack_wait(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with Emulator(record=False) as emu, cluster(emu, nats_server, tmp_path) as made:
+        await made.start("ingress")
+        for _ in range(3):
+            await made.start("worker", "--grace-period", "0.5", "--concurrency", "8")
+        work = [emu.trigger("workbook:work", input={"seconds": 60}).id for _ in range(12)]
+        rerun = [emu.trigger("workbook:idempotent", input={"seconds": 60}).id for _ in range(6)]
+        await started(made, work + rerun)
+        by_pid = collections.Counter(pids[0] for pids in made.pids().values())
+        victim_pid = by_pid.most_common(1)[0][0]
+        victim = next(p for p in made.procs if p.pid == victim_pid)
+        theirs = [i for i, pids in made.pids().items() if pids[0] == victim_pid]
+        loop = asyncio.get_running_loop()
+        victim.send_signal(signal.SIGKILL)
+        killed_at = loop.time()
+        await victim.wait()
+        failed = [i for i in theirs if i in work]
+        rerun_here = [i for i in theirs if i in rerun]
+        await all_ended(emu, theirs, timeout=ACK_WAIT + 10)
+        ended_after = loop.time() - killed_at
+        others = [i for i in work + rerun if i not in theirs]
+        assert others
+        assert {str(emu.job(i).status) for i in others} == {"executing"}
+    # After the stop (grace period 0.5 s), every job has ended.
+    assert {emu.job(i).status for i in work + rerun} <= TERMINAL_STATUSES
+    assert {message(emu, i) for i in failed} <= {ORPHAN_MESSAGE}
+    assert {str(emu.job(i).status) for i in rerun_here} <= {"complete"}
+    assert {message(emu, i) for i in others if i in work} <= {STOPPED_MESSAGE}
+    pids = made.pids()
+    assert all(len(pids[i]) == 1 for i in work)  # a failed orphan's body ran once
+    assert all(len(pids[i]) == 2 and victim_pid not in pids[i][1:] for i in rerun_here)
+    print(f"{len(theirs)} jobs on the killed worker ended {ended_after:.1f} s after the kill")
+    assert ended_after <= ACK_WAIT + 2.0
+
+
+async def test_a_broker_restart_mid_run_loses_no_job_and_runs_none_twice(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with (
+        Emulator(record=False) as emu,
+        cluster(emu, nats_server, tmp_path, ack_wait=5) as made,
+    ):
+        for role in ("ingress", "worker", "worker"):
+            await made.start(role)
+        ids = [emu.trigger("workbook:work", input={"seconds": 0.3}).id for _ in range(100)]
+        async with asyncio.timeout(30):  # the cluster is up and busy
+            while sum(emu.job(i).status == "complete" for i in ids) < 20:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        # Stopped with jobs in flight, messages pending and events to publish; jobs keep
+        # coming while it is away.
+        restart = asyncio.create_task(asyncio.to_thread(nats_server.restart, 1.0))
+        for _ in range(10):
+            ids += [emu.trigger("workbook:work", input={"seconds": 0.3}).id for _ in range(10)]
+            await asyncio.sleep(0.1)
+        await restart
+        await all_ended(emu, ids, timeout=90)
+        statuses = collections.Counter(str(emu.job(i).status) for i in ids)
+        logs = made.logs()
+    counts = runs_of(made.runs)
+    assert statuses == {"complete": 200}, logs[-3000:]
+    assert [i for i in ids if counts[i] != 1] == []
+    assert "lost the connection to the NATS server" in logs  # the restart was seen
