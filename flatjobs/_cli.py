@@ -3,9 +3,10 @@
 ``flatjobs run TARGET``
     run a listener against the Flatfile API configured from the environment (polling).
 ``flatjobs dev TARGET --trigger domain:operation``
-    run it against an embedded emulator, trigger jobs as a user would, show their progress.
+    run it against an embedded emulator, trigger jobs as a user would, show their progress
+    (also in the emulator's jobs panel, a web page; ``--open`` opens it).
 ``flatjobs emulator``
-    run the emulator alone.
+    run the emulator alone (its jobs panel at its root URL).
 
 ``TARGET`` names a :class:`flatjobs.Listener` or :class:`flatjobs.Jobs`: ``package.module:attr``
 or ``path/to/file.py:attr``; without ``:attr``, ``listener`` then ``jobs`` are looked up.
@@ -26,6 +27,7 @@ import logging
 import os
 import signal
 import sys
+import webbrowser
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -297,7 +299,9 @@ def _parser() -> argparse.ArgumentParser:
         "dev",
         help="run a listener against an embedded emulator and trigger jobs",
         description="Start the embedded emulator, run the listener against it, trigger jobs "
-        "as a user clicking an action would, and show each job's progress and outcome.",
+        "as a user clicking an action would, and show each job's progress and outcome; the "
+        "emulator's jobs panel, a web page at its root URL, shows them too and has the "
+        "action buttons.",
     )
     dev.add_argument(
         "target", metavar="TARGET", help="module:attr or file.py:attr of a Listener or Jobs"
@@ -342,12 +346,20 @@ def _parser() -> argparse.ArgumentParser:
         help="a JSON seed of spaces, workbooks, sheets and records the emulator starts with; "
         "triggered workbook and sheet jobs are about its first workbook or sheet",
     )
+    dev.add_argument(
+        "--open",
+        action="store_true",
+        help="open the jobs panel in a web browser: the emulator's page showing the seeded "
+        "sheets with their action buttons, and every job live with its progress and outcome",
+    )
     common(dev, "warning")
 
     emulator = commands.add_parser(
         "emulator",
         help="run the local emulator of Flatfile's Jobs and Events API",
-        description="Run the local emulator of Flatfile's Jobs and Events API until interrupted.",
+        description="Run the local emulator of Flatfile's Jobs and Events API until interrupted; "
+        "its jobs panel, a web page at its root URL, shows the data, the action buttons and "
+        "the jobs live.",
     )
     emulator.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
@@ -409,7 +421,7 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
             if ingress and args.sweep_interval > 0
             else None
         )  # fmt: skip
-        health = _health(args, source) if source is not None else contextlib.nullcontext()
+        health = _health(args, source)  # a worker without a source: readiness is the API's
         async with health:
             _say("run", f"{_started(args, client, source, sweep)}; {role} of a distributed "
                         f"deployment through {broker.url}, stream {settings.stream}")  # fmt: skip
@@ -417,6 +429,12 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
                                           sweep=sweep, concurrency=args.concurrency,
                                           grace_period=args.grace_period,
                                           on_signal=functools.partial(_say, "run"))  # fmt: skip
+    return _stopped(stats)
+
+
+def _stopped(stats: Any) -> int:
+    """Log the run's stats; exit 0 at once when bodies that ignore cancellation were
+    abandoned (their jobs were failed): asyncio.run would wait for them for ever."""
     structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
     if stats.abandoned:
         sys.stderr.flush()
@@ -500,14 +518,7 @@ async def _run(args: argparse.Namespace) -> int:
                           on_signal=functools.partial(_say, "run"),
                           started=functools.partial(
                               _say, "run", _started(args, client, source, sweep)))  # fmt: skip
-    structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
-    if stats.abandoned:
-        # Bodies that ignore cancellation are still tasks; asyncio.run would wait for them
-        # forever. Their jobs were failed: leave now.
-        sys.stderr.flush()
-        sys.stdout.flush()
-        os._exit(0)
-    return 0
+    return _stopped(stats)
 
 
 @contextlib.asynccontextmanager
@@ -546,7 +557,10 @@ async def _dev(args: argparse.Namespace) -> int:
     async with Emulator(record=False, seed=args.seed) as emu:
         display = ProgressDisplay(emu.job, out)
         emu.on_event(display.on_event)
-        print(f"flatjobs dev: emulator on {emu.url}, running {args.target}", file=out, flush=True)
+        head = f"flatjobs dev: emulator on {emu.url}, running {args.target}"
+        print(f"{head}; jobs panel: {emu.panel_url}", file=out, flush=True)
+        if args.open and not await asyncio.to_thread(webbrowser.open, emu.panel_url):
+            _say("dev", f"no browser to open: visit {emu.panel_url}")
         async with (
             emulated(listener, emulator=emu, concurrency=args.concurrency,
                      grace_period=args.grace_period) as env,
