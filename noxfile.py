@@ -2,11 +2,13 @@
 
 Sessions: tests (with the Python nox runs on, two parametrizations, see below),
 tests_pythons (every supported Python the machine has), lint, typecheck, docs, bench,
-compat (Flatfile's own SDKs against the emulator).
+compat (Flatfile's own SDKs against the emulator), browser (the emulator's jobs panel in
+a real browser).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import nox
@@ -88,6 +90,21 @@ def compat(session: nox.Session) -> None:
         )
     session.install("-e", ".", "flatfile==1.0.0", "httpx")
     session.run("python", "tests/compat/run.py", *session.posargs)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The emulator's jobs panel in headless Chromium (tests/browser, which the other
+    sessions leave out): Playwright for Python drives the system's Chromium, never a
+    browser of its own (``apt-get install -y chromium``; ``FLATJOBS_CHROMIUM`` names
+    another). ``nox -s browser -- --screenshots`` also rewrites the docs' screenshots."""
+    if shutil.which("chromium") is None and not os.environ.get("FLATJOBS_CHROMIUM"):
+        session.error(
+            "chromium not on PATH: the browser session drives the system's Chromium "
+            "(apt-get install -y chromium), or set FLATJOBS_CHROMIUM to an executable"
+        )
+    session.install("-e", ".[tests]", "playwright>=1.45")
+    session.run("pytest", "tests/browser", *session.posargs)
 
 
 @nox.session

@@ -47,6 +47,9 @@ def test_the_sdist_and_the_wheel_carry_the_mit_licence(tmp_path: Path) -> None:
         metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "License-Expression: MIT" in metadata
     assert "py.typed" in " ".join(names)
+    # The emulator's jobs panel is package data: the page it serves at its root URL.
+    panel = {f"flatjobs/emulator/panel/{name}" for name in ("index.html", "panel.js", "panel.css")}
+    assert panel <= set(names)
 
 
 def test_the_readme_test_command_runs_on_any_supported_python_and_a_session_runs_them_all() -> None:

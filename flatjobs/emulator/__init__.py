@@ -12,6 +12,11 @@ credentials, and a server speaking PubNub's subscribe protocol, on a port of its
 (:attr:`Emulator.push_url`), publishes every event on its environment's and its space's
 channels (:class:`PushServer`).
 
+Its root URL (:attr:`Emulator.panel_url`) serves the jobs panel, the page a user would look
+at: the spaces, workbooks and sheets with their action buttons, each sheet's records with
+their cell messages, and every job live, with its progress and its outcome dialog. It is
+unauthenticated, for local development (the emulator listens on 127.0.0.1 by default).
+
 >>> from flatjobs import FlatfileClient
 >>> async def main() -> None:
 ...     async with Emulator() as emu:
@@ -56,6 +61,7 @@ from flatjobs.models import (
 from ._app import BODY_TIMEOUT, ROUTES, RecordedRequest, build_app
 from ._data import DataStore
 from ._faults import Fault, FaultInjector, FaultPlan
+from ._panel import add_panel
 from ._pubnub import PushServer
 from ._seed import Seeded, SeedError, SeedSource, load_seed
 from ._state import EmulatorError, PlatformState, RawJSON
@@ -160,6 +166,7 @@ class Emulator:
             data=self.data,
             push=self.push,
         )
+        add_panel(app, self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -196,6 +203,12 @@ class Emulator:
         if self._runner is None:
             raise RuntimeError("the emulator is not running: use `async with Emulator()`")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def panel_url(self) -> str:
+        """The jobs panel's page, at the emulator's root URL (unauthenticated: for local
+        development)."""
+        return f"{self.url}/"
 
     @property
     def push_url(self) -> str:
@@ -524,6 +537,7 @@ async def serve(
     try:
         async with emulator as emu:
             print(f"flatjobs emulator listening on {emu.url}", flush=True)
+            print(f"  jobs panel: {emu.panel_url} (unauthenticated)", flush=True)
             for key, value in emu.env().items():
                 shown = (
                     value if key != "FLATFILE_BEARER_TOKEN" or token == DEFAULT_TOKEN else "<yours>"

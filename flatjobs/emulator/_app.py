@@ -30,7 +30,7 @@ from ._faults import FaultInjector
 from ._pubnub import PushServer
 from ._state import EmulatorError, PlatformState, RawJSON
 
-__all__ = ["ROUTES", "RecordedRequest", "build_app"]
+__all__ = ["PANEL_ROUTES", "ROUTES", "RecordedRequest", "build_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -509,6 +509,9 @@ _TABLE = [
 ]  # fmt: skip
 ROUTES = tuple(name for _, _, name, _ in _TABLE)
 """Every route name the emulator serves, for :class:`flatjobs.emulator.Fault` ``routes``."""
+PANEL_ROUTES = "panel."
+"""The prefix of the jobs panel's route names (``_panel.py``): the middleware serves them
+as they are, without the bearer token, faults or the request recording."""
 
 
 async def _read_body(request: web.Request, timeout: float, limit: int) -> web.Response | None:
@@ -587,6 +590,8 @@ def build_app(
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.name or "unknown"
+        if route.startswith(PANEL_ROUTES):
+            return await handler(request)
         body: Any = None
         status: int | None = None
         try:
