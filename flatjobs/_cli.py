@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -45,7 +46,7 @@ from ._reload import Reloader
 from ._runner import Runner, run, stop_on_signal
 from .client import FlatfileClient, RetryPolicy
 from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
-from .log import redact_tokens
+from .log import redact_tokens, shorten
 from .models import JobStatus
 from .sources import EventSource, PollingSource, PushSource
 
@@ -137,6 +138,27 @@ def _job_name(value: str) -> str:
     return value
 
 
+def _number(kind: type[int] | type[float], low: float, high: float = math.inf) -> Any:
+    """An argparse type: a ``kind`` number within [low, high]."""
+
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"is not a number: {text!r}") from None
+        if not low <= value <= high:  # NaN too
+            bounds = f"from {low:g} to {high:g}" if high < math.inf else f"{low:g} or more"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return convert
+
+
+_COUNT = _number(int, 1)
+_SECONDS = _number(float, 0)
+_PORT = _number(int, 0, 65535)
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -163,13 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--concurrency",
-            type=int,
+            type=_COUNT,
             default=50,
             help="events handled at once (default: %(default)s)",
         )
         sub.add_argument(
             "--grace-period",
-            type=float,
+            type=_SECONDS,
             default=30.0,
             help="seconds in-flight jobs get to finish on shutdown (default: %(default)s)",
         )
@@ -197,33 +219,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--interval",
-        type=float,
+        type=_number(float, 0.01),
         default=0.5,
         help="with --source poll, seconds between polls (default: %(default)s)",
     )
     run_cmd.add_argument(
         "--sweep-interval",
-        type=float,
+        type=_SECONDS,
         default=60.0,
         help="seconds between reconciliation sweeps, which run jobs left ready and end jobs "
         "a stopped worker left executing; 0 turns the sweep off (default: %(default)s)",
     )
     run_cmd.add_argument(
         "--ready-grace",
-        type=float,
+        type=_SECONDS,
         default=10.0,
         help="seconds a job may stay ready before the sweep runs it (default: %(default)s)",
     )
     run_cmd.add_argument(
         "--lookback",
-        type=float,
+        type=_SECONDS,
         default=3600.0,
         help="how far back, in seconds of creation time, the sweep reads jobs "
         "(default: %(default)s)",
     )
     run_cmd.add_argument(
         "--metrics-port",
-        type=int,
+        type=_PORT,
         metavar="PORT",
         help="serve /metrics (Prometheus, with the prometheus extra), /healthz and /readyz on "
         "this port, for Kubernetes probes; 0 picks one (default: none)",
@@ -329,7 +351,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--timeout",
-        type=float,
+        type=_SECONDS,
         default=120.0,
         help="with --exit-when-idle, give up after this many seconds (default: %(default)s)",
     )
@@ -365,7 +387,7 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     emulator.add_argument(
-        "--port", type=int, default=8080, help="port; 0 picks one (default: %(default)s)"
+        "--port", type=_PORT, default=8080, help="port; 0 picks one (default: %(default)s)"
     )
     emulator.add_argument("--environment-id", default="us_env_emulator", help="its environment id")
     emulator.add_argument(
@@ -381,7 +403,8 @@ def _source(args: argparse.Namespace, client: FlatfileClient) -> EventSource:
     """The event source ``--source`` names."""
     if args.source == "push":
         return PushSource(client, space_id=args.space_id)
-    return PollingSource(client, space_id=args.space_id, interval=args.interval)
+    return PollingSource(client, space_id=args.space_id, interval=args.interval,
+                         max_interval=max(args.interval, 2.0))  # fmt: skip
 
 
 def _health(
@@ -393,7 +416,21 @@ def _health(
         return contextlib.nullcontext()
     from ._health import serve_health
 
-    return serve_health(args.metrics_port, host=args.metrics_host, source=source)
+    return _listening(
+        serve_health(args.metrics_port, host=args.metrics_host, source=source),
+        f"--metrics-port {args.metrics_port} on {args.metrics_host}",
+    )
+
+
+@contextlib.asynccontextmanager
+async def _listening(server: AbstractAsyncContextManager[Any], what: str) -> AsyncIterator[Any]:
+    """``server``, whose failure to listen (a port in use) is a configuration error."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            entered = await stack.enter_async_context(server)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen for {what}: {exc.strerror or exc}") from None
+        yield entered
 
 
 async def _run_nats(args: argparse.Namespace, listener: Listener, client: FlatfileClient) -> int:
@@ -474,7 +511,8 @@ async def _first_contact(client: FlatfileClient) -> None:
                 f"check FLATFILE_ENVIRONMENT_ID (or --environment-id), and that "
                 f"{_token_variable()} is a key of that environment"
             ) from None
-        raise ConfigurationError(f"the Flatfile API at {client.host} failed: {exc}") from None
+        said = shorten(" ".join(str(exc).split()), 300)  # an HTML page, on one line
+        raise ConfigurationError(f"the Flatfile API at {client.host} failed: {said}") from None
     except FlatfileError as exc:
         raise ConfigurationError(
             f"cannot reach the Flatfile API at {client.host} ({exc}): check FLATFILE_API_URL"
@@ -633,6 +671,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SeedError as exc:
             print(f"flatjobs emulator: error: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            print(f"flatjobs emulator: error: cannot listen on {args.host}:{args.port}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)  # fmt: skip
+            return 2
         return 0
     _configure_logging(args.log_level)
     try:
@@ -640,6 +682,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TargetError, ConfigurationError, SeedError) as exc:
         print(f"flatjobs {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the runner took over the signals: nothing ran yet
+        print(f"flatjobs {args.command}: stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ It needs ``watchfiles`` (the ``reload`` extra).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import sysconfig
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
@@ -80,20 +82,36 @@ class Reloader:
         self._watchfiles = _watchfiles()  # missing: said now, not once running
         self.reloads = 0
         """Successful reloads so far."""
+        self.import_timeout = 30.0
+        """Seconds an import may take before the previous version is kept."""
 
-    def reload(self, runner: Runner, client: FlatfileClient, changed: Iterable[str] = ()) -> bool:
+    async def reload(
+        self, runner: Runner, client: FlatfileClient, changed: Iterable[str] = ()
+    ) -> bool:
         """Import the target again; on success ``runner``'s new events go to it (bound to
-        ``client``)."""
+        ``client``).
+
+        The import runs in a thread of its own, so code that takes long to import (or never
+        ends) does not stop the emulator, the jobs running, or Ctrl-C; after
+        :attr:`import_timeout` seconds it is given up on (its thread left behind)."""
         from ._listener import Listener
 
         names = sorted({Path(p).name for p in changed})
         what = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         saved = _forget(self.folder)
         try:
-            listener = self.load(self.target)
-        except Exception as exc:
+            listener = await asyncio.wait_for(
+                asyncio.shield(_in_thread(self.load, self.target)), self.import_timeout
+            )
+        except TimeoutError:
+            reason = f"its import still runs after {self.import_timeout:g}s"
+        except Exception as exc:  # SystemExit at import too: see _in_thread
+            reason = str(exc)
+        else:
+            reason = ""
+        if reason:
             sys.modules.update(saved)  # the previous version's modules, as they were
-            self.say(f"{what or 'a file'} changed, but the new code does not load ({exc}); "
+            self.say(f"{what or 'a file'} changed, but the new code does not load ({reason}); "
                      "the previous version keeps running")  # fmt: skip
             return False
         assert isinstance(listener, Listener)
@@ -110,7 +128,37 @@ class Reloader:
         async for changes in watchfiles.awatch(
             self.folder, watch_filter=watchfiles.PythonFilter(), stop_event=stop
         ):
-            self.reload(runner, client, (path for _, path in changes))
+            await self.reload(runner, client, (path for _, path in changes))
+
+
+def _in_thread(load: Callable[[str], object], target: str) -> asyncio.Future[object]:
+    """``load(target)`` in a daemon thread (one that never ends cannot hold the process's
+    exit); its result or exception, whatever it raises, in the future returned."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[object] = loop.create_future()
+
+    def settle(result: object, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        result: object = None
+        error: BaseException | None = None
+        try:
+            result = load(target)
+        except Exception as exc:
+            error = exc
+        except BaseException as exc:  # `sys.exit()` at import ends the import, not dev
+            error = RuntimeError(f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="flatjobs-reload", daemon=True).start()
+    return future
 
 
 def _watchfiles() -> ModuleType:

@@ -122,8 +122,9 @@ class FlatfileClient:
         retry: a :class:`RetryPolicy`.
 
     Raises:
-        ConfigurationError: no token was given and none is in the environment, or the
-            base URL is not a plain http(s) URL.
+        ConfigurationError: no token was given and none is in the environment, the token
+            holds control characters (white space around it is dropped), or the base URL is
+            not a plain http(s) URL.
     """
 
     def __init__(
@@ -137,6 +138,12 @@ class FlatfileClient:
     ) -> None:
         env = os.environ
         token = token or env.get("FLATFILE_BEARER_TOKEN") or env.get("FLATFILE_API_KEY")
+        # A token read from a file or a secret often ends with a newline: not part of it.
+        token = token.strip() if isinstance(token, str) else token
+        if token and any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
+            raise ConfigurationError(
+                "the Flatfile API token holds control characters (its value is not shown)"
+            )
         if not token:
             raise ConfigurationError(
                 "no Flatfile API token: pass token=... or set FLATFILE_BEARER_TOKEN "

@@ -68,8 +68,9 @@ class Record:
         values = raw.get("values")
         self.raw: dict[str, Any] = dict(raw)
         self.raw["values"] = dict(values) if isinstance(values, Mapping) else {}
-        self._changed: set[str] = set()
-        self._messaged: set[str] = set()
+        # Made on first change: most records a handler reads it never changes.
+        self._changed: dict[str, Any] | None = None  # key -> the value as read (or _ABSENT)
+        self._messaged: set[str] | None = None
         self._metadata_changed = False
 
     def __repr__(self) -> str:
@@ -103,12 +104,18 @@ class Record:
 
     def __setitem__(self, key: str, value: Any) -> None:
         cell = self._cell(key)
-        if cell is not None and cell.get("value") == value and key in self.raw["values"]:
+        current = cell.get("value") if cell is not None else None
+        if key in self.raw["values"] and _same(current, value):
             return  # unchanged: nothing to send
+        changed = self._changed if self._changed is not None else {}
+        self._changed = changed
+        if key not in changed:
+            changed[key] = current if key in self.raw["values"] else _ABSENT
         new = dict(cell) if cell is not None else {}
         new["value"] = value
         self.raw["values"][key] = new
-        self._changed.add(key)
+        if _same(changed[key], value):
+            del changed[key]  # set back to what was read: nothing to send
 
     def __contains__(self, key: object) -> bool:
         return key in self.raw["values"]
@@ -176,6 +183,8 @@ class Record:
         if not isinstance(message, str):
             raise TypeError(f"a message is text, got {type(message).__name__} {message!r:.80}")
         cell = dict(self._cell(key) or {})
+        if self._messaged is None:
+            self._messaged = set()
         if key not in self._messaged:
             # The first message a handler writes replaces what its earlier runs wrote.
             cell["messages"] = [m for m in cell.get("messages") or [] if _source(m) != CUSTOM]
@@ -209,12 +218,13 @@ class Record:
         if not self.changed:
             return None
         update: dict[str, Any] = {"id": self.id, "values": {}}
-        for key in self._changed | self._messaged:
+        changed, messaged = self._changed or {}, self._messaged or set()
+        for key in changed.keys() | messaged:
             cell = self._cell(key) or {}
             sent: dict[str, Any] = {}
-            if key in self._changed:
+            if key in changed:
                 sent["value"] = cell.get("value")
-            if key in self._messaged:
+            if key in messaged:
                 sent["messages"] = [m for m in cell.get("messages") or [] if _source(m) == CUSTOM]
             update["values"][key] = sent
         if self._metadata_changed:
@@ -225,9 +235,24 @@ class Record:
         return update
 
     def _saved(self) -> None:
-        self._changed.clear()
-        self._messaged.clear()
+        self._changed = self._messaged = None
         self._metadata_changed = False
+
+
+_ABSENT: Any = object()  # a key the record had no value for when read
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Whether writing ``new`` over ``old`` changes nothing: equal, and ``True`` is not ``1``
+    (Python says they are equal; a boolean field and a number field do not)."""
+    if old is _ABSENT or new is _ABSENT:
+        return old is new
+    if isinstance(old, bool) is not isinstance(new, bool):
+        return False
+    try:
+        return bool(old == new)
+    except Exception:  # a value whose comparison raises is a change
+        return False
 
 
 def _source(message: Any) -> Any:
@@ -359,6 +384,8 @@ class RecordsAPI:
         Raises:
             ValueError: more than 100 ``ids``.
         """
+        if ids is not None:
+            ids = _ids(ids)
         if ids is not None and len(ids) > MAX_IDS:
             raise ValueError(f"at most {MAX_IDS} ids a call, got {len(ids)}")
         params = {
@@ -478,12 +505,22 @@ class RecordsAPI:
         return result
 
     async def delete(self, sheet_id: str, ids: Iterable[str]) -> int:
-        """Delete records by id, at most 100 a call; returns how many were asked deleted."""
-        pending = list(ids)
+        """Delete records by id, at most 100 a call; returns how many were asked deleted.
+
+        Raises:
+            TypeError: ``ids`` is one string (its characters are no ids): pass ``[id]``.
+        """
+        pending = list(_ids(ids))
         for start in range(0, len(pending), MAX_IDS):
             chunk = pending[start : start + MAX_IDS]
             await self._client.call(DELETE, sheet_id, params={"ids": chunk}, decode=success)
         return len(pending)
+
+
+def _ids(ids: Iterable[str]) -> list[str]:
+    if isinstance(ids, str | bytes):
+        raise TypeError(f"ids is a list of record ids, not one string: pass [{ids!r:.40}]")
+    return list(ids)
 
 
 def _insert_row(row: Mapping[str, Any] | Record) -> dict[str, Any]:

@@ -163,7 +163,9 @@ def _form(content_type: str, raw: bytes) -> list[tuple[str, str | None, str | No
         head, sep, content = chunk.partition(b"\r\n\r\n")
         if not sep:
             raise EmulatorError(400, "a multipart part has no blank line after its headers")
-        headers = email.parser.BytesHeaderParser().parsebytes(head + b"\r\n\r\n")
+        # Browsers and SDKs send names as raw UTF-8 in these headers.
+        text = head.decode("utf-8", "replace")
+        headers = email.parser.HeaderParser().parsestr(text + "\r\n\r\n")
         name = headers.get_param("name", header="content-disposition")
         if name is None:
             continue

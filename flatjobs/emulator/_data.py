@@ -735,7 +735,12 @@ class DataStore:
 
     def _check_id(self, prefix: str, given: str) -> None:
         """A fixed id (a seed's) must look like the platform's and be free."""
-        if not given.startswith(prefix) or not _ID.fullmatch(given) or self._taken(given):
+        if (
+            not isinstance(given, str)
+            or not given.startswith(prefix)
+            or not _ID.fullmatch(given)
+            or self._taken(given)
+        ):
             raise EmulatorError(
                 400, f"id {given!r:.80} must start with {prefix}, use only letters, digits, "
                 "- and _, and not be in use already", key="id",

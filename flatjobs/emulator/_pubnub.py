@@ -121,7 +121,8 @@ class PushServer:
     def app(self) -> web.Application:
         """The aiohttp application serving the protocol."""
         app = web.Application()
-        app.router.add_get("/v2/subscribe/{key}/{channels}/0", self._subscribe)
+        # Channels come quoted as one segment; "/" in one (a quoted "%2F") is part of it.
+        app.router.add_get("/v2/subscribe/{key}/{channels:.+}/0", self._subscribe)
         app.router.add_get(
             "/v2/presence/sub-key/{key}/channel/{channels}/heartbeat", self._heartbeat
         )

@@ -249,6 +249,8 @@ class _Loader:
 
     def field(self, spec: Any, where: str) -> dict[str, Any]:
         field = self.obj(spec, where, _FIELD_KEYS)
+        if field.get("config") is not None and not isinstance(field["config"], Mapping):
+            raise self.fail(f"{where}.config", "must be an object")
         field.setdefault("type", "string")
         if field.pop("required", False) is True:
             constraints = list(field.get("constraints") or [])
@@ -333,7 +335,9 @@ def _from_csv(text: str, kind: str | None) -> Any:
     """A CSV cell as a value of its field's type (text, when it does not read as one)."""
     if kind == "number":
         if _INTEGER.fullmatch(text.strip()):
-            return int(text)
+            with contextlib.suppress(ValueError):  # more digits than Python reads: text
+                return int(text)
+            return text
         with contextlib.suppress(ValueError):
             number = float(text)
             if number == number and abs(number) != float("inf"):

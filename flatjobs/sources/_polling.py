@@ -229,6 +229,11 @@ class PollingSource:
             self._prune_at = max(_PRUNE_AT, 2 * len(self._seen))
 
     @property
+    def caught_up(self) -> bool:
+        """False while the last poll stopped at its most pages, with more to read."""
+        return self._resume is None
+
+    @property
     def remembered(self) -> int:
         """How many event ids are remembered now, to drop what is read again."""
         return len(self._seen)

@@ -151,18 +151,29 @@ class PushSource:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             timetoken, region = "0", ""
             gap = True  # at start, the feed fills in what happened before we listened
-            backoff = 0.5
+            failures = 0  # in a row: the first of a kind is tried again at once, then back off
             while not self._closed.is_set():
                 try:
-                    if self._credentials is None or time.monotonic() >= self._refresh_at:
-                        await self._refresh()
-                    if timetoken == "0":
-                        timetoken, region, _ = await self._subscribe(session, "0", "")
+                    if failures > 1 and await self._wait(self._backoff(failures)):
+                        return
+                    trouble: Exception | None = None
+                    if timetoken == "0" or gap:
+                        # Where the channel stands now, before the feed is read: what is
+                        # published from here on comes by push. Whether or not the push
+                        # host answers, the feed fills the gap.
+                        try:
+                            timetoken, region = await self._connect(session)
+                        except (_Denied, _Unreadable, _Failed, aiohttp.ClientError,
+                                TimeoutError, FlatfileError) as exc:  # fmt: skip
+                            trouble, timetoken = exc, "0"
                     if gap:
-                        for delivery in await self.feed.backfill():
-                            self.backfilled += 1
+                        async for delivery in self._fill():
                             yield delivery
                         gap = False
+                    if trouble is not None:
+                        raise trouble
+                    if time.monotonic() >= self._refresh_at:  # before the token expires
+                        await self._unless_closed(self._refresh())
                     try:
                         timetoken, region, messages = await self._subscribe(
                             session, timetoken, region
@@ -179,34 +190,63 @@ class PushSource:
                     return
                 except _Denied:
                     _log.info("the push channel refused the token; refreshing it")
+                    self.connected = False
                     self._credentials = None
-                    gap = True
+                    failures, gap = failures + 1, True
                     continue
                 except _Unreadable as exc:
                     # Start again from now, and let the feed bring what the answer held.
-                    _log.warning("a push answer could not be read; resubscribing", error=str(exc))
-                    timetoken, gap = "0", True
+                    _log.warning("a push answer could not be read; subscribing again",
+                                 origin=self.origin, error=str(exc))  # fmt: skip
+                    self.connected = False
+                    failures, gap, timetoken = failures + 1, True, "0"
                     continue
                 except (aiohttp.ClientError, TimeoutError, FlatfileError, _Failed) as exc:
                     self.connected = False
                     self.reconnects += 1
-                    wait = backoff * random.uniform(0.8, 1.2)
-                    backoff = min(backoff * 2, self.max_backoff)
-                    _log.warning("the push channel failed; reconnecting", origin=self.origin, error=str(exc),
-                                 retry_in=round(wait, 2))  # fmt: skip
-                    gap = True
-                    if await self._wait(wait):
-                        return
+                    failures, gap = max(failures, 1) + 1, True
+                    _log.warning("the push channel failed; reconnecting", origin=self.origin,
+                                 error=str(exc), failures=failures - 1)  # fmt: skip
                     continue
-                backoff = 0.5
+                failures = 0
                 self.connected = True
                 if len(messages) >= _FULL:
-                    gap = True  # a full answer: the channel's buffer may have overflowed
+                    # A full answer: the channel's buffer may have overflowed, and what it
+                    # dropped is older than this answer. Fill from where we stood before
+                    # taking the answer (its events come again, and are dropped as seen).
+                    async for delivery in self._fill():
+                        yield delivery
                 for message in messages:
                     raw = _event_of(message)
                     self.received += 1
                     if self.feed.observe(raw):
                         yield Delivery(raw)
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` in a row: 0.5 s doubling to ``max_backoff``,
+        with jitter."""
+        base = min(0.5 * 2.0 ** max(failures - 2, 0), self.max_backoff)
+        return base * random.uniform(0.8, 1.2)
+
+    async def _connect(self, session: aiohttp.ClientSession) -> tuple[str, str]:
+        """A token if needed, then the handshake: the channel's timetoken and region now."""
+        if self._credentials is None or time.monotonic() >= self._refresh_at:
+            await self._unless_closed(self._refresh())
+        timetoken, region, _ = await self._subscribe(session, "0", "")
+        return timetoken, region
+
+    async def _fill(self) -> AsyncIterator[Delivery]:
+        """What the feed holds that was not delivered: a full poll, and the polls that go
+        on from where one stopped at its most pages, until it has caught up."""
+        first = True
+        while first or not self.feed.caught_up:
+            batch = await self._unless_closed(
+                self.feed.backfill() if first else self.feed.poll_once()
+            )
+            first = False
+            for delivery in batch:
+                self.backfilled += 1
+                yield delivery
 
     async def _unless_closed(self, call: Coroutine[Any, Any, _T]) -> _T:
         """``call``'s result; :class:`_Closed` as soon as the source is closed (a long-poll
@@ -248,7 +288,8 @@ class PushSource:
         assert self._credentials is not None
         credentials = self._credentials
         key = credentials.subscribe_key
-        url = f"{self.origin}/v2/subscribe/{key}/{self.channel}/0"
+        # Each a path segment: a space id with "/" or "?" names no other path or channel.
+        url = yarl.URL(self.origin) / "v2" / "subscribe" / key / self.channel / "0"
         params = {"tt": timetoken, "uuid": credentials.account_id or "flatjobs",
                   "auth": credentials.token}  # fmt: skip
         if region:
@@ -256,6 +297,8 @@ class PushSource:
         status, raw = await self._unless_closed(_get(session, url, params))
         if status == 403:
             raise _Denied()
+        if status == 400:  # PubNub's answer to a timetoken or key it does not take
+            raise _Unreadable("the channel refused the subscribe call (400)")
         if status != 200:
             # Not aiohttp's own error: its text holds the URL, and the URL holds the token.
             raise _Failed(f"the push channel answered {status}")
@@ -264,15 +307,17 @@ class PushSource:
             cursor = answer["t"]
             messages = answer["m"]
             next_timetoken, next_region = str(cursor["t"]), str(cursor.get("r") or "")
-        except (ValueError, RecursionError, KeyError, TypeError) as exc:
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError) as exc:
             raise _Unreadable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        if not next_timetoken.isdigit() or len(next_timetoken) > 20:
+            raise _Unreadable(f"the timetoken is not a count of 100 ns: {next_timetoken[:40]!r}")
         if not isinstance(messages, list):
             raise _Unreadable("`m` is not a list")
         return next_timetoken, next_region, messages
 
 
 async def _get(
-    session: aiohttp.ClientSession, url: str, params: dict[str, str]
+    session: aiohttp.ClientSession, url: yarl.URL, params: dict[str, str]
 ) -> tuple[int, bytes]:
     async with session.get(url, params=params) as resp:
         return resp.status, await resp.read()
