@@ -172,6 +172,7 @@ class PushSource:
                         gap = False
                     if trouble is not None:
                         raise trouble
+                    self.connected = True  # the channel answered; the gap is filled
                     if time.monotonic() >= self._refresh_at:  # before the token expires
                         await self._unless_closed(self._refresh())
                     try:
