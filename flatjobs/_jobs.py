@@ -375,7 +375,8 @@ class Jobs:
             return JobRoute(None, None)
         if chosen is None:
             return JobRoute(None, None)
-        others = tuple(r.name for r in candidates if r is not chosen)
+        # Others of its kind: a part handler and its job's own handler are no rivals.
+        others = tuple(r.name for r in candidates if r is not chosen and r.kind == chosen.kind)
         return JobRoute(chosen.name, run, others, registration=chosen)
 
     def route(self, event: FlatfileEvent) -> _Run | None:

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import (
     TYPE_CHECKING,
     Any,
+    Final,
     Protocol,
     TypeGuard,
     TypeVar,
@@ -126,6 +127,10 @@ class Router(Protocol):
     def handlers(self) -> list[str]:
         """The names of all its handlers, in order."""
         ...
+
+
+_JOB_KEYS: Final = frozenset({"job", "payload.job"})
+"""Filter keys that name a job (``{"job": ...}`` matches ``payload.job`` anywhere)."""
 
 
 @attrs.frozen(eq=False)
@@ -391,6 +396,25 @@ class Listener:
         """Names of the callbacks ``event`` would run, in order, without running them (for
         a router, the handler it would choose)."""
         return [name for name, _ in self._matching(FlatfileEvent.parse(event))]
+
+    def takes_job(self, event: Mapping[str, Any] | Event | FlatfileEvent) -> bool:
+        """Whether ``event``'s job is this listener's to run and to end: a router's handler
+        takes it, or a callback whose filter (its own or its listener's) names the job
+        (``{"job": "workbook:export"}``), as Flatfile's job handlers are routed. A callback
+        that matches every job (an audit log on ``"**"``) does not make a job ours: the
+        reconciliation sweep runs and fails only jobs this says are ours."""
+        wrapped = FlatfileEvent.parse(event)
+        index, router_names = self._compile()
+        if wrapped._flat is None:
+            wrapped._flat = index.flatten(wrapped.raw, router_names)
+        for route in index.match_routes(wrapped.raw, wrapped._flat):
+            callback = route.value.callback
+            if _is_router(callback):
+                if callback.route(wrapped) is not None:
+                    return True
+            elif any(key.key in _JOB_KEYS for f in route.filters for key in f.keys):
+                return True
+        return False
 
     async def dispatch(self, event: Mapping[str, Any] | Event | FlatfileEvent) -> DispatchResult:
         """Run every callback matching ``event`` (raw wire JSON, an :class:`Event`, or a

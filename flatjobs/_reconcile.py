@@ -32,7 +32,7 @@ from ._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
 from .errors import FlatfileError, JobError
 from .instruments import _instruments, notify
 from .log import get_logger
-from .models import Job, JobStatus, Next, source_context, to_wire
+from .models import TERMINAL_STATUSES, Job, JobStatus, Next, source_context, to_wire
 
 if TYPE_CHECKING:
     from ._listener import Listener
@@ -98,6 +98,7 @@ class Reconciler:
         page_size, max_pages: how jobs are read, newest first.
         running: whether a job runs somewhere now, however that is known (the distributed
             mode asks its leases); by default, whether it runs in this process.
+        space_id: read only this space's jobs (a listener scoped to one space).
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class Reconciler:
         page_size: int = 100,
         max_pages: int = 10,
         running: Callable[[Job], Awaitable[bool]] | None = None,
+        space_id: str | None = None,
     ) -> None:
         if not interval > 0 or not lookback > 0 or ready_grace < 0:
             raise ValueError(
@@ -125,6 +127,7 @@ class Reconciler:
         self.page_size = page_size
         self.max_pages = max_pages
         self._running = running
+        self.space_id = space_id
         self.sweeps = 0
         self.last = SweepReport()
         self._closed = asyncio.Event()
@@ -171,7 +174,7 @@ class Reconciler:
             if job.status == JobStatus.READY:
                 if job.updated_at is None or now - job.updated_at >= self.ready_grace:
                     event = job_event(job)
-                    if self.listener.match(event):
+                    if self.listener.takes_job(event):
                         report.ready += 1
                         out.append(Delivery(event, replayed=True))
             elif job.status == JobStatus.EXECUTING:
@@ -186,14 +189,30 @@ class Reconciler:
 
     async def _orphan(self, job: Job, now: dt.datetime, report: SweepReport) -> Delivery | None:
         event = job_event(job)
-        if not self.listener.match(event):
+        if not self.listener.takes_job(event):
             return None  # not one of ours
         heartbeat, _ = self.policy(event)
         if heartbeat is None or job.updated_at is None:
             return None  # no heartbeats: silence says nothing
-        if now - job.updated_at <= dt.timedelta(seconds=3 * heartbeat):
+        silence = dt.timedelta(seconds=3 * heartbeat)
+        if now - job.updated_at <= silence or await self._parts_alive(job, now, silence):
             return None  # alive, somewhere
         return await self.end_orphan(job, why=f"silent for {now - job.updated_at}", report=report)
+
+    async def _parts_alive(self, job: Job, now: dt.datetime, silence: dt.timedelta) -> bool:
+        """Whether ``job`` was split and waits for parts that still run: one not started
+        yet, or one running that spoke within ``silence`` (a split parent sends no
+        heartbeats of its own; it ends when its parts have completed)."""
+        parts = await self.client.jobs.list(parent_id=job.id, page_size=self.page_size)
+        return any(
+            part.status not in TERMINAL_STATUSES
+            and (
+                part.status != JobStatus.EXECUTING
+                or part.updated_at is None
+                or now - part.updated_at <= silence
+            )
+            for part in parts
+        )
 
     async def end_orphan(
         self, job: Job, *, why: str = "", report: SweepReport | None = None
@@ -237,7 +256,10 @@ class Reconciler:
         down, so a job is never judged older than it is (a live job is never an orphan)."""
         for number in range(1, self.max_pages + 1):
             page = await self.client.jobs.list(
-                sort_direction="desc", page_size=self.page_size, page_number=number
+                space_id=self.space_id,
+                sort_direction="desc",
+                page_size=self.page_size,
+                page_number=number,
             )
             now = page.server_time or dt.datetime.now(dt.UTC)
             for job in page:

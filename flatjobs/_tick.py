@@ -209,6 +209,8 @@ class Coalescer:
         self, progress: float, info: str | None, eta: dt.datetime | None
     ) -> Awaitable[Job | None]:
         """Take a checked update; see the module docstring for what the result awaits."""
+        if self._closed:
+            return RESOLVED  # the job has ended (a body ignoring its timeout): nothing is sent
         if self._interval == 0:
             return self._enqueue(ProgressUpdate(progress, info, eta))
         if self._pending is not None:

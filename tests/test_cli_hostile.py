@@ -58,16 +58,29 @@ async def _start(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subproce
     )  # fmt: skip
 
 
+_STARTED = re.compile(r"flatjobs (run|dev): .* on environment ")
+"""The start-up line: the command took its options and runs."""
+
+
 async def _finish(proc: asyncio.subprocess.Process, wait: float) -> tuple[int | None, str]:
-    """The exit code (None: still running after ``wait`` s, then stopped) and stderr."""
-    stopped = False
+    """The exit code (None: it started and ran, or still ran after ``wait`` s; it is then
+    stopped) and stderr."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    started = False
     try:
-        await asyncio.wait_for(proc.wait(), wait)
+        async with asyncio.timeout(wait):
+            while line := (await proc.stderr.readline()).decode():
+                lines.append(line)
+                if _STARTED.search(line):
+                    started = True
+                    break
     except TimeoutError:
-        stopped = True
+        started = True
+    if started:
         proc.kill()
-    _, err = await proc.communicate()
-    return (None if stopped else proc.returncode), err.decode()
+    rest = (await proc.communicate())[1].decode()
+    return (None if started else proc.returncode), "".join(lines) + rest
 
 
 def _one_line_error(code: int | None, err: str) -> bool:

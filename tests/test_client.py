@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 import pytest
+import yarl
 from structlog.testing import capture_logs
 
 import flatjobs
@@ -301,6 +302,18 @@ async def test_503_twice_then_200_succeeds_on_the_third_attempt(
     assert job.id == "us_jb_1"
     assert len(recorder.requests) == 3
     assert all(r.json == {"progress": 5} for r in recorder.requests)
+
+
+async def test_a_retried_call_is_logged_with_the_api_host_and_the_path(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    recorder.script += [(503, {})]
+    with capture_logs() as logs:
+        await rclient.jobs.get("us_jb_1")
+    (retry,) = [e for e in logs if e["event"] == "an API call failed; retrying"]
+    assert retry["api"] == yarl.URL(recorder.url).host_port_subcomponent
+    assert "/v1/jobs/us_jb_1" in retry["error"]
+    assert retry["log_level"] == "info"
 
 
 async def test_429_with_retry_after_waits_what_the_server_asks(recorder: RecordingServer) -> None:

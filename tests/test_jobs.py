@@ -391,6 +391,7 @@ def test_select_decides_once_which_handler_takes_a_job_and_names_the_others() ->
     assert ready.others == (callable_name(export),)
     part = jobs.select(make_event(job="workbook:export", is_part=True))
     assert (part.handler, part.run) == (callable_name(export_part), "part")
+    assert part.others == ()  # the job's own handlers are not rivals of its part handler
     done = jobs.select(make_event("job:parts-completed", job="workbook:export"))
     assert (done.handler, done.run) == (callable_name(export_done), "parts")
     other = jobs.select(make_event("job:parts-completed", job="workbook:import"))

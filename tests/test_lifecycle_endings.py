@@ -235,6 +235,38 @@ async def test_a_body_that_never_stops_after_its_timeout_has_its_job_failed_anyw
         await task
 
 
+async def test_a_body_that_ignores_its_timeout_sends_no_progress_once_its_job_failed(
+    emu: Emulator,
+) -> None:
+    created, event = ready_event(emu)
+    stop = asyncio.Event()
+
+    async def stubborn() -> None:
+        options: dict[str, Any] = {"timeout": 0.05, "progress_interval": 0.01}
+        async with (
+            client_for(emu) as client,
+            job_lifecycle(event, client=client, **options) as tick,
+        ):
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    tick(n % 100, "still going")
+                    await asyncio.sleep(0.01)
+                except asyncio.CancelledError:
+                    continue
+
+    task = asyncio.create_task(stubborn())
+    await emu.wait_for(created.id, timeout=5)  # the watchdog failed it
+    acks = sum(r.route == "jobs.ack" for r in emu.requests)
+    await asyncio.sleep(0.5)  # the body goes on ticking
+    stop.set()
+    with pytest.raises(JobTimeout):
+        await task
+    assert sum(r.route == "jobs.ack" for r in emu.requests) == acks
+    assert not [r for r in emu.requests if (r.status or 0) >= 400]
+
+
 async def test_shutdown_abandons_a_body_that_ignores_cancellation_and_fails_its_job(
     emu: Emulator,
 ) -> None:

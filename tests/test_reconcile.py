@@ -205,6 +205,86 @@ async def test_a_job_still_heartbeating_or_running_here_is_not_an_orphan(emu: Em
     assert emu.job(running_here.id).status == "complete"
 
 
+async def test_a_split_job_waiting_for_its_parts_is_not_an_orphan(emu: Emulator) -> None:
+    # A split parent sends no heartbeats: it waits for its parts. Silence alone must not
+    # fail it while a part runs or waits its turn; once every part has ended and it is
+    # still silent, it is an orphan like any other.
+    listener, _ = handled()
+    parent = await make_executing(emu)
+    async with client_for(emu) as client:
+        listener.client = client
+        await client.jobs.split(parent, 2)
+        first, second = sorted(
+            (j for j in emu.jobs() if j.parent_id == parent), key=lambda j: j.part or 0
+        )
+        await client.jobs.ack(first.id, info="Accepted", progress=0)
+        sweep = Reconciler(listener, ready_grace=60)
+        await asyncio.sleep(1.4)  # the parent is silent
+        await client.jobs.ack(first.id, info="still going", progress=50)  # a part speaks
+        assert await sweep.sweep() == []
+        assert emu.job(parent).status == "executing"
+        await client.jobs.complete(first.id)  # the second part's turn: it waits, ready
+        assert await sweep.sweep() == []
+        assert emu.job(parent).status == "executing"
+        await client.jobs.ack(second.id)
+        await client.jobs.complete(second.id)
+        await sweep.sweep()  # every part ended: the parent's silence now counts
+    assert emu.job(parent).status == "failed"
+
+
+async def test_a_catch_all_callback_does_not_make_other_jobs_ours(emu: Emulator) -> None:
+    # An audit log on every event matches every job: the sweep must neither re-deliver
+    # ready jobs to it nor fail executing jobs that some other service runs.
+    listener = Listener()
+    seen: list[str] = []
+
+    @listener.on("**")
+    async def audit(event: FlatfileEvent) -> None:
+        seen.append(event.topic)
+
+    ready = emu.trigger("workbook:export").id
+    executing = await make_executing(emu, "workbook:other")
+    await asyncio.sleep(1.4)
+    async with client_for(emu) as client:
+        listener.client = client
+        assert await Reconciler(listener, ready_grace=0).sweep() == []
+    assert emu.job(ready).status == "ready"
+    assert emu.job(executing).status == "executing"
+
+
+async def test_a_callback_filtered_by_job_name_is_swept_as_a_handler_is(emu: Emulator) -> None:
+    # Flatfile's own way to route a job: listener.on("job:ready", {"job": ...}).
+    listener = Listener()
+
+    @listener.on("job:ready", {"job": "workbook:export"})
+    async def export(event: FlatfileEvent) -> None:
+        async with job_lifecycle(event, heartbeat=0.1):
+            pass
+
+    ours = emu.trigger("workbook:export").id
+    theirs = emu.trigger("workbook:other").id
+    await asyncio.sleep(1.4)
+    async with client_for(emu) as client:
+        listener.client = client
+        deliveries = await Reconciler(listener, ready_grace=0).sweep()
+    assert [d.raw["context"]["jobId"] for d in deliveries] == [ours]
+    assert emu.job(theirs).status == "ready"
+
+
+async def test_a_sweep_scoped_to_a_space_reads_only_that_space(emu: Emulator) -> None:
+    listener, _ = handled()
+    job = emu.trigger("workbook:export")
+    await asyncio.sleep(1.3)  # the server's clock counts whole seconds
+    async with client_for(emu) as client:
+        listener.client = client
+        elsewhere = await Reconciler(listener, ready_grace=0, space_id="us_sp_other").sweep()
+        here = await Reconciler(listener, ready_grace=0, space_id=job.space_id).sweep()
+    assert elsewhere == []
+    assert [d.raw["context"]["jobId"] for d in here] == [job.id]
+    listed = [r.query for r in emu.requests if r.route == "jobs.list"]
+    assert [q.get("spaceId") for q in listed] == ["us_sp_other", job.space_id]
+
+
 async def test_a_synthetic_event_is_what_the_platform_emits_for_the_job(emu: Emulator) -> None:
     job = emu.trigger("sheet:dedupe", input={"key": "email"})
     real = ready_event(emu, job.id)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from flatjobs import ConfigurationError, FlatfileClient, MemorySource, PollingSource, RetryPolicy
+from flatjobs import (
+    ConfigurationError,
+    FlatfileClient,
+    MemorySource,
+    PollingSource,
+    PushSource,
+    RetryPolicy,
+)
 from flatjobs.emulator import Emulator
 from flatjobs.sources import SeenIds, event_key
 from flatjobs.testing import client_for
@@ -128,3 +136,38 @@ async def test_memory_source_yields_what_was_put_until_closed() -> None:
     source.put({"id": 2})
     source.close()
     assert [e async for e in source] == [{"id": 1}, {"id": 2}]
+
+
+@pytest.mark.parametrize("kind", ["push", "poll"])
+async def test_since_reaches_back_to_events_published_while_nothing_listened(
+    emu: Emulator, kind: str
+) -> None:
+    # By default a source starts `overlap` seconds back: what was published before that is
+    # the sweep's to find (jobs) or gone (other events). `since` reaches further back.
+    old = emu.trigger("workbook:before").id
+    await asyncio.sleep(1.0)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+
+    async def jobs_seen(since: dt.datetime | None, until: Callable[[set[str]], bool]) -> set[str]:
+        async with client_for(emu) as client:
+            source: PushSource | PollingSource
+            if kind == "push":
+                source = PushSource(client, origin=emu.push_url, overlap=0.3, since=since)
+            else:
+                source = PollingSource(
+                    client, interval=0.02, max_interval=0.05, overlap=0.3, since=since
+                )
+            seen: set[str] = set()
+            async with asyncio.timeout(10):
+                async for delivery in source:
+                    seen.add(delivery.raw["context"].get("jobId"))
+                    if until(seen):
+                        break
+            await source.aclose()
+            return seen
+
+    new: list[str] = []
+    asyncio.get_running_loop().call_later(0.5, lambda: new.append(emu.trigger("b:after").id))
+    default = await jobs_seen(None, lambda seen: bool(new) and new[0] in seen)
+    assert old not in default
+    assert old in await jobs_seen(start, lambda seen: old in seen)

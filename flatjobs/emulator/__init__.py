@@ -523,11 +523,18 @@ async def serve(
     token: str = DEFAULT_TOKEN,
     environment_id: str = DEFAULT_ENVIRONMENT,
     seed: SeedSource | None = None,
+    push_port: int = 0,
 ) -> None:
     """Run an emulator until SIGINT or SIGTERM (or cancelled): ``flatjobs emulator``, with
     ``seed``'s data."""
     emulator = Emulator(
-        host=host, port=port, token=token, environment_id=environment_id, record=False, seed=seed
+        host=host,
+        port=port,
+        push_port=push_port,
+        token=token,
+        environment_id=environment_id,
+        record=False,
+        seed=seed,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

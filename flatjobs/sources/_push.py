@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import random
@@ -98,6 +99,10 @@ class PushSource:
             is noticed within that.
         max_backoff: the longest wait between reconnection attempts.
         overlap: as :class:`PollingSource`'s, for the feed that fills gaps.
+        since: where the feed starts at the first gap (the start): by default ``overlap``
+            seconds ago. Jobs that became ready before are run by the reconciliation sweep
+            either way; to get every other event published while no listener ran, pass
+            the time of the last event a previous run handled.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class PushSource:
         hold: float = 30.0,
         max_backoff: float = 10.0,
         overlap: float = 5.0,
+        since: dt.datetime | None = None,
     ) -> None:
         self.client = client
         self.environment_id = client.require_environment(environment_id)
@@ -119,13 +125,18 @@ class PushSource:
         self.max_backoff = max_backoff
         self.channel = f"space.{space_id}" if space_id else f"environment.{self.environment_id}"
         self.feed = PollingSource(
-            client, environment_id=self.environment_id, space_id=space_id, overlap=overlap
+            client,
+            environment_id=self.environment_id,
+            space_id=space_id,
+            overlap=overlap,
+            since=since,
         )
         self._closed = asyncio.Event()
         self._credentials: Subscription | None = None
         self._refresh_at = 0.0
         self.connected = False
-        """Whether the channel answers now (the last long-poll was answered)."""
+        """Whether the channel answers now (the last call to it was answered, and the gap
+        before it filled)."""
         self.received = 0
         """Messages received on the channel."""
         self.backfilled = 0
