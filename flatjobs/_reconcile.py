@@ -4,7 +4,8 @@ Flatfile never times out a job left ``executing``, and events can be lost on the
 listener that was down, a push channel that dropped a message). The platform itself is
 the record: a :class:`Reconciler` reads the environment's recent jobs (``GET /v1/jobs``,
 newest first, within a look-back) at start and then every ``interval`` seconds, and for
-each job one of the listener's handlers takes:
+each job the listener takes (:meth:`Listener.takes_job`: a ``Jobs`` handler, or a callback
+whose filter names the job; a catch-all callback takes none):
 
 * still ``ready`` longer than ``ready_grace`` seconds: it is delivered as a ``job:ready``
   event (replayed: it runs only while still ready). This heals lost events, and runs the
