@@ -27,12 +27,14 @@ async def dedupe(event: FlatfileEvent) -> None:
         total = (await event.client.sheets.counts(sheet_id)).total
         seen: set[str] = set()
         duplicates: list[str] = []
+        read = 0
         async for record in event.client.records.iterate(sheet_id, fields=[key]):
             value = str(record.get(key) or "").strip().lower()
             if value and value in seen:
                 duplicates.append(record.id)
             seen.add(value)
-            await tick(len(seen) * 80 / max(total, 1), "Looking for duplicates")
+            read += 1  # progress counts the records read, duplicates too
+            await tick(read * 80 / max(total, 1), f"Looked at {read:,} of {total:,} rows")
         await tick(80, f"Removing {len(duplicates)} duplicates")
         await event.client.records.delete(sheet_id, duplicates)  # 100 ids a call
         tick.complete_with(f"Removed {len(duplicates)} duplicate rows")

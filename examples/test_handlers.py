@@ -9,6 +9,7 @@ with the 1,204 contacts of ``data/contacts.json``.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections.abc import AsyncIterator
@@ -22,10 +23,10 @@ import webhook
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flatjobs import FlatfileEvent, JobError, Listener
+from flatjobs import FlatfileEvent, JobError, Listener, job_lifecycle
 from flatjobs.emulator import Emulator
 from flatjobs.models import FilesNext, RetryNext
-from flatjobs.testing import RecordingTick, client_for, make_event, run_job
+from flatjobs.testing import RecordingTick, client_for, emulated, make_event, run_job
 
 SEED = Path(__file__).parent / "data" / "contacts.json"
 
@@ -89,6 +90,29 @@ async def test_validation_passes_once_the_user_fixed_the_rows(contacts: Emulator
     assert job.outcome.message == "All 1,204 rows are valid"
 
 
+async def test_retry_after_the_user_fixed_the_rows_clears_their_errors(contacts: Emulator) -> None:
+    # Run as `flatjobs run` runs it; the user clicks Retry on the failed job once the rows
+    # are fixed: the errors its first run wrote must not outlive the bad values.
+    async with emulated(quickstart.listener, emulator=contacts) as env:
+        job = await env.trigger("sheet:validate")
+        assert job.status == "failed"
+        assert contacts.counts("contacts").error == 3
+        sheet_id = contacts.sheet("contacts").id
+        async for page in env.client.records.pages(sheet_id, filter="error"):
+            for record in page:
+                record["email"] = f"fixed.{record.id}@example.com"
+            await page.save()
+        assert contacts.counts("contacts").error == 3  # fixed values, the old errors still on
+        contacts.retry(job.id)
+        again = await contacts.wait_for(job.id)
+    assert again.status == "complete"
+    assert again.outcome is not None
+    assert again.outcome.message == "All 1,204 rows are valid"
+    counts = contacts.counts("contacts")
+    assert (counts.valid, counts.error) == (1204, 0)  # the sheet agrees with the outcome
+    assert not any(r["values"]["email"].get("messages") for r in contacts.records("contacts"))
+
+
 async def test_dedupe_removes_the_duplicates_and_says_how_many(contacts: Emulator) -> None:
     job = await run_job(sheet_action.listener, contacts, "sheet:dedupe")
     assert job.status == "complete"
@@ -100,6 +124,30 @@ async def test_dedupe_removes_the_duplicates_and_says_how_many(contacts: Emulato
     again = await run_job(sheet_action.listener, contacts, "sheet:dedupe")
     assert again.outcome is not None
     assert again.outcome.message == "Removed 0 duplicate rows"
+
+
+async def test_dedupe_progress_counts_the_rows_read_not_the_distinct_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 12 rows, 3 distinct emails: progress must reach 80% at the end of the scan.
+    rows = [{"email": f"{n % 3}@example.com"} for n in range(12)]
+    seed = {
+        "workbooks": [
+            {"name": "W", "sheets": [{"name": "C", "fields": [{"key": "email"}], "records": rows}]}
+        ]
+    }
+    # Every tick sent (no coalescing), so that each one can be checked.
+    lifecycle = functools.partial(job_lifecycle, progress_interval=0)
+    monkeypatch.setattr(sheet_action, "job_lifecycle", lifecycle)
+    async with Emulator(seed=seed) as emu:
+        job = await run_job(sheet_action.listener, emu, "sheet:dedupe")
+        sent = [body for method, path, body in emu.calls(job.id) if path.endswith("/ack")]
+    assert job.outcome is not None
+    assert job.outcome.message == "Removed 9 duplicate rows"
+    scan = sent[1:-1]  # after "Accepted", before removing
+    assert [b["progress"] for b in scan] == [n * 80 // 12 for n in range(1, 13)]
+    assert [b["info"] for b in scan] == [f"Looked at {n} of 12 rows" for n in range(1, 13)]
+    assert sent[-1] == {"progress": 80, "info": "Removing 9 duplicates"}
 
 
 async def test_dedupe_on_a_field_the_sheet_lacks_fails_for_the_user(contacts: Emulator) -> None:

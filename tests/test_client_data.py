@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from flatjobs import FlatfileAPIError, FlatfileClient, Record
 from flatjobs.client import RetryPolicy
 from flatjobs.models import (
+    DocumentConfig,
     Field,
     MessageType,
     SheetConfig,
@@ -147,6 +148,62 @@ def test_a_handlers_new_messages_replace_its_earlier_ones_and_keep_the_platforms
     ]
 
 
+def _messaged(**cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """A record read with its messages: each cell ``{value, messages}``."""
+    values = {key: {"value": key, "messages": found} for key, found in cells.items()}
+    return {"id": "us_rc_1", "values": values}
+
+
+REQUIRED = {"type": "error", "message": "Email is required", "source": "required-constraint"}
+STALE = {"type": "error", "message": "not an email", "source": "custom-logic"}
+
+
+def test_clearing_messages_sends_only_the_cells_that_held_a_handlers_message() -> None:
+    other = {"type": "warn", "message": "unverified", "source": "lookup"}
+    rec = Record(_messaged(email=[REQUIRED, STALE], name=[], age=[other], tags=[REQUIRED]))
+    rec.clear_messages()
+    assert [m.message for m in rec.messages()] == ["Email is required", "Email is required"]
+    assert rec.changes() == {
+        "id": "us_rc_1",
+        "values": {"email": {"messages": []}, "age": {"messages": []}},
+    }
+    rec = Record(_messaged(email=[REQUIRED, STALE], name=[STALE]))
+    rec.clear_messages("name")  # one cell
+    assert rec.changes() == {"id": "us_rc_1", "values": {"name": {"messages": []}}}
+    assert [m.message for m in rec.messages("email")] == ["Email is required", "not an email"]
+
+
+def test_clearing_a_cell_with_no_messages_or_writing_back_the_same_is_no_change() -> None:
+    rec = Record(_messaged(email=[REQUIRED], name=[]))
+    rec.clear_messages()
+    assert not rec.changed
+    assert rec.changes() is None
+    rec = Record(_messaged(email=[STALE]))
+    rec.clear_messages("email")
+    assert rec.changes() == {"id": "us_rc_1", "values": {"email": {"messages": []}}}
+    rec.error("email", "not an email")  # what the cell held: nothing to send
+    assert not rec.changed
+    assert rec.changes() is None
+    rec.warn("email", "and a warning")
+    warning = {"type": "warn", "message": "and a warning", "source": "custom-logic"}
+    assert rec.changes() == {"id": "us_rc_1", "values": {"email": {"messages": [STALE, warning]}}}
+
+
+def test_a_new_message_keeps_the_cells_messages_of_other_sources() -> None:
+    other = {"type": "warn", "message": "unverified", "source": "lookup"}
+    rec = Record(_messaged(email=[REQUIRED, STALE, other]))
+    rec.error("email", "bounced")
+    bounced = {"type": "error", "message": "bounced", "source": "custom-logic"}
+    # The messages sent replace what the cell holds: the other source's go along.
+    assert rec.changes() == {"id": "us_rc_1", "values": {"email": {"messages": [other, bounced]}}}
+
+
+def test_clearing_a_cell_read_without_its_messages_sends_it() -> None:
+    rec = Record(record(1, email="x", name="y"))  # read without include_messages
+    rec.clear_messages("email")
+    assert rec.changes() == {"id": "us_rc_1", "values": {"email": {"messages": []}}}
+
+
 @pytest.mark.parametrize("bad", [None, 5, [], {"values": {}}, {"id": 7}])
 def test_a_record_that_is_not_a_record_is_refused(bad: Any) -> None:
     with pytest.raises(ValueError, match="a record is an object with a string id"):
@@ -189,6 +246,23 @@ async def test_a_304_not_modified_is_a_result_not_an_error(
     recorder.script.append((304, None))
     result = await rclient.records.update(SHEET, [{"id": "us_rc_1", "values": {}}])
     assert result.not_modified
+
+
+async def test_the_version_and_commit_a_record_was_read_at_go_back_with_its_update(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    recorder.responder = lambda r: (200, {"data": {"versionId": "us_vr_9", "commitId": "us_vr_9"}})
+    read = Record({**record(1, email="a"), "versionId": "us_vr_1", "commitId": "us_vr_2"})
+    bare = Record(record(2, email="b"))
+    read["email"], bare["email"] = "A", "B"
+    given = {"id": "us_rc_3", "values": {}, "versionId": "us_vr_3", "commitId": "us_vr_4"}
+    await rclient.records.update(SHEET, [read, bare, given])
+    sent = {"id": "us_rc_1", "values": {"email": {"value": "A"}}}
+    assert recorder.requests[-1].json == [
+        {**sent, "versionId": "us_vr_1", "commitId": "us_vr_2"},
+        {"id": "us_rc_2", "values": {"email": {"value": "B"}}},  # read without: none sent
+        given,
+    ]
 
 
 async def test_insert_sends_values_as_cells(
@@ -263,6 +337,139 @@ async def test_sheets_workbooks_spaces_and_documents_send_the_documented_calls(
         ("GET", "/v1/spaces/us_sp_1/documents/us_dc_1", ""),
     ]
     assert recorder.requests[4].json == to_wire(config)
+
+
+# What the platform may send that flatjobs does not know: a field type, enum values, keys.
+ACTION = {
+    "label": "Go",
+    "operation": "go",
+    "mode": "sidebar",
+    "guardrail": {"level": 2},
+    "constraints": [{"type": "hasNoErrors"}],
+    "mount": {"type": "panel"},
+}
+UNKNOWN_FIELD = {
+    "key": "where",
+    "type": "geo-point",
+    "config": {"precision": 7, "options": [{"value": "x", "swatch": "teal"}]},
+    "constraints": [{"type": "stored", "validator": "geo", "version": 3, "futureFlag": True}],
+    "appearance": {"size": "xxl"},
+    "xFutureFieldKey": [1, 2],
+}
+SHEET_CONFIG = {
+    "name": "Places",
+    "slug": "places",
+    "fields": [UNKNOWN_FIELD],
+    "actions": [ACTION],
+    "mappingConfidenceThreshold": 0.7,
+    "treatments": ["SOMETHING_NEW"],
+}
+SHEET_READ = {
+    "id": SHEET,
+    "workbookId": "us_wb_1",
+    "name": "Places",
+    "slug": "places",
+    "config": SHEET_CONFIG,
+    "collection": "geo",
+    "createdFrom": "us_sh_0",
+}
+WORKBOOK_READ = {
+    "id": "us_wb_1",
+    "spaceId": "us_sp_1",
+    "environmentId": "us_env_1",
+    "name": "W",
+    "sheets": [SHEET_READ],
+    "actions": [ACTION],
+    "settings": {"trackChanges": True, "autoRunAnalysis": False, "newSetting": "on"},
+    "treatments": ["SMALL_DATA", "BRAND_NEW"],
+    "folder": "f1",
+}
+FILE_READ = {
+    "id": "us_fl_1",
+    "name": "a.csv",
+    "ext": "csv",
+    "status": "quarantined",
+    "mode": "archive",
+    "origin": "dropbox",
+    "actions": [ACTION],
+    "treatments": ["IS_NEW_SHAPE"],
+    "scanResult": {"clean": True},
+}
+SPACE_READ = {
+    "id": "us_sp_1",
+    "name": "S",
+    "guestAuthentication": ["sso_link"],
+    "actions": [ACTION],
+    "settings": {"sidebarConfig": {"showDataChecklist": True}},
+    "access": ["*", "review"],
+    "languageOverride": "fr",
+}
+
+
+async def _sheet_back(client: FlatfileClient) -> None:
+    sheet = await client.sheets.get(SHEET)  # a sheet's config goes back through its workbook
+    assert sheet.config is not None
+    assert sheet.workbook_id is not None
+    await client.workbooks.update(sheet.workbook_id, WorkbookUpdate(sheets=[sheet.config]))
+
+
+async def _workbook_back(client: FlatfileClient) -> None:
+    workbook = await client.workbooks.get("us_wb_1")
+    update = WorkbookUpdate(
+        name=workbook.name,
+        actions=workbook.actions,
+        settings=workbook.settings,
+        sheets=[s.config for s in workbook.sheets or [] if s.config is not None],
+        extra={"treatments": workbook.extra["treatments"], "folder": workbook.extra["folder"]},
+    )
+    await client.workbooks.update(workbook.id, update)
+
+
+async def _file_back(client: FlatfileClient) -> None:
+    file = await client.files.get("us_fl_1")
+    await client.files.update(file.id, mode=file.mode, status=file.status, actions=file.actions)
+
+
+async def _space_back(client: FlatfileClient) -> None:
+    space = await client.spaces.get("us_sp_1")
+    config = SpaceConfig(
+        name=space.name,
+        actions=space.actions,
+        settings=space.settings,
+        extra={"guestAuthentication": space.guest_authentication, "access": space.extra["access"]},
+    )
+    await client.spaces.update(space.id, config)
+
+
+@pytest.mark.parametrize(
+    ("read", "write_back", "path", "received"),
+    [
+        (SHEET_READ, _sheet_back, "/v1/workbooks/us_wb_1", {"sheets": [SHEET_CONFIG]}),
+        (WORKBOOK_READ, _workbook_back, "/v1/workbooks/us_wb_1",
+         {k: WORKBOOK_READ[k] for k in ("name", "actions", "settings", "treatments", "folder")}
+         | {"sheets": [SHEET_CONFIG]}),
+        (FILE_READ, _file_back, "/v1/files/us_fl_1",
+         {"mode": "archive", "status": "quarantined", "actions": [ACTION]}),
+        (SPACE_READ, _space_back, "/v1/spaces/us_sp_1",
+         {k: SPACE_READ[k] for k in ("name", "actions", "settings", "guestAuthentication",
+                                     "access")}),
+    ],
+    ids=["sheet", "workbook", "file", "space"],
+)  # fmt: skip
+async def test_what_a_model_does_not_know_is_written_back_unchanged(
+    recorder: RecordingServer,
+    rclient: FlatfileClient,
+    read: dict[str, Any],
+    write_back: Any,
+    path: str,
+    received: dict[str, Any],
+) -> None:
+    recorder.script += [(200, {"data": read}), (200, {"data": read})]
+    await write_back(rclient)
+    get, update = recorder.requests
+    assert get.method == "GET"
+    assert (update.method, update.path) == ("PATCH", path)
+    assert update.json == received  # the unknown parts exactly as the server sent them
 
 
 # ------------------------------------------------------------------ files: multipart and streams
@@ -386,3 +593,70 @@ async def test_a_loop_left_early_does_not_reopen_a_closed_client() -> None:
             await client.sheets.get(sheet_id)
         async with client:  # entering it again opens it again
             assert (await client.sheets.get(sheet_id)).id == sheet_id
+
+
+async def test_files_a_space_documents_and_a_workbook_deletion_reach_the_emulator() -> None:
+    from flatjobs.emulator import Emulator
+    from flatjobs.testing import client_for
+
+    async with Emulator(seed=SEED) as emu, client_for(emu) as client:
+        workbook = emu.workbook("W")
+        space_id = workbook.space_id
+        assert space_id is not None
+        content = b"n\n1\n"
+        made = await client.files.upload(content, space_id=space_id, name="e.csv", mode="export")
+        got = await client.files.get(made.id)
+        assert (got.id, got.name, got.mode, got.size) == (made.id, "e.csv", "export", len(content))
+        listed = await client.files.list(space_id=space_id, mode="export")
+        assert [f.id for f in listed] == [made.id]
+        assert listed.pagination is not None
+        assert listed.pagination.total_count == 1
+        renamed = await client.files.update(made.id, name="out.csv", status="complete")
+        assert (renamed.name, renamed.status) == ("out.csv", "complete")
+        assert emu.file(made.id).name == "out.csv"
+        await client.files.delete(made.id)
+        assert made.id not in emu.data.files
+        assert len(await client.files.list(space_id=space_id, mode="export")) == 0
+
+        space = await client.spaces.get(space_id)
+        assert space == emu.space(space_id)
+
+        document = await client.documents.create(
+            space_id, DocumentConfig(title="Hello", body="<p>hi</p>")
+        )
+        assert [(d.id, d.title) for d in emu.documents(space_id)] == [(document.id, "Hello")]
+        updated = await client.documents.update(
+            space_id, document.id, DocumentConfig(title="Bye", body="<p>bye</p>")
+        )
+        assert (updated.title, updated.body) == ("Bye", "<p>bye</p>")
+        [stored] = emu.documents(space_id)
+        assert (stored.id, stored.title, stored.body) == (document.id, "Bye", "<p>bye</p>")
+
+        sheet_id = emu.sheet("s").id
+        await client.workbooks.delete(workbook.id)
+        assert workbook.id not in emu.data.workbooks
+        assert sheet_id not in emu.data.sheets  # its sheets went with it
+        with pytest.raises(FlatfileAPIError) as gone:
+            await client.workbooks.get(workbook.id)
+        assert gone.value.status == 404
+
+
+async def test_a_cleared_message_leaves_the_sheet_once_saved() -> None:
+    from flatjobs.emulator import Emulator
+    from flatjobs.testing import client_for
+
+    async with Emulator(seed=SEED) as emu, client_for(emu) as client:
+        sheet_id = emu.sheet("s").id
+        page = await client.records.get(sheet_id, page_size=3, include_messages=True)
+        page[0].error("n", "Too small")
+        page[1].warn("n", "Check it")
+        await page.save()
+        assert (emu.counts("s").error, emu.counts("s").valid) == (1, 49)
+        page = await client.records.get(sheet_id, page_size=3, include_messages=True)
+        for record in page:
+            record.clear_messages()
+        assert [r.changed for r in page] == [True, True, False]  # the third held none
+        result = await page.save()
+        assert result.updated == 2
+        assert (emu.counts("s").error, emu.counts("s").valid) == (0, 50)
+        assert not any(r["values"]["n"].get("messages") for r in emu.records("s"))

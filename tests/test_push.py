@@ -257,7 +257,9 @@ def test_a_push_origin_that_is_not_a_url_is_refused_without_echoing_it() -> None
 # ------------------------------------------------------------ PubNub's own SDK
 
 
-async def test_pubnubs_own_sdk_receives_the_emulators_events(emu: Emulator) -> None:
+async def test_pubnubs_own_sdk_receives_the_emulators_events(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
     from pubnub.callbacks import SubscribeCallback
     from pubnub.pnconfiguration import PNConfiguration
     from pubnub.pubnub_asyncio import PubNubAsyncio
@@ -283,12 +285,19 @@ async def test_pubnubs_own_sdk_receives_the_emulators_events(emu: Emulator) -> N
     config.origin = emu.push_url.removeprefix("http://")
     config.ssl = False
     config.disable_config_locking = False  # else the SDK warns that mutable config is deprecated
+    # The SDK sends presence heartbeats (and a leave when unsubscribing) only when told to:
+    # every second here, so that the test sees them.
+    config.enable_presence_heartbeat = True
+    config.set_presence_timeout_with_custom_interval(20, 1)
     pn = PubNubAsyncio(config, custom_request_handler=AsyncAiohttpRequestHandler)
+    caplog.set_level("WARNING", logger="pubnub")
+    left = False
     try:
         pn.set_token(credentials.token)
         pn.add_listener(Collect())
         pn.subscribe().channels([f"environment.{emu.environment_id}"]).execute()
         await _until(lambda: emu.push.subscribes >= 2)  # handshake done, long-poll waiting
+        await _until(lambda: emu.push.heartbeats >= 1)  # the SDK's first, on joining
         job = emu.trigger("a:b")
         await _until(
             lambda: any(
@@ -296,11 +305,21 @@ async def test_pubnubs_own_sdk_receives_the_emulators_events(emu: Emulator) -> N
                 for m in received
             )
         )
-    finally:
+        # The SDK read the emulator's answers to its heartbeats: it logged no failure.
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("pubnub")] == []
         pn.unsubscribe_all()
+        left = True
+        await _until(lambda: emu.push.leaves >= 1)  # the SDK says it leaves the channel
+    finally:
+        if not left:
+            pn.unsubscribe_all()  # (a second call fails in the SDK)
         await pn.stop()
         pn._subscription_manager.loop.close()  # the SDK opens an event loop it never closes
     event = next(m for m in received if m.message["topic"] == "job:ready")
     assert event.channel == f"environment.{emu.environment_id}"
     assert event.message == next(e for e in emu.events if e["id"] == event.message["id"])
     assert len(str(event.timetoken)) == 17
+    # Its presence calls were answered 200 (the counters count only those), none refused.
+    assert emu.push.heartbeats >= 1
+    assert emu.push.leaves == 1
+    assert emu.push.denied == 0

@@ -14,6 +14,8 @@ from flatjobs.models import (
     Document,
     DocumentConfig,
     File,
+    FileMode,
+    FileStatus,
     Space,
     SpaceConfig,
     to_wire,
@@ -29,6 +31,7 @@ __all__ = ["DocumentsAPI", "FilesAPI", "SpacesAPI"]
 FILES: Final = Endpoint("GET", "/files", "files.list")
 UPLOAD: Final = Endpoint("POST", "/files", "files.upload")
 FILE: Final = Endpoint("GET", "/files/{}", "files.get")
+UPDATE_FILE: Final = Endpoint("PATCH", "/files/{}", "files.update")
 DELETE_FILE: Final = Endpoint("DELETE", "/files/{}", "files.delete")
 DOWNLOAD_FILE: Final = Endpoint("GET", "/files/{}/download", "files.download")
 SPACES: Final = Endpoint("GET", "/spaces", "spaces.list")
@@ -116,6 +119,26 @@ class FilesAPI:
         params = {"spaceId": space_id, "mode": mode, "pageSize": page_size,
                   "pageNumber": page_number}  # fmt: skip
         return await self._client.call(FILES, params=params, decode=_files)
+
+    async def update(
+        self,
+        file_id: str,
+        *,
+        name: str | None = None,
+        mode: FileMode | str | None = None,
+        status: FileStatus | str | None = None,
+        workbook_id: str | None = None,
+        actions: Sequence[Action | Mapping[str, Any]] | None = None,
+    ) -> File:
+        """``PATCH /files/{id}``: rename the file, change its mode, status or actions, or
+        link it to a workbook; what is not given stays as it is. A status, mode or action
+        read from the platform is written back as read, values flatjobs does not know
+        included."""
+        given = {"workbookId": workbook_id, "name": name, "mode": mode, "status": status}
+        body: dict[str, Any] = {k: str(v) for k, v in given.items() if v is not None}
+        if actions is not None:
+            body["actions"] = [dict(a) if isinstance(a, Mapping) else to_wire(a) for a in actions]
+        return await self._client.call(UPDATE_FILE, file_id, body=body, decode=_file)
 
     async def delete(self, file_id: str) -> None:
         """``DELETE /files/{id}``."""

@@ -1,11 +1,12 @@
 """``client.records``: a sheet's records, and :class:`Record`, a record a handler edits.
 
 A :class:`Record` keeps the JSON it came as (a page of 10,000 records costs no model
-building) and tracks what a handler changes: values set, messages added, metadata. A page
-writes back only what changed, in one call::
+building) and tracks what a handler changes: values set, messages added or cleared,
+metadata. A page writes back only what changed, in one call::
 
     async for page in client.records.pages(sheet_id, include_messages=True):
         for record in page:
+            record.clear_messages("email")  # what an earlier run wrote may no longer hold
             email = record.get("email")
             if not email:
                 record.error("email", "Email is required")
@@ -47,6 +48,11 @@ DELETE: Final = Endpoint("DELETE", "/sheets/{}/records", "records.delete")
 MAX_IDS: Final = 100
 """The most ids one call may name (``ids`` when reading, deleting)."""
 CUSTOM: Final = "custom-logic"  # the source of messages a handler writes
+PLATFORM_SOURCES: Final = frozenset(
+    {"required-constraint", "unique-constraint", "unlinked", "invalid-option", "is-artifact"}
+)
+"""The sources of the messages the platform computes from the data (a handler's writes
+leave them alone; they come and go with the values)."""
 
 Filter = Literal["valid", "error", "all", "none"]
 
@@ -56,8 +62,9 @@ class Record:
 
     ``record["email"]`` is a cell's value (``KeyError`` when the record has no such field;
     ``record.get("email")`` gives None instead); ``record["email"] = "a@b.c"`` sets it;
-    ``record.error("email", "...")`` (and ``warn``, ``info``) writes a message on a cell.
-    What changed is sent by :meth:`RecordPage.save` or :meth:`RecordsAPI.update`.
+    ``record.error("email", "...")`` (and ``warn``, ``info``) writes a message on a cell;
+    ``record.clear_messages()`` removes those handlers wrote. What changed is sent by
+    :meth:`RecordPage.save` or :meth:`RecordsAPI.update`.
     """
 
     __slots__ = ("_changed", "_messaged", "_metadata_changed", "raw")
@@ -70,7 +77,8 @@ class Record:
         self.raw["values"] = dict(values) if isinstance(values, Mapping) else {}
         # Made on first change: most records a handler reads it never changes.
         self._changed: dict[str, Any] | None = None  # key -> the value as read (or _ABSENT)
-        self._messaged: set[str] | None = None
+        # key -> the handlers' messages on the cell as read (None: read without messages)
+        self._messaged: dict[str, list[Any] | None] | None = None
         self._metadata_changed = False
 
     def __repr__(self) -> str:
@@ -179,19 +187,53 @@ class Record:
         """Write an informational message on the cell ``key``."""
         self._message(key, MessageType.INFO, message)
 
+    def clear_messages(self, key: str | None = None) -> None:
+        """Remove the messages handlers wrote on the cell ``key``, or on every cell: run
+        first, a validation whose earlier run flagged a cell the user has since fixed
+        leaves no stale message behind. The platform's own messages (a required field
+        left empty, a value not among an enum's options) stay: they follow the data.
+
+        Only cells that held such messages are sent; read the records with
+        ``include_messages=True``, else what a cell holds is unknown and each cleared
+        cell is sent (``messages: []``)."""
+        for name in [key] if key is not None else list(self.keys()):
+            self._track_messages(name)
+            cell = self._cell(name)
+            if cell is not None and isinstance(cell.get("messages"), list):
+                kept = [m for m in cell["messages"] if not _handlers(m)]
+                if len(kept) != len(cell["messages"]):
+                    self.raw["values"][name] = {**cell, "messages": kept}
+
     def _message(self, key: str, kind: MessageType, message: str) -> None:
         if not isinstance(message, str):
             raise TypeError(f"a message is text, got {type(message).__name__} {message!r:.80}")
         cell = dict(self._cell(key) or {})
-        if self._messaged is None:
-            self._messaged = set()
-        if key not in self._messaged:
+        if self._track_messages(key):
             # The first message a handler writes replaces what its earlier runs wrote.
             cell["messages"] = [m for m in cell.get("messages") or [] if _source(m) != CUSTOM]
         entry = {"type": kind.value, "message": message, "source": CUSTOM}
         cell["messages"] = [*(cell.get("messages") or []), entry]
         self.raw["values"][key] = cell
-        self._messaged.add(key)
+
+    def _track_messages(self, key: str) -> bool:
+        """Remember the handlers' messages on the cell ``key`` as read, before the first
+        change to them; whether this is that first change."""
+        if self._messaged is None:
+            self._messaged = {}
+        if key in self._messaged:
+            return False
+        self._messaged[key] = _handlers_messages(self._cell(key))
+        return True
+
+    def _message_changes(self) -> dict[str, list[Any]]:
+        """The cells whose handlers' messages differ from what was read, with the messages
+        to send (all of them: the cell's ``messages`` sent replace those it holds)."""
+        out: dict[str, list[Any]] = {}
+        for key, before in (self._messaged or {}).items():
+            now = _handlers_messages(self._cell(key)) or []
+            if before is None or now != before:
+                out[key] = now
+        return out
 
     # ----------------------------------------------------------- metadata
 
@@ -210,22 +252,23 @@ class Record:
 
     @property
     def changed(self) -> bool:
-        """Whether anything was changed since the record was read (or last saved)."""
-        return bool(self._changed or self._messaged or self._metadata_changed)
+        """Whether anything was changed since the record was read (or last saved): a
+        message written and cleared again, or a value set back, is no change."""
+        return bool(self._changed or self._metadata_changed or self._message_changes())
 
     def changes(self) -> dict[str, Any] | None:
         """The update that sends what changed (only the changed cells), or None."""
-        if not self.changed:
+        changed, messaged = self._changed or {}, self._message_changes()
+        if not (changed or messaged or self._metadata_changed):
             return None
         update: dict[str, Any] = {"id": self.id, "values": {}}
-        changed, messaged = self._changed or {}, self._messaged or set()
-        for key in changed.keys() | messaged:
+        for key in changed.keys() | messaged.keys():
             cell = self._cell(key) or {}
             sent: dict[str, Any] = {}
             if key in changed:
                 sent["value"] = cell.get("value")
             if key in messaged:
-                sent["messages"] = [m for m in cell.get("messages") or [] if _source(m) == CUSTOM]
+                sent["messages"] = messaged[key]
             update["values"][key] = sent
         if self._metadata_changed:
             update["metadata"] = self.metadata
@@ -257,6 +300,19 @@ def _same(old: Any, new: Any) -> bool:
 
 def _source(message: Any) -> Any:
     return message.get("source") if isinstance(message, Mapping) else None
+
+
+def _handlers(message: Any) -> bool:
+    """Whether a message is one handlers write (not one the platform computes)."""
+    return isinstance(message, Mapping) and _source(message) not in PLATFORM_SOURCES
+
+
+def _handlers_messages(cell: Mapping[str, Any] | None) -> list[Any] | None:
+    """The messages handlers wrote on a cell; None when it was read without its messages."""
+    messages = cell.get("messages") if cell is not None else None
+    if not isinstance(messages, list):
+        return None
+    return [m for m in messages if _handlers(m)]
 
 
 @attrs.frozen

@@ -65,7 +65,11 @@ class PushServer:
         self.subscribes = 0
         """Subscribe calls answered (handshakes included)."""
         self.denied = 0
-        """Subscribe calls refused for their token."""
+        """Subscribe and presence calls refused for their token."""
+        self.heartbeats = 0
+        """Presence heartbeats answered (200)."""
+        self.leaves = 0
+        """Presence leaves answered (200)."""
 
     # ----------------------------------------------------------- tokens
 
@@ -181,11 +185,17 @@ class PushServer:
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
         refusal = self._refusal(request)
-        return refusal or web.json_response({"status": 200, "message": "OK", "service": "Presence"})
+        if refusal is not None:
+            return refusal
+        self.heartbeats += 1
+        return web.json_response({"status": 200, "message": "OK", "service": "Presence"})
 
     async def _leave(self, request: web.Request) -> web.Response:
         refusal = self._refusal(request)
-        return refusal or web.json_response(
+        if refusal is not None:
+            return refusal
+        self.leaves += 1
+        return web.json_response(
             {"status": 200, "message": "OK", "action": "leave", "service": "Presence"}
         )
 
