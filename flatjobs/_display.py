@@ -9,6 +9,7 @@ import datetime as dt
 import sys
 from typing import Any, TextIO
 
+from ._event import job_id_of
 from .models import (
     DownloadNext,
     FilesNext,
@@ -72,7 +73,7 @@ class ProgressDisplay:
 
     def on_event(self, event: dict[str, Any]) -> None:
         topic = event.get("topic", "")
-        job_id = event.get("context", {}).get("jobId")
+        job_id = job_id_of(event)
         if not topic.startswith("job:") or not job_id:
             return
         try:

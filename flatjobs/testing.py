@@ -50,9 +50,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from structlog.testing import capture_logs
 
-from ._event import FlatfileEvent
+from ._event import FlatfileEvent, job_id_of
 from ._lifecycle import JobResult, observe_jobs
 from ._progress import ProgressUpdate
+from ._reconcile import Reconciler
 from ._runner import Runner, RunStats
 from ._tick import RESOLVED, CompletionValue, Tick, completion_details
 from .client import FlatfileClient, RetryPolicy
@@ -151,6 +152,7 @@ async def emulated(
     concurrency: int = 50,
     grace_period: float = 5.0,
     source: Literal["push", "poll"] = "push",
+    sweep_interval: float | None = 60.0,
 ) -> AsyncIterator[Emulated]:
     """Run ``listener`` against an emulator the way ``flatjobs run`` runs it against
     Flatfile: events come from the emulator through an event source (pushed, the feed
@@ -170,6 +172,8 @@ async def emulated(
         concurrency, grace_period: as :class:`flatjobs.Runner`'s.
         source: ``"push"`` (:class:`flatjobs.PushSource`, as ``flatjobs run`` by default)
             or ``"poll"`` (:class:`flatjobs.PollingSource`).
+        sweep_interval: seconds between reconciliation sweeps (:class:`flatjobs.Reconciler`,
+            as ``flatjobs run --sweep-interval``; the first runs at start); None: no sweep.
     """
     async with contextlib.AsyncExitStack() as stack:
         if emulator is None:
@@ -181,7 +185,14 @@ async def emulated(
             if source == "push"
             else PollingSource(client, interval=0.02, max_interval=0.1, overlap=2.0)
         )
-        runner = Runner(listener, events, concurrency=concurrency, grace_period=grace_period)
+        sweep = (
+            Reconciler(listener, client=client, interval=sweep_interval)
+            if sweep_interval is not None
+            else None
+        )
+        runner = Runner(
+            listener, events, concurrency=concurrency, grace_period=grace_period, sweep=sweep
+        )
         env = Emulated(emulator, client, runner)
         with observe_jobs(lambda result: env.results.__setitem__(result.job_id, result)):
             env._running = running = asyncio.create_task(runner.run())
@@ -400,7 +411,7 @@ def _not_ended(listener: Listener, emulator: Emulator, job: Job, timeout: float)
         ready = [
             e
             for e in emulator.events
-            if e["topic"] == "job:ready" and e["context"].get("jobId") == job.id
+            if e["topic"] == "job:ready" and job_id_of(e) == job.id
         ]
         if ready and not listener.match(ready[-1]):
             return (

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from flatjobs import FlatfileClient, FlatfileEvent, Jobs, Listener, Tick
+from flatjobs._reconcile import ORPHAN_MESSAGE
 from flatjobs.emulator import Emulator
 from flatjobs.models import Event, from_wire
 from flatjobs.testing import RecordingTick, client_for, emulated, make_event, run_job
@@ -130,6 +131,25 @@ async def test_emulated_runs_a_listener_on_the_production_path() -> None:
     assert "events.list" in routes  # the events came through the feed, as in production
     assert env.results[job.id].status == "complete"
     assert env.runner.stats.dispatched >= 2  # job:created and job:ready, through the runner
+
+
+async def test_emulated_sweeps_as_flatjobs_run_does(emu: Emulator) -> None:
+    # A job a crashed worker left executing: the sweep at start fails it with a Retry.
+    jobs = Jobs(heartbeat=0.1)
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> None:
+        raise AssertionError("an orphan is not run again unless its handler opted in")
+
+    stranded = emu.trigger("workbook:export")
+    async with client_for(emu) as client:
+        await client.jobs.ack(stranded.id, info="Accepted", progress=0)
+    await asyncio.sleep(1.4)  # three heartbeats of silence, by a clock of whole seconds
+    async with emulated(Listener().use(jobs), emulator=emu) as env:
+        job = await env.emulator.wait_for(stranded.id, timeout=10)
+    assert job.status == "failed"
+    assert job.outcome is not None
+    assert job.outcome.message == ORPHAN_MESSAGE
 
 
 async def test_a_listener_never_closes_the_client_it_was_lent(emu: Emulator) -> None:
