@@ -451,12 +451,8 @@ class JobLifecycle:
             self._report("skipped" if ended else "failed", None if ended else err)
             raise
         else:
-            failure = UnexpectedResponseError(
-                200,
-                "POST",
-                f"/v1/jobs/{self.job_id}/ack",
-                None,
-                f"the acknowledged job is {status}, not executing",
+            failure = self.client.jobs.unexpected(
+                self.job_id, "ack", f"the acknowledged job is {status}, not executing"
             )
         if status == JobStatus.EXECUTING:
             return
@@ -722,12 +718,8 @@ class JobLifecycle:
                     return None
                 # A 2xx that does not show the job ended as asked: ask the job itself.
                 status = await self._status()
-                failure = UnexpectedResponseError(
-                    200,
-                    "POST",
-                    f"/v1/jobs/{self.job_id}/{call}",
-                    None,
-                    f"the job is {status or 'unknown'} after {call}",
+                failure = self.client.jobs.unexpected(
+                    self.job_id, call, f"the job is {status or 'unknown'} after {call}"
                 )
             if status == JobStatus.CANCELED:
                 self.log.info(f"job was canceled on the platform; not sent: {call}")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from flatjobs._progress import ProgressUpdate
+from flatjobs.errors import UnexpectedResponseError
 from flatjobs.models import (
     Job,
     JobCancelDetails,
@@ -160,6 +161,17 @@ class JobsAPI:
             UnexpectedResponseError: the answer holds no job status (after retries).
         """
         return await self._client.call(_BY_ACTION[action], job_id, body=body, decode=_status)
+
+    @staticmethod
+    def unexpected(
+        job_id: str, action: Literal["ack", "complete", "fail"], reason: str
+    ) -> UnexpectedResponseError:
+        """The error for an answer to ``action`` that came back 2xx but did not show the
+        job as the call asked (``reason``: how it showed it), naming the call's path."""
+        endpoint = _BY_ACTION[action]
+        return UnexpectedResponseError(
+            200, endpoint.method, "/v1" + endpoint.path(job_id), None, reason
+        )
 
     async def complete(
         self,
