@@ -82,9 +82,16 @@ def main(quick: bool = False) -> None:
     for rate, seconds in loads:
         for source in ("push", "poll"):
             samples = asyncio.run(measure(rate, seconds, source))
-            rows.append([f"{rate:g} jobs/s", source, f"{len(samples):,}",
-                         f"{statistics.median(samples):,.0f} ms", f"{_pct(samples, 0.95):,.0f} ms",
-                         f"{_pct(samples, 0.99):,.0f} ms"])  # fmt: skip
+            rows.append(
+                [
+                    f"{rate:g} jobs/s",
+                    source,
+                    f"{len(samples):,}",
+                    f"{statistics.median(samples):,.0f} ms",
+                    f"{_pct(samples, 0.95):,.0f} ms",
+                    f"{_pct(samples, 0.99):,.0f} ms",
+                ]
+            )
     table(
         "event -> job acknowledged (flatjobs run, default settings; push, or 0.5 s polling)",
         ["offered load", "source", "jobs", "p50", "p95", "p99"],

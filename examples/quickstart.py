@@ -48,8 +48,11 @@ async def export(event: FlatfileEvent, tick: Tick) -> JobOutcome:
                     done += 1
                     elapsed = time.monotonic() - started
                     # Once per record is fine: ticks are coalesced into a few calls.
-                    await tick(done * 95 / max(total, 1), f"Exported {done:,} of {total:,} rows",
-                               eta=dt.timedelta(seconds=elapsed * (total - done) / done))  # fmt: skip
+                    await tick(
+                        done * 95 / max(total, 1),
+                        f"Exported {done:,} of {total:,} rows",
+                        eta=dt.timedelta(seconds=elapsed * (total - done) / done),
+                    )
             uploaded = await client.files.upload(path, space_id=space_id, mode="export")
             file_ids.append(uploaded.id)
     return JobOutcome(

@@ -37,9 +37,10 @@ async def submit(event: FlatfileEvent, tick: Tick) -> str:
     async with aiohttp.ClientSession(timeout=timeout) as http:
         for sheet in sheets:
             async for page in event.client.records.pages(sheet.id, page_size=BATCH):
-                batch = {"sheet": sheet.slug, "records": [
-                    {"id": record.id, **record.values()} for record in page
-                ]}  # fmt: skip
+                batch = {
+                    "sheet": sheet.slug,
+                    "records": [{"id": record.id, **record.values()} for record in page],
+                }
                 async with http.post(url, json=batch) as answer:
                     if answer.status >= 300:
                         raise JobError(

@@ -430,8 +430,9 @@ class JobLifecycle:
         except FlatfileError as err:
             # Unsure whether it is still ready: not running it is the safe side; the
             # reconciliation sweep looks at the job again.
-            self.log.warning("could not read a replayed job's status; not running it now",
-                             error=str(err))  # fmt: skip
+            self.log.warning(
+                "could not read a replayed job's status; not running it now", error=str(err)
+            )
             self._report("skipped")
             raise JobSkipped(self.job_id, f"its status could not be read: {err}") from err
         if status != wanted:

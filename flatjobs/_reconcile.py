@@ -230,8 +230,12 @@ class Reconciler:
             report.orphans_rerun += 1
             _log.warning("an orphaned job is run again", job_id=job.id, job=job.job_name, why=why)
             return Delivery(event, replayed=True, orphaned=True)
-        _log.warning("an orphaned job is failed so the user can retry it", job_id=job.id,
-                     job=job.job_name, why=why)  # fmt: skip
+        _log.warning(
+            "an orphaned job is failed so the user can retry it",
+            job_id=job.id,
+            job=job.job_name,
+            why=why,
+        )
         details = failure_details(JobError(ORPHAN_MESSAGE, next=Next.retry("Retry")))
         try:
             await self.client.jobs.fail(job.id, details)

@@ -111,15 +111,19 @@ class Reloader:
             reason = ""
         if reason:
             sys.modules.update(saved)  # the previous version's modules, as they were
-            self.say(f"{what or 'a file'} changed, but the new code does not load ({reason}); "
-                     "the previous version keeps running")  # fmt: skip
+            self.say(
+                f"{what or 'a file'} changed, but the new code does not load ({reason}); "
+                "the previous version keeps running"
+            )
             return False
         assert isinstance(listener, Listener)
         listener.client = client
         runner.listener = listener
         self.reloads += 1
-        self.say(f"reloaded {self.target} ({what or 'changed'}): new events go to the new "
-                 "code; running jobs finish on the code they started with")  # fmt: skip
+        self.say(
+            f"reloaded {self.target} ({what or 'changed'}): new events go to the new "
+            "code; running jobs finish on the code they started with"
+        )
         return True
 
     async def watch(self, runner: Runner, client: FlatfileClient, stop: asyncio.Event) -> None:

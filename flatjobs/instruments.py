@@ -179,8 +179,9 @@ def notify(method: str, *args: Any) -> None:
         try:
             getattr(instrument, method)(*args)
         except Exception:
-            _log.exception("an instrument failed", instrument=type(instrument).__name__,
-                           method=method)  # fmt: skip
+            _log.exception(
+                "an instrument failed", instrument=type(instrument).__name__, method=method
+            )
 
 
 # --------------------------------------------------------------------------- HTTP calls
@@ -227,8 +228,11 @@ def session_trace_configs() -> list[aiohttp.TraceConfig]:
         try:
             configs.extend(instrument.aiohttp_trace_configs())
         except Exception:
-            _log.exception("an instrument failed", instrument=type(instrument).__name__,
-                           method="aiohttp_trace_configs")  # fmt: skip
+            _log.exception(
+                "an instrument failed",
+                instrument=type(instrument).__name__,
+                method="aiohttp_trace_configs",
+            )
     return configs
 
 

@@ -253,8 +253,10 @@ class OpenTelemetry(Instrument):
             message = _describe(result.error) if result.error is not None else outcome
             span.set_status(Status(StatusCode.ERROR, message))
             if result.error is not None:
-                span.add_event("exception", {"exception.type": type(result.error).__name__,
-                                             "exception.message": message})  # fmt: skip
+                span.add_event(
+                    "exception",
+                    {"exception.type": type(result.error).__name__, "exception.message": message},
+                )
         scope.ended = True
         span.end()
 
@@ -274,8 +276,9 @@ class OpenTelemetry(Instrument):
         """An event on the current span (the sweep's, if the application traces it)."""
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event("flatjobs.job.orphaned", {"flatjobs.job.id": job_id,
-                                                     "flatjobs.job.rerun": rerun})  # fmt: skip
+            span.add_event(
+                "flatjobs.job.orphaned", {"flatjobs.job.id": job_id, "flatjobs.job.rerun": rerun}
+            )
 
     # ----------------------------------------------------------- HTTP
 
@@ -292,8 +295,9 @@ class OpenTelemetry(Instrument):
         if scope is None or scope.kind != "http":
             return
         scope.retries += 1
-        scope.span.add_event("retry", {"flatjobs.http.attempt": attempt,
-                                       "http.response.status_code": status or 0})  # fmt: skip
+        scope.span.add_event(
+            "retry", {"flatjobs.http.attempt": attempt, "http.response.status_code": status or 0}
+        )
         if scope.job is not None:
             scope.job.retries += 1
 

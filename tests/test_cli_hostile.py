@@ -53,9 +53,15 @@ def _env(**extra: str) -> dict[str, str]:
 
 async def _start(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", *args, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 _STARTED = re.compile(r"flatjobs (run|dev): .* on environment ")
@@ -190,8 +196,11 @@ async def test_ctrl_c_while_the_api_does_not_answer_yet_exits_without_a_tracebac
     # with KeyboardInterrupt and a 40-line traceback. Expected: a one-line "stopped" and an
     # exit (130, or 0 as a later Ctrl-C gives); before the fix: a KeyboardInterrupt traceback.
     async with _silent_server() as (port, taken):
-        env = _env(FLATFILE_API_URL=f"http://127.0.0.1:{port}", FLATFILE_BEARER_TOKEN="sk_x",
-                   FLATFILE_ENVIRONMENT_ID="us_env_1")  # fmt: skip
+        env = _env(
+            FLATFILE_API_URL=f"http://127.0.0.1:{port}",
+            FLATFILE_BEARER_TOKEN="sk_x",
+            FLATFILE_ENVIRONMENT_ID="us_env_1",
+        )
         proc = await _start("run", str(app), env=env, cwd=app.parent)
         async with asyncio.timeout(10):
             while not taken:  # noqa: ASYNC110 - the first contact has started
@@ -214,8 +223,11 @@ async def test_an_html_error_page_at_first_contact_is_a_one_line_error(app: Path
     web_app = web.Application()
     web_app.router.add_route("*", "/{path:.*}", not_found)
     async with TestServer(web_app) as server:
-        env = _env(FLATFILE_API_URL=str(server.make_url("")).rstrip("/"),
-                   FLATFILE_BEARER_TOKEN="sk_x", FLATFILE_ENVIRONMENT_ID="us_env_1")  # fmt: skip
+        env = _env(
+            FLATFILE_API_URL=str(server.make_url("")).rstrip("/"),
+            FLATFILE_BEARER_TOKEN="sk_x",
+            FLATFILE_ENVIRONMENT_ID="us_env_1",
+        )
         proc = await _start("run", str(app), env=env, cwd=app.parent)
         code, err = await _finish(proc, 10)
     assert "404" in err
@@ -314,8 +326,16 @@ def test_a_csv_seed_with_a_5000_digit_number_keeps_it_as_text(tmp_path: Path) ->
     # Was a bug: `int(text)` for a number field raised ValueError past Python's 4,300-digit
     # limit (a traceback). A cell that does not read as its type is kept as text.
     (tmp_path / "rows.csv").write_text("n\n" + "9" * 5000 + "\n")
-    seed = {"workbooks": [{"name": "w", "sheets": [{
-        "name": "s", "fields": [{"key": "n", "type": "number"}], "records": "rows.csv"}]}]}  # fmt: skip
+    seed = {
+        "workbooks": [
+            {
+                "name": "w",
+                "sheets": [
+                    {"name": "s", "fields": [{"key": "n", "type": "number"}], "records": "rows.csv"}
+                ],
+            }
+        ]
+    }
     (tmp_path / "seed.json").write_text(json.dumps(seed))
     emu = Emulator(seed=tmp_path / "seed.json")
     [record] = emu.records("s")
@@ -363,10 +383,22 @@ def test_a_csv_seed_with_odd_rows_and_a_10_mb_string_loads(tmp_path: Path) -> No
     rows = 'a,b\r\n1,2,3,4\r\n5\r\n"x\r\ny",\x00z\r\n,\r\n'
     (tmp_path / "rows.csv").write_text(rows, newline="")
     huge = "x" * 10_000_000
-    seed = {"workbooks": [{"name": "w", "sheets": [
-        {"name": "s", "slug": "s", "fields": [{"key": "a"}, {"key": "b"}], "records": "rows.csv"},
-        {"name": "t", "slug": "t", "fields": [{"key": "a"}], "records": [{"a": huge}]},
-    ]}]}  # fmt: skip
+    seed = {
+        "workbooks": [
+            {
+                "name": "w",
+                "sheets": [
+                    {
+                        "name": "s",
+                        "slug": "s",
+                        "fields": [{"key": "a"}, {"key": "b"}],
+                        "records": "rows.csv",
+                    },
+                    {"name": "t", "slug": "t", "fields": [{"key": "a"}], "records": [{"a": huge}]},
+                ],
+            }
+        ]
+    }
     (tmp_path / "seed.json").write_text(json.dumps(seed))
     emu = Emulator(seed=tmp_path / "seed.json")
     values = [{k: c["value"] for k, c in r["values"].items()} for r in emu.records("s")]

@@ -50,10 +50,18 @@ async def test_get_sends_the_documented_query_with_repeated_ids_and_fields(
 ) -> None:
     recorder.script.append(records_answer([record(1, email="a@b.c")]))
     page = await rclient.records.get(
-        SHEET, page_size=50, page_number=2, filter="error", filter_field="email",
-        ids=["us_rc_1", "us_rc_2"], fields=["email", "name"], include_messages=True,
-        since_commit_id="us_vr_1", for_event="us_evt_1", sort_direction="desc",
-    )  # fmt: skip
+        SHEET,
+        page_size=50,
+        page_number=2,
+        filter="error",
+        filter_field="email",
+        ids=["us_rc_1", "us_rc_2"],
+        fields=["email", "name"],
+        include_messages=True,
+        since_commit_id="us_vr_1",
+        for_event="us_evt_1",
+        sort_direction="desc",
+    )
     request = recorder.requests[0]
     assert (request.method, request.path) == ("GET", f"/v1/sheets/{SHEET}/records")
     assert request.raw_query == (
@@ -211,8 +219,12 @@ def test_a_record_that_is_not_a_record_is_refused(bad: Any) -> None:
 
 
 def test_unknown_cell_shapes_and_fields_are_kept() -> None:
-    raw = {"id": "us_rc_1", "values": {"geo": {"value": {"lat": 1}, "layer": "x"}, "odd": 5},
-           "config": {"readonly": True}, "mystery": [1]}  # fmt: skip
+    raw = {
+        "id": "us_rc_1",
+        "values": {"geo": {"value": {"lat": 1}, "layer": "x"}, "odd": 5},
+        "config": {"readonly": True},
+        "mystery": [1],
+    }
     rec = Record(raw)
     assert rec["geo"] == {"lat": 1}
     assert rec["odd"] is None
@@ -296,18 +308,29 @@ async def test_delete_goes_by_a_hundred_ids_a_call(
 async def test_sheets_workbooks_spaces_and_documents_send_the_documented_calls(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
-    sheet = {"id": SHEET, "workbookId": "us_wb_1", "name": "C", "slug": "c",
-             "config": {"name": "C", "fields": [{"key": "x", "type": "geo-point"}]}}  # fmt: skip
+    sheet = {
+        "id": SHEET,
+        "workbookId": "us_wb_1",
+        "name": "C",
+        "slug": "c",
+        "config": {"name": "C", "fields": [{"key": "x", "type": "geo-point"}]},
+    }
     workbook = {"id": "us_wb_1", "spaceId": "us_sp_1", "environmentId": "us_env_1"}
     space = {"id": "us_sp_1", "name": "S"}
     document = {"id": "us_dc_1", "title": "T", "body": "B"}
     recorder.script += [
-        (200, {"data": [sheet]}), (200, {"data": sheet}),
+        (200, {"data": [sheet]}),
+        (200, {"data": sheet}),
         (200, {"data": {"counts": {"total": 3, "valid": 2, "error": 1}, "success": True}}),
-        (200, {"data": [workbook]}), (200, {"data": workbook}), (200, {"data": workbook}),
-        (200, {"data": workbook}), (200, {"data": [space], "pagination": {"currentPage": 1}}),
-        (200, {"data": space}), (200, {"data": [document]}), (200, {"data": document}),
-    ]  # fmt: skip
+        (200, {"data": [workbook]}),
+        (200, {"data": workbook}),
+        (200, {"data": workbook}),
+        (200, {"data": workbook}),
+        (200, {"data": [space], "pagination": {"currentPage": 1}}),
+        (200, {"data": space}),
+        (200, {"data": [document]}),
+        (200, {"data": document}),
+    ]
     assert (await rclient.sheets.list("us_wb_1"))[0].config is not None
     got = await rclient.sheets.get(SHEET)
     assert got.config is not None
@@ -490,11 +513,15 @@ class FileServer:
             return web.json_response({"errors": [{"message": "busy"}]}, status=503)
         part = form["file"]
         assert isinstance(part, web.FileField)
-        self.uploads.append({
-            "fields": {k: v for k, v in form.items() if isinstance(v, str) and k != "actions"},
-            "actions": [json.loads(str(a)) for a in form.getall("actions", [])],
-            "name": part.filename, "type": part.content_type, "content": part.file.read(),
-        })  # fmt: skip
+        self.uploads.append(
+            {
+                "fields": {k: v for k, v in form.items() if isinstance(v, str) and k != "actions"},
+                "actions": [json.loads(str(a)) for a in form.getall("actions", [])],
+                "name": part.filename,
+                "type": part.content_type,
+                "content": part.file.read(),
+            }
+        )
         return web.json_response({"data": {"id": "us_fl_1", "name": part.filename}})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
@@ -531,8 +558,13 @@ async def test_an_upload_from_bytes_a_path_or_a_stream_is_multipart(
         yield b"x@y.z\n"
 
     async with FlatfileClient(files.url, TOKEN, environment_id="us_env_1") as client:
-        await client.files.upload(b"a,b\n", space_id="us_sp_1", name="e.csv", mode="export",
-                                  actions=[{"label": "Go", "operation": "go"}])  # fmt: skip
+        await client.files.upload(
+            b"a,b\n",
+            space_id="us_sp_1",
+            name="e.csv",
+            mode="export",
+            actions=[{"label": "Go", "operation": "go"}],
+        )
         await client.files.upload(path, space_id="us_sp_1")
         await client.files.upload(stream(), space_id="us_sp_1", name="s.csv")
     first, second, third = files.uploads

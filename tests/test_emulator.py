@@ -629,11 +629,15 @@ async def test_post_events_needs_an_object_payload_and_an_account_and_environmen
 ) -> None:
     context = {"accountId": "us_acc_1", "environmentId": emu.environment_id}
     with pytest.raises(FlatfileAPIError, match="payload must be an object"):
-        await client.request("POST", "/events", body={"topic": "a:b", "domain": "space",
-                                                      "context": context, "payload": [1]})  # fmt: skip
+        await client.request(
+            "POST",
+            "/events",
+            body={"topic": "a:b", "domain": "space", "context": context, "payload": [1]},
+        )
     with pytest.raises(FlatfileAPIError, match="context needs accountId"):
-        await client.events.create("a:b", domain="space",
-                                   context={"environmentId": emu.environment_id}, payload={})  # fmt: skip
+        await client.events.create(
+            "a:b", domain="space", context={"environmentId": emu.environment_id}, payload={}
+        )
     event = await client.events.create("a:b", domain="space", context=context, payload={"n": 1})
     assert event.payload == {"n": 1}
 

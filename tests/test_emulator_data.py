@@ -399,11 +399,12 @@ async def test_field_types_get_the_config_they_need_and_unknown_types_are_kept(
 
 async def test_a_sheet_is_renamed_and_deleted(emu: Emulator, client: FlatfileClient) -> None:
     workbook_id, sheet_id = await contacts(
-        client, sheets=[
+        client,
+        sheets=[
             {"name": "Contacts", "slug": "contacts", "fields": FIELDS},
             {"name": "Other", "slug": "other", "fields": []},
         ],
-    )  # fmt: skip
+    )
     start = len(emu.events)
     sheet = await call(
         client, "PATCH", f"/sheets/{sheet_id}", body={"name": "People", "metadata": {"n": 1}}
@@ -881,9 +882,19 @@ async def test_records_are_paged_from_one_and_answer_no_pagination(
     assert all("messages" not in cell for r in data["records"] for cell in r["values"].values())
     assert list(data["records"][0]["values"]) == [f["key"] for f in FIELDS]
     pages = [
-        [r["id"] for r in (await call(client, "GET", f"/sheets/{sheet_id}/records", params={"pageSize": 4, "pageNumber": n}))["records"]]
+        [
+            r["id"]
+            for r in (
+                await call(
+                    client,
+                    "GET",
+                    f"/sheets/{sheet_id}/records",
+                    params={"pageSize": 4, "pageNumber": n},
+                )
+            )["records"]
+        ]
         for n in (1, 2, 3)
-    ]  # fmt: skip
+    ]
     assert pages == [ids[:4], ids[4:], []]
     for bad in ({"pageSize": 0}, {"pageNumber": 0}, {"pageSize": "ten"}, {"pageNumber": -1}):
         assert (await refused(client, "GET", f"/sheets/{sheet_id}/records", params=bad))[
@@ -1094,9 +1105,15 @@ async def test_a_workbook_that_tracks_changes_leaves_commits_open_until_complete
 
 
 def form(
-    emu: Emulator, content: bytes, *, name: str = "contacts.csv", content_type: str = "text/csv",
-    mode: str | None = None, actions: list[Any] | None = None, space_id: str = "us_sp_emulator",
-) -> aiohttp.FormData:  # fmt: skip
+    emu: Emulator,
+    content: bytes,
+    *,
+    name: str = "contacts.csv",
+    content_type: str = "text/csv",
+    mode: str | None = None,
+    actions: list[Any] | None = None,
+    space_id: str = "us_sp_emulator",
+) -> aiohttp.FormData:
     """The multipart body Flatfile's SDKs send: the fields, the file, one part per action."""
     data = aiohttp.FormData()
     data.add_field("spaceId", space_id)
@@ -1116,9 +1133,14 @@ async def test_a_file_is_uploaded_listed_read_downloaded_updated_and_deleted(
     start = len(emu.events)
     async with http.post(
         f"{emu.url}/v1/files",
-        data=form(emu, content, name="raw.bin", content_type="application/x-thing",
-                  actions=[{"label": "Import", "operation": "import"}]),
-    ) as resp:  # fmt: skip
+        data=form(
+            emu,
+            content,
+            name="raw.bin",
+            content_type="application/x-thing",
+            actions=[{"label": "Import", "operation": "import"}],
+        ),
+    ) as resp:
         assert resp.status == 200, await resp.text()
         file = (await resp.json())["data"]
     assert file["id"].startswith("us_fl_")
@@ -1330,9 +1352,19 @@ async def test_every_event_of_the_data_is_one_flatfiles_python_sdk_can_read(
     await call(client, "DELETE", f"/spaces/{space['id']}")
     topics = {e["topic"] for e in emu.events}
     assert topics <= PY_SDK_TOPICS, topics - PY_SDK_TOPICS
-    assert {"records:created", "records:updated", "records:deleted", "commit:created",
-            "commit:completed", "sheet:counts-updated", "file:created", "document:updated",
-            "space:deleted", "workbook:deleted", "sheet:deleted"} <= topics  # fmt: skip
+    assert {
+        "records:created",
+        "records:updated",
+        "records:deleted",
+        "commit:created",
+        "commit:completed",
+        "sheet:counts-updated",
+        "file:created",
+        "document:updated",
+        "space:deleted",
+        "workbook:deleted",
+        "sheet:deleted",
+    } <= topics
     for raw in emu.events:
         event = FlatfileEvent.parse(raw)  # flatjobs' own door takes every one
         assert event.context.account_id == "us_acc_emulator"
@@ -1341,16 +1373,33 @@ async def test_every_event_of_the_data_is_one_flatfiles_python_sdk_can_read(
         assert TS.match(raw["createdAt"])
     # The feed serves them, filtered like any event.
     listed = await call(
-        client, "GET", "/events",
-        params={"environmentId": emu.environment_id, "topic": "records:created", "includeAcknowledged": True},
-    )  # fmt: skip
+        client,
+        "GET",
+        "/events",
+        params={
+            "environmentId": emu.environment_id,
+            "topic": "records:created",
+            "includeAcknowledged": True,
+        },
+    )
     assert [e["context"]["sheetId"] for e in listed] == [sheet_id]
 
 
 async def test_faults_select_the_data_routes_by_name(emu: Emulator, client: FlatfileClient) -> None:
-    assert {"records.list", "records.insert", "records.update", "records.delete", "sheets.get",
-            "sheets.counts", "sheets.download", "workbooks.create", "files.upload",
-            "files.download", "spaces.list", "documents.create"} <= set(ROUTES)  # fmt: skip
+    assert {
+        "records.list",
+        "records.insert",
+        "records.update",
+        "records.delete",
+        "sheets.get",
+        "sheets.counts",
+        "sheets.download",
+        "workbooks.create",
+        "files.upload",
+        "files.download",
+        "spaces.list",
+        "documents.create",
+    } <= set(ROUTES)
     _, sheet_id = await contacts(client)
     emu.faults.add(routes="records.*", status=503, limit=1)
     await refused(client, "GET", f"/sheets/{sheet_id}/records", status=503)
@@ -1426,9 +1475,11 @@ async def test_a_job_created_through_the_api_on_a_known_sheet_gets_its_context(
 ) -> None:
     sheet_id = seeded.seeded.sheets["contacts"]
     job = await call(
-        sclient, "POST", "/jobs",
+        sclient,
+        "POST",
+        "/jobs",
         body={"type": "sheet", "operation": "clean", "source": sheet_id, "trigger": "immediate"},
-    )  # fmt: skip
+    )
     assert job["spaceId"] == seeded.seeded.spaces["Acme"]
     ready = seeded.events[-1]
     assert ready["topic"] == "job:ready"
@@ -1515,8 +1566,11 @@ async def test_a_seed_file_with_a_csv_makes_the_space_workbook_sheet_and_records
     assert [a.operation for a in seeded.workbook("Contacts").actions or []] == ["export"]
     records = seeded.records("contacts")
     assert [r["values"]["email"]["value"] for r in records] == [
-        "ann@example.com", "bob@example.com", None, "ann@example.com",
-    ]  # fmt: skip
+        "ann@example.com",
+        "bob@example.com",
+        None,
+        "ann@example.com",
+    ]
     assert records[0]["values"]["age"]["value"] == 41  # a number field's cell is a number
     assert [r["valid"] for r in records] == [True, True, False, True]
     counts = seeded.counts("contacts")
@@ -1682,9 +1736,14 @@ def test_a_csv_seed_reads_each_cell_by_its_fields_type(tmp_path: Path) -> None:
 
 async def _flatjobs(*args: str, timeout: float = 60) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -1692,9 +1751,16 @@ async def _flatjobs(*args: str, timeout: float = 60) -> tuple[int, str, str]:
 
 async def test_the_emulator_command_serves_a_seed() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "emulator", "--port", "0", "--seed", str(SEED),
+        sys.executable,
+        "-m",
+        "flatjobs",
+        "emulator",
+        "--port",
+        "0",
+        "--seed",
+        str(SEED),
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         assert proc.stdout is not None
         lines: list[str] = []
@@ -1749,9 +1815,16 @@ async def test_dev_runs_a_sheet_action_against_the_seeded_sheet(tmp_path: Path) 
         "    return f'removed {len(doomed)} of {len(records)} in {event.context.sheet_slug}'\n"
     )
     code, out, err = await _flatjobs(
-        "dev", str(app), "--seed", str(SEED), "--trigger", "sheet:dedupe", "--exit-when-idle",
-        "--timeout", "30",
-    )  # fmt: skip
+        "dev",
+        str(app),
+        "--seed",
+        str(SEED),
+        "--trigger",
+        "sheet:dedupe",
+        "--exit-when-idle",
+        "--timeout",
+        "30",
+    )
     assert code == 0, out + err
     assert "removed 1 of 4 in contacts" in out
     assert "1 job(s): 1 complete, 0 failed" in out
@@ -1762,9 +1835,21 @@ async def test_dev_runs_a_sheet_action_against_the_seeded_sheet(tmp_path: Path) 
 
 async def test_a_page_of_a_large_sheet_is_a_slice_not_a_scan(client: FlatfileClient) -> None:
     made = await call(
-        client, "POST", "/workbooks",
-        body={"name": "W", "sheets": [{"name": "S", "fields": [{"key": "n", "type": "number", "constraints": [{"type": "required"}]}]}]},
-    )  # fmt: skip
+        client,
+        "POST",
+        "/workbooks",
+        body={
+            "name": "W",
+            "sheets": [
+                {
+                    "name": "S",
+                    "fields": [
+                        {"key": "n", "type": "number", "constraints": [{"type": "required"}]}
+                    ],
+                }
+            ],
+        },
+    )
     sheet_id = made["sheets"][0]["id"]
     started = time.perf_counter()
     for batch in range(4):

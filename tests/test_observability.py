@@ -253,9 +253,11 @@ async def test_spans_nest_event_job_and_calls_and_continue_the_publishers_trace(
     assert [s.kind for s in attempts] == [SpanKind.CLIENT, SpanKind.CLIENT]
     # (the instrumentation's attribute names follow OTEL_SEMCONV_STABILITY_OPT_IN)
     statuses = [
-        (s.attributes or {}).get("http.response.status_code", (s.attributes or {}).get("http.status_code"))
+        (s.attributes or {}).get(
+            "http.response.status_code", (s.attributes or {}).get("http.status_code")
+        )
         for s in attempts
-    ]  # fmt: skip
+    ]
     assert statuses == [503, 200]
     assert [e.name for e in complete.events] == ["retry"]
 
@@ -362,8 +364,12 @@ async def test_metrics_count_events_jobs_by_outcome_calls_and_progress(
     assert sample(registry, "flatjobs_events_duplicate_total") == 1
     assert sample(registry, "flatjobs_events_invalid_total") == 1
     assert sample(registry, "flatjobs_events_dispatched_total", topic="job:ready") == 4
-    for name, outcome in [("export", "complete"), ("reject", "failed"),
-                          ("slow", "timed_out"), ("stop", "canceled")]:  # fmt: skip
+    for name, outcome in [
+        ("export", "complete"),
+        ("reject", "failed"),
+        ("slow", "timed_out"),
+        ("stop", "canceled"),
+    ]:
         job = f"workbook:{name}"
         assert sample(registry, "flatjobs_jobs_started_total", job=job) == 1
         assert sample(registry, "flatjobs_jobs_ended_total", job=job, outcome=outcome) == 1
@@ -373,12 +379,29 @@ async def test_metrics_count_events_jobs_by_outcome_calls_and_progress(
         assert sample(registry, "flatjobs_job_ack_latency_seconds_count", job=job) == 1
         assert sample(registry, "flatjobs_jobs_in_progress", job=job) == 0
     assert sample(registry, "flatjobs_dispatches_in_progress") == 0
-    assert sample(registry, "flatjobs_http_requests_total", endpoint="jobs.ack", method="POST",
-                  status="200") >= 4  # fmt: skip
-    assert sample(registry, "flatjobs_http_retries_total", endpoint="jobs.complete",
-                  method="POST") == 1  # fmt: skip
-    assert sample(registry, "flatjobs_http_request_duration_seconds_count",
-                  endpoint="jobs.complete", method="POST") == 1  # fmt: skip
+    assert (
+        sample(
+            registry,
+            "flatjobs_http_requests_total",
+            endpoint="jobs.ack",
+            method="POST",
+            status="200",
+        )
+        >= 4
+    )
+    assert (
+        sample(registry, "flatjobs_http_retries_total", endpoint="jobs.complete", method="POST")
+        == 1
+    )
+    assert (
+        sample(
+            registry,
+            "flatjobs_http_request_duration_seconds_count",
+            endpoint="jobs.complete",
+            method="POST",
+        )
+        == 1
+    )
     assert sample(registry, "flatjobs_progress_updates_sent_total") >= 2
     assert sample(registry, "flatjobs_progress_ticks_coalesced_total") >= 1
 
@@ -396,8 +419,10 @@ async def test_metrics_count_orphans(emu: Emulator, registry: CollectorRegistry)
         listener = Listener(client=client).use(jobs)
         assert await Reconciler(listener).end_orphan(emu.job(job.id), why="a test") is None
     assert emu.job(job.id).status == "failed"
-    assert sample(registry, "flatjobs_jobs_orphaned_total", job="workbook:export",
-                  action="failed") == 1  # fmt: skip
+    assert (
+        sample(registry, "flatjobs_jobs_orphaned_total", job="workbook:export", action="failed")
+        == 1
+    )
 
 
 def test_one_registry_holds_flatjobs_metrics_once() -> None:
@@ -453,9 +478,14 @@ async def test_the_health_server_answers_probes_and_serves_metrics(emu: Emulator
                 assert json.loads(body) == {
                     "ready": True,
                     "source": {"connected": True},
-                    "api": {"reachable": True, "last_status": 200,
-                            "seconds_since_last_call": json.loads(body)["api"]["seconds_since_last_call"]},
-                }  # fmt: skip
+                    "api": {
+                        "reachable": True,
+                        "last_status": 200,
+                        "seconds_since_last_call": json.loads(body)["api"][
+                            "seconds_since_last_call"
+                        ],
+                    },
+                }
                 status, body = await get(http, f"{server.url}/healthz")
                 assert status == 200
                 assert json.loads(body)["status"] == "ok"
@@ -487,8 +517,9 @@ async def test_readyz_says_the_api_is_unreachable_and_the_source_disconnected() 
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening
         from flatjobs import FlatfileClient, RetryPolicy
 
-        client = FlatfileClient(dead, "sk_test_x", environment_id="us_env_1",
-                                retry=RetryPolicy(attempts=1))  # fmt: skip
+        client = FlatfileClient(
+            dead, "sk_test_x", environment_id="us_env_1", retry=RetryPolicy(attempts=1)
+        )
         async with client, aiohttp.ClientSession() as http:
             source = PollingSource(client, interval=0.02, max_interval=0.05)
             async with serve_health(0, host="127.0.0.1", source=source, metrics=False) as server:
@@ -546,11 +577,26 @@ async def flatjobs_run(emu: Emulator, *args: str) -> AsyncIterator[tuple[Any, st
     """`flatjobs run` with a health server on a port it picks; yields (process, its URL)."""
     env = {**os.environ, **emu.env(), "SLOW_JOB_SECONDS": "0"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "run", "tests/apps/slow.py:jobs",
-        "--interval", "0.05", "--sweep-interval", "0", "--log-level", "info",
-        "--metrics-port", "0", "--metrics-host", "127.0.0.1", *args,
-        cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        "run",
+        "tests/apps/slow.py:jobs",
+        "--interval",
+        "0.05",
+        "--sweep-interval",
+        "0",
+        "--log-level",
+        "info",
+        "--metrics-port",
+        "0",
+        "--metrics-host",
+        "127.0.0.1",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stderr is not None
     lines: list[str] = []
     try:

@@ -223,8 +223,9 @@ async def test_cancel_retry_and_acknowledge_are_the_users_clicks(
     acked = await _json(await http.post(f"{api}/{job.id}/outcome-ack", json={}))
     assert acked["outcomeAcknowledgedAt"] is not None
     assert [e["topic"] for e in emu.events if e["context"].get("jobId") == job.id][-2:] == [
-        "job:completed", "job:outcome-acknowledged",
-    ]  # fmt: skip
+        "job:completed",
+        "job:outcome-acknowledged",
+    ]
     again = await _json(await http.post(f"{api}/{job.id}/outcome-ack", json={}), 400)
     assert "already acknowledged" in again["errors"][0]["message"]
     await _json(await http.post(f"{api}/us_jb_nope/cancel", json={}), 404)

@@ -33,8 +33,13 @@ def stamp(when: dt.datetime) -> str:
 
 
 def event(n: int, when: dt.datetime) -> dict[str, Any]:
-    return {"id": f"us_evt_{n:06d}", "topic": "x:y", "domain": "x",
-            "context": {"environmentId": "us_env_1"}, "createdAt": stamp(when)}  # fmt: skip
+    return {
+        "id": f"us_evt_{n:06d}",
+        "topic": "x:y",
+        "domain": "x",
+        "context": {"environmentId": "us_env_1"},
+        "createdAt": stamp(when),
+    }
 
 
 class Feed:
@@ -253,10 +258,22 @@ async def test_the_listener_keeps_handling_jobs_after_hostile_events(emu: Emulat
         done.append(str(event.job_id))
 
     now = dt.datetime.now(dt.UTC)
-    emu.store_event({"id": "us_evt_2999", "topic": "x:y", "createdAt": "2999-01-01T00:00:00.000Z",
-                     "context": {"environmentId": emu.environment_id}})  # fmt: skip
-    emu.store_event({"id": "us_evt_skew", "topic": "x:y", "createdAt": stamp(now + dt.timedelta(minutes=5)),
-                     "context": {"environmentId": emu.environment_id}})  # fmt: skip
+    emu.store_event(
+        {
+            "id": "us_evt_2999",
+            "topic": "x:y",
+            "createdAt": "2999-01-01T00:00:00.000Z",
+            "context": {"environmentId": emu.environment_id},
+        }
+    )
+    emu.store_event(
+        {
+            "id": "us_evt_skew",
+            "topic": "x:y",
+            "createdAt": stamp(now + dt.timedelta(minutes=5)),
+            "context": {"environmentId": emu.environment_id},
+        }
+    )
     deep = '{"id":"us_evt_deep","topic":"x:y","context":{},"payload":' + "[" * 10_000 + "]" * 10_000
     emu.store_event_json(deep + "}", created_at=now)
     async with client_for(emu) as client:

@@ -185,8 +185,13 @@ async def test_a_timetoken_the_channel_refuses_is_not_sent_for_ever(emu: Emulato
         source = PushSource(client, origin=proxy.url)
         async with collecting(source):
             await _until(lambda: source.connected)
-            proxy.add("json", rate=1.0, paths="/v2/subscribe/*", limit=1,
-                      body={"t": {"t": "abc", "r": 4}, "m": []})  # fmt: skip
+            proxy.add(
+                "json",
+                rate=1.0,
+                paths="/v2/subscribe/*",
+                limit=1,
+                body={"t": {"t": "abc", "r": 4}, "m": []},
+            )
             emu.emit("custom:wake", domain="space")  # answers the long-poll in flight
             await _until(lambda: proxy.injected["json"] == 1)
             received = source.received
@@ -277,12 +282,20 @@ async def test_a_huge_answer_is_delivered_whole_and_the_feed_fills_in(emu: Emula
             await _until(lambda: source.connected)
             channel = f"environment.{emu.environment_id}"
             messages = [
-                {"p": {"t": "1", "r": 4}, "c": channel,
-                 "d": {"id": f"us_evt_many{n}", "topic": "custom:many", "context": {}}}
+                {
+                    "p": {"t": "1", "r": 4},
+                    "c": channel,
+                    "d": {"id": f"us_evt_many{n}", "topic": "custom:many", "context": {}},
+                }
                 for n in range(1000)
-            ]  # fmt: skip
-            proxy.add("json", rate=1.0, paths="/v2/subscribe/*", limit=1,
-                      body={"t": {"t": "1", "r": 4}, "m": messages})  # fmt: skip
+            ]
+            proxy.add(
+                "json",
+                rate=1.0,
+                paths="/v2/subscribe/*",
+                limit=1,
+                body={"t": {"t": "1", "r": 4}, "m": messages},
+            )
             job = emu.trigger("a:b")  # answers the long-poll in flight (not faulted)
             # The answer sends the timetoken back to "1": what the channel holds comes again.
             await _until(lambda: len({i for i in _ids(got) if "many" in i}) == 1000)
@@ -312,17 +325,27 @@ async def test_an_event_from_the_future_does_not_hide_a_later_gap(emu: Emulator)
         async with collecting(source) as got:
             await _until(lambda: source.connected)
             channel = f"environment.{emu.environment_id}"
-            emu.push.publish([channel], {"id": "us_evt_future", "topic": "custom:future",
-                                         "createdAt": "2999-01-01T00:00:00.000Z",
-                                         "context": {}})  # fmt: skip
+            emu.push.publish(
+                [channel],
+                {
+                    "id": "us_evt_future",
+                    "topic": "custom:future",
+                    "createdAt": "2999-01-01T00:00:00.000Z",
+                    "context": {},
+                },
+            )
             await _until(lambda: "us_evt_future" in _ids(got))
             assert source.feed.cursor.year < 2999
             proxy.add("reset_before", rate=1.0, paths="/v2/subscribe/*", limit=2)
             wake = emu.emit("custom:wake", domain="space")
             await _until(lambda: proxy.injected["reset_before"] >= 1)
             during = [emu.trigger(f"a:during{n}") for n in range(3)]
-            await _until(lambda: {j.id for j in during} <= {
-                d.raw["context"].get("jobId") for d in got if isinstance(d.raw, dict)})  # fmt: skip
+            await _until(
+                lambda: (
+                    {j.id for j in during}
+                    <= {d.raw["context"].get("jobId") for d in got if isinstance(d.raw, dict)}
+                )
+            )
     assert wake["id"] in _ids(got)
 
 
@@ -383,9 +406,20 @@ async def test_many_subscribers_some_leaving_mid_hold_all_others_get_the_message
 
 async def test_a_subscription_answer_with_a_bad_ttl_still_delivers(emu: Emulator) -> None:
     async with FaultProxy(emu.url) as proxy:
-        proxy.add("json", rate=1.0, paths="/v1/subscription", limit=1, body={"data": {
-            "subscribeKey": emu.push.subscribe_key, "token": emu.push.issue_token(),
-            "ttl": -5, "accountId": None}})  # fmt: skip
+        proxy.add(
+            "json",
+            rate=1.0,
+            paths="/v1/subscription",
+            limit=1,
+            body={
+                "data": {
+                    "subscribeKey": emu.push.subscribe_key,
+                    "token": emu.push.issue_token(),
+                    "ttl": -5,
+                    "accountId": None,
+                }
+            },
+        )
         async with FlatfileClient(
             proxy.url, emu.token, environment_id=emu.environment_id
         ) as client:

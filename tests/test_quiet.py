@@ -45,8 +45,13 @@ def _run(tmp_path: Path, setup: str, *jobs: str) -> subprocess.CompletedProcess[
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLATFILE_")}
     return subprocess.run(
         [sys.executable, str(script), *jobs],
-        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
 
 
 def test_an_application_that_left_logging_alone_prints_only_its_own_lines(

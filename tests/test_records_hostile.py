@@ -142,8 +142,22 @@ async def test_an_uploaded_file_keeps_its_name(
 
 async def test_values_of_every_json_type_round_trip(emu: Emulator, client: FlatfileClient) -> None:
     sheet_id = _sheet(emu)
-    values: list[Any] = [None, True, False, 0, -1, 2**53, 1.5, -0.0, "", "日本 \u202e rtl",
-                         "\x00nul", "\ud800", "x" * 1_000_000, ["a", "b"]]  # fmt: skip
+    values: list[Any] = [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**53,
+        1.5,
+        -0.0,
+        "",
+        "日本 \u202e rtl",
+        "\x00nul",
+        "\ud800",
+        "x" * 1_000_000,
+        ["a", "b"],
+    ]
     rows = [{"name": v} for v in values]
     page = await client.records.insert(sheet_id, rows)
     assert len(page) == len(values)

@@ -39,14 +39,34 @@ async def listener(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`flatjobs run` on the recovery app, pointed at ``url`` (and ``push``, the push
     channel's origin); SIGTERM on the way out."""
-    env = {**os.environ, **emu.env(), "FLATFILE_API_URL": url,
-           "FLATFILE_PUSH_ORIGIN": push or emu.push_url,
-           "FLATJOBS_TEST_RUNS": str(runs), "FLATJOBS_TEST_SECONDS": str(seconds)}  # fmt: skip
+    env = {
+        **os.environ,
+        **emu.env(),
+        "FLATFILE_API_URL": url,
+        "FLATFILE_PUSH_ORIGIN": push or emu.push_url,
+        "FLATJOBS_TEST_RUNS": str(runs),
+        "FLATJOBS_TEST_SECONDS": str(seconds),
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "run", APP, "--source", source, "--interval", "0.05",
-        "--sweep-interval", str(sweep), "--ready-grace", "0.5", "--log-level", "warning",
-        cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        "run",
+        APP,
+        "--source",
+        source,
+        "--interval",
+        "0.05",
+        "--sweep-interval",
+        str(sweep),
+        "--ready-grace",
+        "0.5",
+        "--log-level",
+        "warning",
+        cwd=ROOT,
+        env=env,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         yield proc
     finally:
@@ -76,10 +96,14 @@ async def test_five_hundred_jobs_through_a_broken_network_each_end_and_run_once(
         FaultProxy(emu.push_url, seed=12) as push,  # the push channel breaks too
     ):
         for kind, rate, params in (
-            ("reset_before", 0.04, {}), ("reset_after", 0.04, {}), ("stall", 0.02, {"seconds": 1}),
-            ("truncate", 0.03, {}), ("garbage", 0.03, {}), ("html", 0.02, {}),
+            ("reset_before", 0.04, {}),
+            ("reset_after", 0.04, {}),
+            ("stall", 0.02, {"seconds": 1}),
+            ("truncate", 0.03, {}),
+            ("garbage", 0.03, {}),
+            ("html", 0.02, {}),
             ("data_null", 0.02, {}),
-        ):  # fmt: skip
+        ):
             proxy.add(kind, rate=rate, **params)  # type: ignore[arg-type]
             push.add(kind, rate=rate * 3, **params)  # type: ignore[arg-type]
         async with listener(proxy.url, emu, runs, sweep=1.0, source=source, push=push.url):
@@ -95,8 +119,10 @@ async def test_five_hundred_jobs_through_a_broken_network_each_end_and_run_once(
             await all_ended(emu, ids, timeout=150)
             statuses = collections.Counter(str(emu.job(i).status) for i in ids)
     counts = runs_of(runs)
-    print(f"{requests} requests, {faulted} faulted, statuses {dict(statuses)}; push channel: "
-          f"{push.requests} requests, {sum(push.injected.values())} faulted")  # fmt: skip
+    print(
+        f"{requests} requests, {faulted} faulted, statuses {dict(statuses)}; push channel: "
+        f"{push.requests} requests, {sum(push.injected.values())} faulted"
+    )
     assert faulted > 150  # the faults really happened: about a fifth of the calls
     assert faulted / requests > 0.15
     assert set(statuses) <= {"complete", "failed"}, statuses

@@ -63,10 +63,19 @@ async def test_reload_swaps_the_code_for_new_events_and_keeps_running_jobs_on_th
     helper.write_text('VERSION = "v1"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLATFILE_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "dev", "app.py", "--reload", "--trigger", "workbook:slow",
-        cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        "dev",
+        "app.py",
+        "--reload",
+        "--trigger",
+        "workbook:slow",
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     assert proc.stderr is not None
     try:
@@ -74,8 +83,9 @@ async def test_reload_swaps_the_code_for_new_events_and_keeps_running_jobs_on_th
         url = re.search(r"http://[\d.:]+", first)
         assert url is not None
         await _line(proc.stdout, r"workbook:slow .*working")  # the slow job runs, on v1
-        async with FlatfileClient(url.group(0), "sk_emulator_local",
-                                  environment_id="us_env_emulator") as client:  # fmt: skip
+        async with FlatfileClient(
+            url.group(0), "sk_emulator_local", environment_id="us_env_emulator"
+        ) as client:
             assert await _run(client, "workbook:quick") == "quick job done by v1"
             helper.write_text('VERSION = "v2"\n')  # a module the target imports changes
             said = await _line(proc.stderr, r"flatjobs dev: reloaded")

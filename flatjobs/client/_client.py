@@ -408,8 +408,13 @@ class FlatfileClient:
             wait = policy.delay(attempt, wait_hint)
             if loop.time() + wait >= deadline:
                 raise failure
-            _log.info("an API call failed; retrying", api=self.host, error=str(failure),
-                      attempt=attempt, retry_in=round(wait, 2))  # fmt: skip
+            _log.info(
+                "an API call failed; retrying",
+                api=self.host,
+                error=str(failure),
+                attempt=attempt,
+                retry_in=round(wait, 2),
+            )
             if _instruments:
                 http_retrying(getattr(failure, "status", None))
             await asyncio.sleep(wait)

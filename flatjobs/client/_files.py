@@ -116,8 +116,12 @@ class FilesAPI:
         page_number: int | None = None,
     ) -> Page[File]:
         """One page of a space's files (the platform's default page size is 20)."""
-        params = {"spaceId": space_id, "mode": mode, "pageSize": page_size,
-                  "pageNumber": page_number}  # fmt: skip
+        params = {
+            "spaceId": space_id,
+            "mode": mode,
+            "pageSize": page_size,
+            "pageNumber": page_number,
+        }
         return await self._client.call(FILES, params=params, decode=_files)
 
     async def update(

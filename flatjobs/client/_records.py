@@ -481,8 +481,9 @@ class RecordsAPI:
         """
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
-        first = await self.get(sheet_id, page_size=page_size, page_number=1,
-                               include_length=True, **filters)  # fmt: skip
+        first = await self.get(
+            sheet_id, page_size=page_size, page_number=1, include_length=True, **filters
+        )
         total = first.counts.total if first.counts is not None else None
         page = first
         del first  # held, it would keep a third page in memory to the end

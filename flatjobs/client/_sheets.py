@@ -91,8 +91,10 @@ def _filters(filters: dict[str, Any]) -> dict[str, Any]:
     unknown = set(filters) - set(names)
     if unknown:
         raise TypeError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-    return {names[k]: (list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v)
-            for k, v in filters.items()}  # fmt: skip
+    return {
+        names[k]: (list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v)
+        for k, v in filters.items()
+    }
 
 
 class WorkbooksAPI:

@@ -270,8 +270,9 @@ class Form:
             # The name as browsers and Flatfile's SDK send it: UTF-8, only '"', CR and LF
             # escaped (aiohttp's own quoting would percent-encode every space and accent).
             safe = name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-            part.set_content_disposition("form-data", quote_fields=False, name="file",
-                                         filename=safe)  # fmt: skip
+            part.set_content_disposition(
+                "form-data", quote_fields=False, name="file", filename=safe
+            )
         for item in self.json_parts:
             part = writer.append(encode_json(item).decode())
             part.set_content_disposition("form-data", name=self.json_name)

@@ -284,9 +284,14 @@ class _Api:
         if self.push is None:
             raise EmulatorError(404, "this emulator serves no push channel")
         ttl = self.push.ttl
-        return _data({"accountId": self.state.account_id, "subscribeKey": self.push.subscribe_key,
-                      "ttl": int(ttl) if ttl == int(ttl) else ttl,
-                      "token": self.push.issue_token()})  # fmt: skip
+        return _data(
+            {
+                "accountId": self.state.account_id,
+                "subscribeKey": self.push.subscribe_key,
+                "ttl": int(ttl) if ttl == int(ttl) else ttl,
+                "token": self.push.issue_token(),
+            }
+        )
 
     async def ack_event(self, request: web.Request) -> web.Response:
         self.state.ack_event(request.match_info["event_id"])

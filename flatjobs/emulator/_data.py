@@ -742,17 +742,24 @@ class DataStore:
             or self._taken(given)
         ):
             raise EmulatorError(
-                400, f"id {given!r:.80} must start with {prefix}, use only letters, digits, "
-                "- and _, and not be in use already", key="id",
-            )  # fmt: skip
+                400,
+                f"id {given!r:.80} must start with {prefix}, use only letters, digits, "
+                "- and _, and not be in use already",
+                key="id",
+            )
 
     def _taken(self, ident: str) -> bool:
         return any(
             ident in table
             for table in (
-                self.spaces, self.workbooks, self.sheets, self.files, self.documents, self.commits
+                self.spaces,
+                self.workbooks,
+                self.sheets,
+                self.files,
+                self.documents,
+                self.commits,
             )
-        )  # fmt: skip
+        )
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -929,9 +936,10 @@ class DataStore:
             config["slug"] = slug
         elif slug in taken:
             raise EmulatorError(
-                400, f"{where}.slug {slug!r:.60} is used by another sheet of the workbook",
+                400,
+                f"{where}.slug {slug!r:.60} is used by another sheet of the workbook",
                 key=f"{where}.slug",
-            )  # fmt: skip
+            )
         taken.add(config["slug"])
         return config
 
@@ -1211,9 +1219,10 @@ class DataStore:
         direction = ck.one(params, "sortDirection")
         if direction is not None and direction not in ("asc", "desc"):
             raise EmulatorError(
-                400, f"sortDirection must be asc or desc, got {direction!r:.40}",
+                400,
+                f"sortDirection must be asc or desc, got {direction!r:.40}",
                 key="sortDirection",
-            )  # fmt: skip
+            )
         q.sort_desc = direction == "desc"
         q.since_seq = self._seq(sheet, params, "sinceCommitId")
         if q.since_seq is None:
@@ -1289,9 +1298,11 @@ class DataStore:
             exact = value[1:-1]
 
             def hit(v: Any) -> bool:
-                return any(_text(x) == exact for x in v) if isinstance(v, list) else (
-                    _text(v) == exact
-                )  # fmt: skip
+                return (
+                    any(_text(x) == exact for x in v)
+                    if isinstance(v, list)
+                    else (_text(v) == exact)
+                )
         else:
             part = value.casefold()
 
@@ -1349,9 +1360,10 @@ class DataStore:
             unknown = [f for f in fields if f not in sheet.keys]
             if unknown and not sheet.allow_extra:
                 raise EmulatorError(
-                    400, f"fields names {unknown[0]!r:.60}, not a field of sheet {sheet.slug}",
+                    400,
+                    f"fields names {unknown[0]!r:.60}, not a field of sheet {sheet.slug}",
                     key="fields",
-                )  # fmt: skip
+                )
             keys = list(dict.fromkeys(fields))
         rows = self._select(sheet, q)
         start = (number - 1) * size
@@ -1516,9 +1528,10 @@ class DataStore:
             row = sheet.by_id.get(fields["id"])
             if row is None:
                 raise EmulatorError(
-                    400, f"{where}.id: record {fields['id']!r:.60} is not in sheet {sheet.slug}",
+                    400,
+                    f"{where}.id: record {fields['id']!r:.60} is not in sheet {sheet.slug}",
                     key=f"{where}.id",
-                )  # fmt: skip
+                )
             values, messages = (
                 self._cells(sheet, fields["values"], f"{where}.values")
                 if "values" in fields

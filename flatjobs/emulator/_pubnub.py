@@ -137,14 +137,28 @@ class PushServer:
     def _refusal(self, request: web.Request) -> web.Response | None:
         channels = request.match_info["channels"].split(",")
         if request.match_info["key"] != self.subscribe_key:
-            return web.json_response({"message": "Invalid Subscribe Key", "error": True,
-                                      "service": "Access Manager", "status": 400,
-                                      "payload": {"channels": channels}}, status=400)  # fmt: skip
+            return web.json_response(
+                {
+                    "message": "Invalid Subscribe Key",
+                    "error": True,
+                    "service": "Access Manager",
+                    "status": 400,
+                    "payload": {"channels": channels},
+                },
+                status=400,
+            )
         if not self._valid(request.query.get("auth")):
             self.denied += 1
-            return web.json_response({"message": "Forbidden", "payload": {"channels": channels},
-                                      "error": True, "service": "Access Manager",
-                                      "status": 403}, status=403)  # fmt: skip
+            return web.json_response(
+                {
+                    "message": "Forbidden",
+                    "payload": {"channels": channels},
+                    "error": True,
+                    "service": "Access Manager",
+                    "status": 403,
+                },
+                status=403,
+            )
         return None
 
     async def _subscribe(self, request: web.Request) -> web.Response:
@@ -155,8 +169,9 @@ class PushServer:
         try:
             timetoken = int(request.query.get("tt") or 0)
         except ValueError:
-            return web.json_response({"message": "Invalid timetoken", "error": True,
-                                      "status": 400}, status=400)  # fmt: skip
+            return web.json_response(
+                {"message": "Invalid timetoken", "error": True, "status": 400}, status=400
+            )
         self.subscribes += 1
         if timetoken == 0:  # a handshake: where to start from
             return self._answer(self._next_tt(), [])

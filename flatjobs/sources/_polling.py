@@ -254,8 +254,11 @@ class PollingSource:
                 break
             keys = [event_key(raw) for raw in items]
             if keys == previous:
-                _log.warning("the events feed answered the same page twice; this poll stops "
-                             "there (does the server ignore pageNumber?)", page=number)  # fmt: skip
+                _log.warning(
+                    "the events feed answered the same page twice; this poll stops "
+                    "there (does the server ignore pageNumber?)",
+                    page=number,
+                )
                 break
             previous = keys
             out.extend(raw for raw in items if raw is not None)
@@ -265,8 +268,10 @@ class PollingSource:
             # Without `pagination`, only an empty page says the feed ends here: a short one
             # may be the server's own page size.
         else:
-            _log.info("a poll read its most pages; the next poll goes on from there",
-                      max_pages=self.max_pages)  # fmt: skip
+            _log.info(
+                "a poll read its most pages; the next poll goes on from there",
+                max_pages=self.max_pages,
+            )
             return out, server_now, True
         return out, server_now, False
 
@@ -279,8 +284,12 @@ class PollingSource:
         except UnexpectedResponseError as err:
             if size == 1:
                 return self._unreadable_event(err)
-            _log.warning("a page of events cannot be read; reading it in halves",
-                         page=number, size=size, error=err.reason)  # fmt: skip
+            _log.warning(
+                "a page of events cannot be read; reading it in halves",
+                page=number,
+                size=size,
+                error=err.reason,
+            )
         half = size // 2
         first = await self._page(since, 2 * number - 1, half, _ONCE)
         second = await self._page(since, 2 * number, half, _ONCE)
@@ -299,8 +308,11 @@ class PollingSource:
             raise err
         if failed == _SKIP_AFTER:
             self.skipped += 1
-            _log.error("an event in the feed cannot be read; it is skipped", error=err.reason,
-                       answer=str(err.body)[:200])  # fmt: skip
+            _log.error(
+                "an event in the feed cannot be read; it is skipped",
+                error=err.reason,
+                answer=str(err.body)[:200],
+            )
         return Page([None])  # a hole: not the end of the feed
 
     async def _list(
@@ -327,8 +339,12 @@ class PollingSource:
                 self.errors += 1
                 self.connected = False
                 wait = min(wait * 2, self.max_interval)
-                _log.error("polling for events failed; trying again", api=self.client.host,
-                           error=str(exc), retry_in=round(wait, 2))  # fmt: skip
+                _log.error(
+                    "polling for events failed; trying again",
+                    api=self.client.host,
+                    error=str(exc),
+                    retry_in=round(wait, 2),
+                )
             else:
                 wait = self.interval if fresh else min(wait * 2, self.max_interval)
                 for delivery in fresh:

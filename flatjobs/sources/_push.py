@@ -174,8 +174,14 @@ class PushSource:
                         # host answers, the feed fills the gap.
                         try:
                             timetoken, region = await self._connect(session)
-                        except (_Denied, _Unreadable, _Failed, aiohttp.ClientError,
-                                TimeoutError, FlatfileError) as exc:  # fmt: skip
+                        except (
+                            _Denied,
+                            _Unreadable,
+                            _Failed,
+                            aiohttp.ClientError,
+                            TimeoutError,
+                            FlatfileError,
+                        ) as exc:
                             trouble, timetoken = exc, "0"
                     if gap:
                         async for delivery in self._fill():
@@ -208,8 +214,11 @@ class PushSource:
                     continue
                 except _Unreadable as exc:
                     # Start again from now, and let the feed bring what the answer held.
-                    _log.warning("a push answer could not be read; subscribing again",
-                                 origin=self.origin, error=str(exc))  # fmt: skip
+                    _log.warning(
+                        "a push answer could not be read; subscribing again",
+                        origin=self.origin,
+                        error=str(exc),
+                    )
                     self.connected = False
                     failures, gap, timetoken = failures + 1, True, "0"
                     continue
@@ -217,8 +226,12 @@ class PushSource:
                     self.connected = False
                     self.reconnects += 1
                     failures, gap = max(failures, 1) + 1, True
-                    _log.warning("the push channel failed; reconnecting", origin=self.origin,
-                                 error=str(exc), failures=failures - 1)  # fmt: skip
+                    _log.warning(
+                        "the push channel failed; reconnecting",
+                        origin=self.origin,
+                        error=str(exc),
+                        failures=failures - 1,
+                    )
                     continue
                 failures = 0
                 self.connected = True
@@ -302,8 +315,11 @@ class PushSource:
         key = credentials.subscribe_key
         # Each a path segment: a space id with "/" or "?" names no other path or channel.
         url = yarl.URL(self.origin) / "v2" / "subscribe" / key / self.channel / "0"
-        params = {"tt": timetoken, "uuid": credentials.account_id or "flatjobs",
-                  "auth": credentials.token}  # fmt: skip
+        params = {
+            "tt": timetoken,
+            "uuid": credentials.account_id or "flatjobs",
+            "auth": credentials.token,
+        }
         if region:
             params["tr"] = region
         status, raw = await self._unless_closed(_get(session, url, params))

@@ -230,9 +230,16 @@ async def test_retry_on_a_failed_job_runs_it_again(page: Page, emu: Emulator) ->
         await expect(_card(page, job_id).locator(".acknowledged")).to_be_visible()
     assert len(runs) == 2
     assert _topics(emu, job_id) == [
-        "job:created", "job:ready", "job:updated", "job:failed", "job:outcome-acknowledged",
-        "job:ready", "job:updated", "job:completed", "job:outcome-acknowledged",
-    ]  # fmt: skip
+        "job:created",
+        "job:ready",
+        "job:updated",
+        "job:failed",
+        "job:outcome-acknowledged",
+        "job:ready",
+        "job:updated",
+        "job:completed",
+        "job:outcome-acknowledged",
+    ]
 
 
 async def test_cancel_a_running_job_then_retry_it_from_the_jobs_panel(
@@ -515,8 +522,12 @@ async def test_every_next_kind_in_the_outcome_dialog(page: Page, emu: Emulator, 
             return [resolve(v) for v in value]
         return ids.get(value, value) if isinstance(value, str) else value
 
-    outcome: dict[str, Any] = {"acknowledge": True, "heading": f"Done: {kind}",
-                               "message": "What the handler says", "next": resolve(nxt)}  # fmt: skip
+    outcome: dict[str, Any] = {
+        "acknowledge": True,
+        "heading": f"Done: {kind}",
+        "message": "What the handler says",
+        "next": resolve(nxt),
+    }
     if kind == "url":
         outcome["hideDefaultButton"] = True
     if kind == "download":
@@ -532,8 +543,10 @@ async def test_every_next_kind_in_the_outcome_dialog(page: Page, emu: Emulator, 
 
 async def test_an_outcome_without_acknowledge_is_a_toast(page: Page, emu: Emulator) -> None:
     await _open(page, emu)
-    job_id = _outcome(emu, {"message": "Sent 120 contacts", "next": {"type": "url",
-                                                                       "url": "https://example.com/crm"}})  # fmt: skip
+    job_id = _outcome(
+        emu,
+        {"message": "Sent 120 contacts", "next": {"type": "url", "url": "https://example.com/crm"}},
+    )
     toast = page.locator(f'.toast[data-job-id="{job_id}"]')
     await expect(toast.locator(".toast-heading")).to_have_text("Send to CRM complete")
     await expect(toast.locator(".toast-message")).to_have_text("Sent 120 contacts")
@@ -576,8 +589,15 @@ async def test_an_automatic_outcome_runs_its_next_at_once(
 ) -> None:
     await _open(page, emu)
     sheet = emu.sheet("contacts").id
-    job_id = _outcome(emu, {"acknowledge": True, "heading": "Imported", "trigger": trigger,
-                            "next": {"type": "id", "id": sheet}})  # fmt: skip
+    job_id = _outcome(
+        emu,
+        {
+            "acknowledge": True,
+            "heading": "Imported",
+            "trigger": trigger,
+            "next": {"type": "id", "id": sheet},
+        },
+    )
     await expect(page.locator("#sheet-title")).to_have_text("Contacts")  # nobody clicked
     if trigger == "automatic":
         await expect(page.locator("#outcome-heading")).to_have_text("Imported")
@@ -592,17 +612,36 @@ async def test_an_action_with_an_input_form_sends_its_input(page: Page, emu: Emu
     workbook = emu.workbook("Contacts").id
     emu.data.update_workbook(
         workbook,
-        {"actions": [{
-            "label": "Send to CRM", "operation": "submit", "mode": "background", "confirm": True,
-            "description": "Sends every valid contact.",
-            "inputForm": {"type": "simple", "fields": [
-                {"key": "list", "label": "List", "type": "enum", "config": {"options": [
-                    {"value": "leads", "label": "Leads"}, {"value": "customers", "label": "Customers"}]}},
-                {"key": "notify", "label": "Notify the owners", "type": "boolean"},
-                {"key": "note", "label": "Note", "type": "string"},
-            ]},
-        }]},
-    )  # fmt: skip
+        {
+            "actions": [
+                {
+                    "label": "Send to CRM",
+                    "operation": "submit",
+                    "mode": "background",
+                    "confirm": True,
+                    "description": "Sends every valid contact.",
+                    "inputForm": {
+                        "type": "simple",
+                        "fields": [
+                            {
+                                "key": "list",
+                                "label": "List",
+                                "type": "enum",
+                                "config": {
+                                    "options": [
+                                        {"value": "leads", "label": "Leads"},
+                                        {"value": "customers", "label": "Customers"},
+                                    ]
+                                },
+                            },
+                            {"key": "notify", "label": "Notify the owners", "type": "boolean"},
+                            {"key": "note", "label": "Note", "type": "string"},
+                        ],
+                    },
+                }
+            ]
+        },
+    )
     await _open(page, emu)
     await page.get_by_role("button", name="Send to CRM").click()
     form = page.locator("#action-dialog")
@@ -656,8 +695,11 @@ async def test_the_docs_screenshots(page: Page, request: pytest.FixtureRequest) 
                     record.error("email", f"{email!r} is not an email address")
                     invalid += 1
             await records.save()
-        raise JobError(f"{invalid} rows have an invalid email address",
-                       heading="Some emails are invalid", next=Next.retry("Fix and retry"))  # fmt: skip
+        raise JobError(
+            f"{invalid} rows have an invalid email address",
+            heading="Some emails are invalid",
+            next=Next.retry("Fix and retry"),
+        )
 
     seed = Path(__file__).parents[2] / "examples" / "data" / "contacts.json"
     async with Emulator(seed=seed) as emu, emulated(Listener().use(jobs), emulator=emu):

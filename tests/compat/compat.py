@@ -67,10 +67,15 @@ class Checks:
     # ---- records ---------------------------------------------------------------------
     async def records_get(self) -> None:
         r = await self.client.records.get(
-            SHEET, page_size=5, page_number=1, include_counts=True,
-            fields=["firstName", "email"], filter="valid",
-            sort_field="firstName", sort_direction="asc",
-        )  # fmt: skip
+            SHEET,
+            page_size=5,
+            page_number=1,
+            include_counts=True,
+            fields=["firstName", "email"],
+            filter="valid",
+            sort_field="firstName",
+            sort_direction="asc",
+        )
         expect(isinstance(r.data.records, list) and r.data.records, "records")
         for rec in r.data.records:
             expect(rec.id and isinstance(rec.values, dict), "record id/values")
