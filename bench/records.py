@@ -13,13 +13,14 @@ both loops ask for, gives each cell as ``{value, valid, updatedAt}``.
 * the SDK: the loop of Flatfile's own helper (``GET /sheets/{id}/counts``, then
   ``records.get(page_size=..., page_number=n)`` for each page), reading the same value. It
   parses about a thousand such records a second, so it reads the first pages only
-  (``SDK_RECORDS``): the whole sheet would take minutes.
+  (``SDK_RECORDS``) unless ``--sdk-whole`` is given: the whole sheet takes minutes a page
+  size, and is then compared with flatjobs' whole-sheet rows.
 
 Records/s are timed from the first request to the last record, imports and start-up left
 out. Peak memory is the client process's peak resident set (``VmHWM``, reset after
 start-up) above its resident set after start-up ("at start": imports and client made).
 
-    python bench/records.py [--quick]
+    python bench/records.py [--quick] [--sdk-whole]
 
 Flatfile's SDK is a bench-only dependency (``nox -s bench`` installs ``flatfile==1.0.0``);
 without it the SDK rows say "SDK not installed".
@@ -214,10 +215,11 @@ def _row_of(name: str, size: int, m: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def main(quick: bool = False) -> None:
+def main(quick: bool = False, sdk_whole: bool = False) -> None:
     print(f"records benchmark: {machine()}")
     count = 20_000 if quick else 200_000
     sdk_count = 2_000 if quick else SDK_RECORDS
+    sdk_limit = 0 if sdk_whole else sdk_count  # 0: the whole sheet
     sizes = (1_000,) if quick else (1_000, 10_000)
     with_sdk = sdk_installed()
     rows: list[list[str]] = []
@@ -229,15 +231,16 @@ def main(quick: bool = False) -> None:
         for size in sizes:
             whole = measure("flatjobs", where, size, 0)
             first = measure("flatjobs", where, size, sdk_count)
-            sdk = measure("sdk", where, size, sdk_count) if with_sdk else None
+            sdk = measure("sdk", where, size, sdk_limit) if with_sdk else None
+            same = whole if sdk_whole else first  # what the SDK read, read by flatjobs
             rows.append(_row_of("flatjobs iterate", size, whole))
             rows.append(_row_of("flatjobs iterate", size, first))
             rows.append(_row_of("SDK AsyncFlatfile", size, sdk))
             if sdk is not None:
-                if sdk["chars"] != first["chars"]:
+                if sdk["chars"] != same["chars"]:
                     raise RuntimeError("flatjobs and the SDK read different values")
-                speed = first["rate"] / sdk["rate"]
-                memory = sdk["memory"] / max(1, first["memory"])
+                speed = same["rate"] / sdk["rate"]
+                memory = sdk["memory"] / max(1, same["memory"])
                 ratios.append([f"{size:,}", f"{speed:.1f}x", f"{memory:.1f}x"])
     table(
         f"iterating a sheet of {count:,} records x 5 fields, cells {{value, valid, updatedAt}}",
@@ -246,7 +249,7 @@ def main(quick: bool = False) -> None:
     )
     if ratios:
         table(
-            f"flatjobs vs the SDK on the same first {sdk_count:,} records",
+            f"flatjobs vs the SDK on the same {'whole sheet' if sdk_whole else f'first {sdk_count:,} records'}",
             ["page size", "records/s, flatjobs / SDK", "peak memory, SDK / flatjobs"],
             ratios,
         )
@@ -267,4 +270,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("serve", "flatjobs", "sdk"):
         _child(sys.argv[1:])
     else:
-        main(quick="--quick" in sys.argv)
+        main(quick="--quick" in sys.argv, sdk_whole="--sdk-whole" in sys.argv)
