@@ -284,12 +284,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     distributed.add_argument(
         "--ack-wait",
-        type=float,
+        type=_number(float, 2, 86_400),
         default=45.0,
         metavar="SECONDS",
-        help="seconds a silent worker keeps its messages before they go to another: a "
-        "stopped worker's jobs end within about this long, or 1.5 heartbeats of their "
-        "handler if longer (default: %(default)s)",
+        help="seconds a silent worker keeps its messages before they go to another, 2 to "
+        "86400: a stopped worker's jobs end within about this long, or 1.5 heartbeats of "
+        "their handler if longer (default: %(default)s)",
     )
     distributed.add_argument(
         "--max-deliver",
@@ -407,11 +407,10 @@ def _source(args: argparse.Namespace, client: FlatfileClient) -> EventSource:
                          max_interval=max(args.interval, 2.0))  # fmt: skip
 
 
-def _health(
-    args: argparse.Namespace, source: EventSource | None
-) -> AbstractAsyncContextManager[Any]:
+def _health(args: argparse.Namespace, source: object) -> AbstractAsyncContextManager[Any]:
     """The health server ``--metrics-port`` asks for (imported only then), or nothing.
-    Without a source (a worker fed by a broker), readiness is the API's alone."""
+    ``/readyz`` reads ``source.connected``: an event source's, or (``--nats``) the
+    broker's and the source's (``Connectivity``)."""
     if args.metrics_port is None:
         return contextlib.nullcontext()
     from ._health import serve_health
@@ -436,7 +435,7 @@ async def _listening(server: AbstractAsyncContextManager[Any], what: str) -> Asy
 async def _run_nats(args: argparse.Namespace, listener: Listener, client: FlatfileClient) -> int:
     """``flatjobs run --nats``: this process's role in a distributed deployment."""
     try:
-        from .nats import NatsSettings, Role, connect, run_distributed
+        from .nats import Connectivity, NatsSettings, Role, connect, run_distributed
     except ImportError:
         raise ConfigurationError(
             "--nats needs the nats extra: pip install 'flatjobs[nats]'"
@@ -450,7 +449,12 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
     role: Role = args.role or "all"
     ingress = role in ("ingress", "all")
     source = _source(args, client) if ingress else None
-    async with client, await connect(args.nats, settings) as broker:
+    async with (
+        client,
+        await connect(args.nats, settings) as broker,
+        # /readyz: the broker's connection and the source's; the API's from the first call
+        _health(args, Connectivity(broker, source)),
+    ):
         await _first_contact(client)
         sweep = (
             Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
@@ -458,14 +462,12 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
             if ingress and args.sweep_interval > 0
             else None
         )  # fmt: skip
-        health = _health(args, source)  # a worker without a source: readiness is the API's
-        async with health:
-            _say("run", f"{_started(args, client, source, sweep)}; {role} of a distributed "
-                        f"deployment through {broker.url}, stream {settings.stream}")  # fmt: skip
-            stats = await run_distributed(listener, broker, role=role, source=source,
-                                          sweep=sweep, concurrency=args.concurrency,
-                                          grace_period=args.grace_period,
-                                          on_signal=functools.partial(_say, "run"))  # fmt: skip
+        _say("run", f"{_started(args, client, source, sweep)}; {role} of a distributed "
+                    f"deployment through {broker.url}, stream {settings.stream}")  # fmt: skip
+        stats = await run_distributed(listener, broker, role=role, source=source,
+                                      sweep=sweep, concurrency=args.concurrency,
+                                      grace_period=args.grace_period,
+                                      on_signal=functools.partial(_say, "run"))  # fmt: skip
     return _stopped(stats)
 
 

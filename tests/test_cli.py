@@ -322,6 +322,14 @@ async def test_sigterm_with_a_body_that_ignores_cancellation_still_exits_and_fai
         (["dev", APP, "--trigger", "a:b", "--input", "{bad json"], "is not JSON"),
         (["dev", APP, "--trigger", "a:b", "--input", "[1, 2]"], "must be a JSON object"),
         (["run", APP, "--source", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (
+            ["run", APP, "--nats", "nats://127.0.0.1:9", "--ack-wait", "inf"],
+            "argument --ack-wait: must be from 2 to 86400, got inf",
+        ),
+        (
+            ["run", APP, "--nats", "nats://127.0.0.1:9", "--ack-wait", "1e300"],
+            "argument --ack-wait: must be from 2 to 86400, got 1e300",
+        ),
         (["run", APP, "--concurrency", "many"], "is not a number: 'many'"),
         (["run", APP, "--concurrency", "0"], "must be 1 or more, got 0"),
         (["emulator", "--port", "99999"], "must be from 0 to 65535, got 99999"),

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import datetime as dt
 import json
+import math
 import random
 import subprocess
 import sys
@@ -25,9 +26,11 @@ from flatjobs import FlatfileEvent, Jobs, Listener, MemorySource, PollingSource,
 from flatjobs._reconcile import ORPHAN_MESSAGE
 from flatjobs.emulator import Emulator
 from flatjobs.errors import ConfigurationError
-from flatjobs.models import TERMINAL_STATUSES
+from flatjobs.models import TERMINAL_STATUSES, Next
 from flatjobs.nats import (
+    POISON_MESSAGE,
     Broker,
+    Connectivity,
     DistributedRunner,
     LeaseLost,
     NatsSettings,
@@ -40,6 +43,9 @@ from flatjobs.sources import EventSource
 from flatjobs.testing import client_for, make_event
 
 from .nats_server import NatsServer
+from .test_observability import named, parent_of, ready_event, sid, traced
+
+__all__ = ["traced"]  # the fixture, shared with test_observability.py
 
 ROOT = Path(__file__).parent.parent
 HOSTILE = ["us_evt_1/../x?y", "a.b", "*", ">", "sp ace", "é", "a..b", "x" * 300, "=abc"]
@@ -96,6 +102,13 @@ def test_settings_are_checked_and_names_derived() -> None:
                 {"kv_bucket": "x y"}, {"subject_prefix": "a.*"}):  # fmt: skip
         with pytest.raises(ValueError):
             NatsSettings(**bad)
+    bounded = "ack_wait must be a number of seconds from 2 to 86400, got"
+    for huge in (math.inf, 1e300, math.nan, 86_401):  # no OverflowError at the server
+        with pytest.raises(ValueError, match=bounded):
+            NatsSettings(ack_wait=huge)
+    with pytest.raises(ValueError, match=r"duplicate_window must be .* from 1 to 604800"):
+        NatsSettings(duplicate_window=1e300)
+    assert NatsSettings(ack_wait=86_400).lease_ttl == 69_120
 
 
 def test_hostile_values_become_safe_distinct_tokens() -> None:
@@ -424,16 +437,22 @@ async def test_a_broker_restarted_while_events_flow_loses_none(nats_server: Nats
     source = MemorySource()
     ids = [f"us_evt_{n}" for n in range(60)]
     broker = await connect(nats_server.url, fast(ack_wait=5))
-    async with broker, running(listener, broker, "all", source):
+    async with broker, running(listener, broker, "all", source) as node:
+        assert node.worker is not None
+        assert node.ingress is not None
+        parts = (node.worker, node.ingress, Connectivity(broker, source))
         for event_id in ids[:20]:
             source.put(make_event("records:created", id=event_id))
         await until(lambda: len(seen) == 20)
+        assert [part.connected for part in parts] == [True, True, True]  # what /readyz reads
         await asyncio.to_thread(nats_server.stop)
+        await until(lambda: not any(part.connected for part in parts))
         for event_id in ids[20:]:  # published while the broker is away: they wait
             source.put(make_event("records:created", id=event_id))
         await asyncio.sleep(0.5)
         await asyncio.to_thread(nats_server.start)
         await until(lambda: len(seen) == 60, timeout=20)
+        assert [part.connected for part in parts] == [True, True, True]
         await asyncio.sleep(0.3)
     assert set(seen) == set(ids)
     assert set(seen.values()) == {1}
@@ -444,3 +463,223 @@ async def test_a_worker_needs_async_with(nats_server: NatsServer) -> None:
         with pytest.raises(RuntimeError, match="async with"):
             async for _ in WorkerSource(broker, Listener()):
                 pass
+
+
+async def test_an_event_published_again_after_a_broker_restart_runs_once(
+    nats_server: NatsServer,
+) -> None:
+    """An acknowledged message is deleted from a work-queue stream, and a restarted server
+    rebuilds its duplicate table from the messages it stores: the same message id published
+    again (a lagging ingress, an ingress re-reading its feed's overlap) is stored again.
+    The worker's claim on the event id still sees it."""
+    seen: collections.Counter[str] = collections.Counter()
+    listener = Listener()
+
+    @listener.on("records:created")
+    async def record(event: FlatfileEvent) -> None:
+        seen[event.id or ""] += 1
+
+    source = MemorySource(dedupe=False)
+    broker = await connect(nats_server.url, fast())
+    async with broker, running(listener, broker, "all", source) as node:
+        source.put(make_event("records:created", id="us_evt_x"))
+        await until(lambda: seen["us_evt_x"] == 1)
+        await asyncio.sleep(0.3)  # acknowledged: the stream holds nothing
+        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+        await asyncio.to_thread(nats_server.restart)
+        with structlog.testing.capture_logs() as logs:
+            source.put(make_event("records:created", id="us_evt_x"))
+            source.put(make_event("records:created", id="us_evt_y"))
+            await until(lambda: seen["us_evt_y"] == 1, timeout=20)
+            await asyncio.sleep(0.3)
+    assert seen == {"us_evt_x": 1, "us_evt_y": 1}
+    assert node.stats.ingress is not None
+    assert node.stats.ingress.published == 3  # stored again: the server forgot the id
+    assert node.stats.worker is not None
+    assert node.stats.worker.duplicates == 1
+    assert [e["event_id"] for e in logs if e["event"].startswith("an event already")] == [
+        "'us_evt_x'"
+    ]
+
+
+async def test_a_claimed_event_s_message_delivered_again_still_runs(
+    nats_server: NatsServer,
+) -> None:
+    """The claim is the stream message's, not only the event's: a worker that claimed an
+    event and died leaves a message that the next worker still dispatches."""
+    seen: list[str] = []
+    listener = Listener()
+
+    @listener.on("records:created")
+    async def record(event: FlatfileEvent) -> None:
+        seen.append(event.id or "")
+
+    settings = fast(partitions=1)
+    async with await connect(nats_server.url, settings) as broker:
+        event = make_event("records:created", id="us_evt_claimed")
+        async with running(listener, broker, "ingress", MemorySource([event])):
+            await asyncio.sleep(0.3)
+        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-ev-0", stream="FLATJOBS")
+        (taken,) = await sub.fetch(1, timeout=5)  # a worker takes it, claims it, and dies
+        await sub.unsubscribe()
+        seq = taken.metadata.sequence.stream
+        assert taken.headers is not None
+        msg_id = taken.headers["Nats-Msg-Id"]
+        assert await broker.claim(msg_id, seq) is None
+        assert await broker.claim(msg_id, seq) is None  # the same message: still its own
+        assert await broker.claim(msg_id, seq + 7) == seq  # another copy: claimed already
+        async with running(listener, broker, "worker") as node:
+            worker = node.stats.worker
+            assert worker is not None
+            await until(lambda: seen == ["us_evt_claimed"], timeout=10)  # after AckWait
+            await until(lambda: worker.acked == 1)
+        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+    assert worker.duplicates == 0
+
+
+# ----------------------------------------------------------------------------- jobs, more
+
+
+async def _never(self: WorkerSource) -> None:
+    await asyncio.Event().wait()
+
+
+async def test_a_job_s_heartbeats_renew_its_lease_and_extend_its_message(
+    nats_server: NatsServer, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the worker's own timer out of the way, the job's heartbeats alone (the
+    lifecycle's ``job_alive``) keep its lease and its message: a job running well past
+    AckWait (2 s) and the lease's TTL (1 s) holds its lease throughout, and its message is
+    never delivered again."""
+    monkeypatch.setattr(WorkerSource, "_keep", _never)
+    jobs = Jobs(heartbeat=0.3)
+
+    @jobs.handle("workbook:work")
+    async def work(event: FlatfileEvent, tick: Tick) -> str:
+        await asyncio.sleep(3.5)
+        return "worked"
+
+    listener = Listener().use(jobs)
+    held: list[bool] = []
+    async with client_for(emu) as client, await connect(nats_server.url, fast()) as broker:
+        listener.client = client
+        job = emu.trigger("workbook:work")
+        async with running(listener, broker, "all", MemorySource([ready_event(emu, job.id)])):
+            await emu.wait_for(job.id, ["executing"], timeout=10)
+            while emu.job(job.id).status == "executing":
+                held.append(await broker.leases.holder(broker.job_key(job.id)) is not None)
+                await asyncio.sleep(0.1)
+        info = await broker.js.consumer_info("FLATJOBS", "flatjobs-run")
+    assert emu.job(job.id).status == "complete"
+    assert len(held) > 20
+    assert all(held)
+    assert info.num_redelivered == 0
+    assert info.num_ack_pending == 0
+
+
+async def test_a_poisoned_job_is_failed_with_a_retry_button(
+    nats_server: NatsServer, emu: Emulator
+) -> None:
+    """A ``job:ready`` whose workers kept dying (delivered more than ``max_deliver``
+    times) is terminated, and its job, executing and silent, failed with the poison
+    message and a Retry button."""
+    jobs = Jobs(heartbeat=0.3)
+
+    @jobs.handle("workbook:work")
+    async def work(event: FlatfileEvent, tick: Tick) -> None:
+        raise AssertionError("not run: its message is poison")
+
+    listener = Listener().use(jobs)
+    async with (
+        client_for(emu) as client,
+        await connect(nats_server.url, fast(max_deliver=1)) as broker,
+    ):
+        listener.client = client
+        job = emu.trigger("workbook:work")
+        await client.jobs.ack(job.id, info="Accepted", progress=0)  # a worker took it
+        async with running(listener, broker, "ingress", MemorySource([ready_event(emu, job.id)])):
+            await asyncio.sleep(0.2)
+        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
+        (taken,) = await sub.fetch(1, timeout=5)  # and died without a word
+        await sub.unsubscribe()
+        async with running(listener, broker, "worker") as node:
+            await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
+            await until(lambda: node.stats.worker is not None and node.stats.worker.poisoned)
+        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+    assert taken.metadata.num_delivered == 1
+    ended = emu.job(job.id)
+    assert ended.status == "failed"
+    assert ended.outcome is not None
+    assert ended.outcome.message == POISON_MESSAGE
+    assert ended.outcome.next == Next.retry("Retry")
+
+
+async def test_a_job_s_message_is_handed_back_while_another_worker_holds_its_lease(
+    nats_server: NatsServer,
+) -> None:
+    ran: list[str] = []
+    listener = Listener()
+
+    @listener.on("job:parts-completed")
+    async def parts(event: FlatfileEvent) -> None:
+        ran.append(event.id or "")
+
+    event = make_event("job:parts-completed", job="workbook:work", id="us_evt_busy")
+    job_id = FlatfileEvent.parse(event).job_id
+    assert job_id is not None
+    async with (
+        await connect(nats_server.url, fast()) as other,
+        await connect(nats_server.url, fast()) as broker,
+    ):
+        lease = await other.leases.acquire(other.job_key(job_id), 30)  # another runs the job
+        assert lease is not None
+        async with running(listener, broker, "all", MemorySource([event])) as node:
+            worker = node.stats.worker
+            assert worker is not None
+            await until(lambda: worker.busy >= 1)
+            await asyncio.sleep(0.5)
+            assert ran == []
+            assert (await broker.js.stream_info("FLATJOBS")).state.messages == 1  # kept
+            assert await other.leases.release(lease)
+            await until(lambda: ran == ["us_evt_busy"], timeout=10)  # within an AckWait
+            await until(lambda: worker.acked == 1)
+        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+    assert worker.busy <= 2  # handed back until the holder's lease could be free (AckWait)
+
+
+async def test_a_job_s_trace_continues_across_the_broker(
+    nats_server: NatsServer, emu: Emulator, traced: Any
+) -> None:
+    """The ingress forwards the trace context in the message's headers: the worker's
+    ``process job:ready`` span is a child of the ingress's ``send job:ready``."""
+    _, exporter = traced
+    jobs = Jobs()
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> str:
+        return "exported"
+
+    listener = Listener().use(jobs)
+    async with (
+        client_for(emu) as client,
+        await connect(nats_server.url, fast()) as publisher,
+        await connect(nats_server.url, fast()) as consumer,
+    ):
+        listener.client = client
+        job = emu.trigger("workbook:export")
+        source = MemorySource([ready_event(emu, job.id)])
+        async with (
+            running(listener, publisher, "ingress", source),
+            running(listener, consumer, "worker"),
+        ):
+            await emu.wait_for(job.id, timeout=10)
+    spans = exporter.get_finished_spans()
+    [send] = named(spans, "send job:ready")
+    [process] = named(spans, "process job:ready")
+    [job_span] = named(spans, "job workbook:export")
+    assert send.context is not None
+    assert process.context is not None
+    assert process.context.trace_id == send.context.trace_id
+    assert parent_of(process) == sid(send)
+    assert parent_of(job_span) == sid(process)
+    assert emu.job(job.id).status == "complete"

@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO
 
+import aiohttp
 import pytest
 
 from flatjobs._lifecycle import STOPPED_MESSAGE
@@ -190,3 +193,54 @@ async def test_a_broker_restart_mid_run_loses_no_job_and_runs_none_twice(
     assert statuses == {"complete": 200}, logs[-3000:]
     assert [i for i in ids if counts[i] != 1] == []
     assert "lost the connection to the NATS server" in logs  # the restart was seen
+
+
+async def test_a_worker_s_readyz_follows_its_broker(nats_server: NatsServer) -> None:
+    """``/readyz`` of a worker process (no event source of its own) answers for its broker:
+    503 while the NATS server is away, 200 again once it is back."""
+    async with Emulator(record=False) as emu, aiohttp.ClientSession() as http:
+        env = {**os.environ, **emu.env(), "FLATJOBS_NATS_URL": nats_server.url}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flatjobs", "run", APP, "--role", "worker",
+            "--ack-wait", str(ACK_WAIT), "--partitions", "2", "--log-level", "info",
+            "--metrics-port", "0", "--metrics-host", "127.0.0.1",
+            cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        try:
+            url = await _health_url(proc.stderr)
+            drain = asyncio.create_task(proc.stderr.read())
+
+            async def readyz(status: int) -> dict[str, object]:
+                async with asyncio.timeout(20):
+                    while True:
+                        async with http.get(f"{url}/readyz") as answer:
+                            body: dict[str, object] = json.loads(await answer.text())
+                            if answer.status == status:
+                                return body
+                        await asyncio.sleep(0.05)
+
+            assert (await readyz(200))["source"] == {"connected": True}
+            await asyncio.to_thread(nats_server.stop)
+            assert (await readyz(503))["source"] == {"connected": False}
+            await asyncio.to_thread(nats_server.start)
+            assert (await readyz(200))["source"] == {"connected": True}
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+        await drain
+    assert proc.returncode == 0
+
+
+async def _health_url(stderr: asyncio.StreamReader) -> str:
+    """The health server's URL, from the line the process logs when it listens."""
+    lines: list[str] = []
+    async with asyncio.timeout(30):
+        while True:
+            line = (await stderr.readline()).decode()
+            assert line, "flatjobs run exited:\n" + "".join(lines)
+            lines.append(line)
+            found = re.search(r"url=(http://\S+)", line)
+            if found:
+                return found[1]

@@ -1,14 +1,15 @@
 """The distributed mode: many processes, each job once, through NATS JetStream.
 
-Install the extra (``pip install 'flatjobs[nats]'``) and run::
+Install the extra (in a checkout: ``python3 -m pip install -e ".[nats]"``) and run::
 
     flatjobs run app:listener --nats nats://nats.internal:4222 --role ingress
     flatjobs run app:listener --nats nats://nats.internal:4222 --role worker   # as many as needed
 
 *Ingress* processes take events from the platform (push or polling) and publish each into a
-work-queue stream, the event id as the message id (stored once, however many ingress
-processes read it); they keep the feed's cursor in a key-value bucket, and one of them
-runs the reconciliation sweep. *Workers* pull from the stream and dispatch through the
+work-queue stream, the event id as the message id (dispatched once within the duplicate
+window, however many ingress processes read it: the workers claim each event id); they
+keep the feed's cursor in a key-value bucket, and one of them runs the reconciliation
+sweep. *Workers* pull from the stream and dispatch through the
 ordinary :class:`flatjobs.Runner`, listener and job lifecycle: a job runs in the one worker
 holding its lease, renewed by its heartbeats; its message is acknowledged once the job has
 ended. A worker that dies leaves a message that comes back after AckWait to a worker that
@@ -34,6 +35,7 @@ from ._lease import Lease as Lease
 from ._lease import LeaseLost as LeaseLost
 from ._lease import Leases as Leases
 from ._run import ROLES as ROLES
+from ._run import Connectivity as Connectivity
 from ._run import DistributedRunner as DistributedRunner
 from ._run import DistributedStats as DistributedStats
 from ._run import Role as Role
@@ -48,6 +50,7 @@ __all__ = [
     "POISON_MESSAGE",
     "ROLES",
     "Broker",
+    "Connectivity",
     "DistributedRunner",
     "DistributedStats",
     "Ingress",

@@ -74,15 +74,25 @@ class Broker:
         settings: the settings it was connected with.
         nc: the NATS connection (reconnects by itself, forever, after the first connect).
         js: its JetStream context.
-        leases: the job leases and cursors' bucket, taken in this process's name.
+        kv: the bucket of job leases and cursors.
+        leases: the job leases, taken in this process's name.
+        events: the bucket of the event ids dispatched, each kept for the stream's
+            duplicate window (see :meth:`claim`).
     """
 
     def __init__(
-        self, nc: Client, js: JetStreamContext, kv: KeyValue, settings: NatsSettings, url: str
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        kv: KeyValue,
+        events: KeyValue,
+        settings: NatsSettings,
+        url: str,
     ) -> None:
         self.nc = nc
         self.js = js
         self.kv = kv
+        self.events = events
         self.settings = settings
         self.url = shown_url(url)
         owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -103,6 +113,12 @@ class Broker:
     def closing(self) -> bool:
         """True once :meth:`close` was called."""
         return self._closing
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection to the server is up (False while it reconnects, and
+        once closed): what ``/readyz`` reads, through the worker's source and the ingress."""
+        return bool(self.nc.is_connected) and not self._closing
 
     @property
     def max_payload(self) -> int:
@@ -230,8 +246,14 @@ class Broker:
     # ----------------------------------------------------------- use
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> PubAck:
-        """Publish to the stream, trying again for as long as the broker is away (the
-        message id makes a retry of a publish that landed a duplicate, stored once).
+        """Publish to the stream, trying again for as long as the broker is away.
+
+        A retry of a publish that landed (or the same message id published by another
+        ingress) is dropped by the stream while the server remembers the id: within the
+        duplicate window, but after a server restart only for the messages it still
+        stores (an acknowledged message is deleted, and its id forgotten). A copy stored
+        that way is still dispatched once: the worker that takes it finds its event id
+        claimed (:meth:`claim`) and acknowledges it unrun.
 
         Raises:
             nats.errors.ConnectionClosedError: the broker was closed meanwhile.
@@ -258,6 +280,34 @@ class Broker:
     def job_key(self, job_id: str) -> str:
         """The lease key of ``job_id``."""
         return f"job.{token(job_id)}"
+
+    async def claim(self, msg_id: str, seq: int) -> int | None:
+        """Claim the event published as ``msg_id`` for the stream message ``seq``, before
+        dispatching it: one key-value create, kept for the duplicate window. None when the
+        claim is this message's (new, or made by an earlier delivery of the same message,
+        whose worker stopped); else the sequence of the other message that claimed it (the
+        event was stored twice: do not dispatch this one).
+
+        Raises:
+            nats.errors.Error, nats.js.errors.APIError: the bucket could not be written.
+        """
+        key, value = token(msg_id), str(seq).encode()
+        for _ in range(3):
+            try:
+                await self.events.create(key, value)
+                return None
+            except jse.KeyWrongLastSequenceError:
+                pass
+            try:
+                entry = await self.events.get(key)
+            except jse.KeyNotFoundError:
+                continue  # expired meanwhile: claim it again
+            try:
+                first = int(entry.value or b"")
+            except ValueError:
+                first = 0
+            return None if first == seq else first
+        return None
 
     async def job_running(self, job: Job) -> bool:
         """Whether a worker holds ``job``'s lease now: the reconciliation sweep's
@@ -353,7 +403,8 @@ async def connect(
                 "with -js (or `jetstream: enabled` in its configuration)"
             ) from None
         kv = await _bucket(js, settings)
-        broker = Broker(nc, js, kv, settings, url)
+        dispatched = await _events_bucket(js, settings)
+        broker = Broker(nc, js, kv, dispatched, settings, url)
         await broker.ensure()
     except BaseException:
         await nc.close()
@@ -407,3 +458,30 @@ async def _bucket(js: JetStreamContext, settings: NatsSettings) -> KeyValue:
             "leases need: delete it (it holds only leases and cursors) and start again"
         )
     return kv
+
+
+async def _events_bucket(js: JetStreamContext, settings: NatsSettings) -> KeyValue:
+    """The bucket of event ids dispatched, its entries kept for the duplicate window (made
+    to agree when the window changed)."""
+    name = settings.events_bucket
+    try:
+        return await js.create_key_value(
+            bucket=name,
+            description="flatjobs: event ids dispatched, each kept for the duplicate window",
+            history=1,
+            ttl=settings.duplicate_window,
+            storage=StorageType.FILE,
+            replicas=settings.replicas,
+        )
+    except jse.BadRequestError as err:
+        if err.err_code != 10058:  # exists with another configuration
+            raise
+    info = await js.stream_info(f"KV_{name}")
+    max_age = settings.duplicate_window
+    if info.config.max_age != max_age:
+        info.config.max_age = max_age
+        # The bucket's own duplicate window (its writes' ids) may not exceed max_age.
+        info.config.duplicate_window = min(120.0, max_age)
+        await js.update_stream(info.config)
+        _log.info("updated how long event ids are kept", bucket=name, seconds=max_age)
+    return await js.key_value(name)

@@ -1,9 +1,14 @@
-"""``Ingress``: events from the platform into the stream, each stored once.
+"""``Ingress``: events from the platform into the stream, each dispatched once.
 
 An ingress takes events from an event source (push or polling), checks each at the door
 as a runner would, drops what none of the listener's callbacks takes, and publishes the
-rest with the event id as the message id: the stream stores an id once within its
-duplicate window, so any number of ingress processes can read the same feed.
+rest with the event id as the message id, so any number of ingress processes can read the
+same feed. Within the stream's duplicate window an event published again is dispatched
+once: the stream drops the copy while the server remembers the id (after a restart, only
+the ids of the messages it still stores: an acknowledged message is deleted), and a
+worker that takes a copy the stream stored anyway finds the event id claimed and
+acknowledges it unrun (see ``WorkerSource``). Published again after the window, an event
+is dispatched again (its job does not run twice: it is no longer ready).
 
 * Events that run a job go to ``<prefix>.run.<job id>``; the others to
   ``<prefix>.ev.<key>``, where the key is the event's job, else its sheet, workbook or
@@ -142,6 +147,12 @@ class Ingress:
     def stop(self) -> None:
         """Stop taking events (safe from a signal handler)."""
         self._stop.set()
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker's connection is up and the source is connected (a source
+        without a ``connected`` attribute counts as connected): what ``/readyz`` reads."""
+        return self.broker.connected and getattr(self.source, "connected", None) is not False
 
     @property
     def cursor_key(self) -> str | None:

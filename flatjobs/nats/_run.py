@@ -23,7 +23,14 @@ from ._worker import WorkerSource, WorkerStats
 if TYPE_CHECKING:
     from flatjobs._listener import Listener
 
-__all__ = ["ROLES", "DistributedRunner", "DistributedStats", "Role", "run_distributed"]
+__all__ = [
+    "ROLES",
+    "Connectivity",
+    "DistributedRunner",
+    "DistributedStats",
+    "Role",
+    "run_distributed",
+]
 
 Role = Literal["ingress", "worker", "all"]
 ROLES: tuple[Role, ...] = ("ingress", "worker", "all")
@@ -42,6 +49,26 @@ class DistributedStats:
     def abandoned(self) -> int:
         """Job bodies that ignored their cancellation at shutdown (see ``RunStats``)."""
         return self.runner.abandoned if self.runner is not None else 0
+
+
+@attrs.frozen
+class Connectivity:
+    """Whether one process of a distributed deployment is connected, for ``/readyz``:
+    its broker's connection, and (an ingress) its event source. What ``flatjobs run
+    --nats --metrics-port`` serves; in your own program::
+
+        async with serve_health(9108, source=Connectivity(broker, source)):
+            await run_distributed(listener, broker, role="all", source=source)
+    """
+
+    broker: Broker
+    source: EventSource | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker's connection is up and the source (if any) is connected
+        (a source without a ``connected`` attribute counts as connected)."""
+        return self.broker.connected and getattr(self.source, "connected", None) is not False
 
 
 class DistributedRunner:

@@ -21,6 +21,7 @@ RUN_TOPICS: Final = frozenset({"job:ready", "job:parts-completed"})
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PREFIX: Final = re.compile(r"[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,3}")
 _SAFE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_DAY: Final = 86_400
 
 
 def token(value: str) -> str:
@@ -94,7 +95,8 @@ class NatsSettings:
         stream: the stream's name; also the subjects' prefix and the bucket's name unless
             those are given.
         subject_prefix: the first token(s) of every subject (default: ``stream``).
-        kv_bucket: the key-value bucket of leases and cursors (default: ``stream``).
+        kv_bucket: the key-value bucket of leases and cursors (default: ``stream``); the
+            event ids dispatched are kept beside it, in ``<kv_bucket>-events``.
         partitions: how many ordered lanes events that do not run a job are spread over,
             by job (or sheet, workbook, space). Fixed once the stream exists: change it
             only on a drained stream, by deleting the stream.
@@ -103,12 +105,16 @@ class NatsSettings:
             every third of that while a job runs. A stopped worker's jobs end within
             ``ack_wait``, or 1.5 heartbeats of their handler when that is longer (a job
             still heartbeating runs somewhere: its worker lost the broker, not the
-            platform).
+            platform). At most a day.
         max_deliver: deliveries after which a message is poison: it is terminated and
             logged (and its job, if executing, failed) instead of handled again.
         max_ack_pending: messages of running jobs out at once, cluster-wide.
         duplicate_window: seconds within which an event published twice (by two ingress
-            processes, or one reading the feed again) is stored once.
+            processes, or one reading the feed again) is dispatched once: the stream
+            drops the second copy while it remembers the id (a restarted server remembers
+            only the ids of messages it still holds), and a worker that takes a copy
+            anyway finds the event id claimed in the events bucket, which keeps each id
+            this long. At most a week.
         replicas: stream and bucket replicas (1 on a single server, 3 on a cluster).
         fetch_batch: the most job messages a worker takes in one pull.
     """
@@ -133,14 +139,18 @@ class NatsSettings:
         ):
             if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)):
                 raise ValueError(f"{name} must be {what}, got {value!r}")
-        for name, number, least in (("ack_wait", self.ack_wait, 2),
-                                    ("duplicate_window", self.duplicate_window, 1)):  # fmt: skip
+        for name, number, least, most in (
+            ("ack_wait", self.ack_wait, 2, _DAY),
+            ("duplicate_window", self.duplicate_window, 1, 7 * _DAY),
+        ):
             if (
                 isinstance(number, bool)
                 or not isinstance(number, int | float)
-                or not number >= least
+                or not least <= number <= most  # NaN and infinity too
             ):
-                raise ValueError(f"{name} must be a number of seconds >= {least}, got {number!r}")
+                raise ValueError(
+                    f"{name} must be a number of seconds from {least} to {most}, got {number!r}"
+                )
         for name, count, top in (
             ("partitions", self.partitions, 1024),
             ("max_deliver", self.max_deliver, 10**6),
@@ -179,6 +189,11 @@ class NatsSettings:
     def partition_transform(self) -> str:
         """The stream's subject transform: the server spreads events over partitions."""
         return f"{self.prefix}.ev.{{{{partition({self.partitions},1)}}}}.{{{{wildcard(1)}}}}"
+
+    @property
+    def events_bucket(self) -> str:
+        """The key-value bucket of the event ids dispatched (kept ``duplicate_window``)."""
+        return f"{self.bucket}-events"
 
     @property
     def lease_ttl(self) -> int:

@@ -12,6 +12,12 @@ only its source is the broker. The source pulls from two kinds of consumers:
 * **other events**: one consumer per partition, each handing out one message at a time,
   so the events of one job (or sheet, workbook, space) are dispatched in order.
 
+Before a message is dispatched its event id (the message id) is claimed in the events
+bucket, with the message's stream sequence, for the duplicate window: a redelivery of the
+same message goes through, a second copy of the event is acknowledged unrun. The stream
+drops most copies itself, but not all: an acknowledged message is deleted, and a restarted
+server remembers only the ids of the messages it still holds.
+
 While a message is held its AckWait is extended, and its lease renewed, every third of the
 lease's TTL, and at once when the job shows it is alive (the lifecycle's ``job_alive``
 instrument call). When the runner is through with the event (``Delivery.done``), the
@@ -97,6 +103,9 @@ class WorkerStats:
     """Leases another worker took over while this one held them."""
     acked: int = 0
     """Messages acknowledged."""
+    duplicates: int = 0
+    """Messages of an event already dispatched (stored again after the stream forgot its
+    id), acknowledged unrun."""
 
 
 @attrs.define(eq=False)
@@ -174,6 +183,11 @@ class WorkerSource:
     def runner_concurrency(self) -> int:
         """What the runner's concurrency must be: the jobs, plus one event per partition."""
         return self.concurrency + self.settings.partitions
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker's connection is up: what ``/readyz`` reads."""
+        return self.broker.connected
 
     @property
     def held(self) -> int:
@@ -362,7 +376,7 @@ class WorkerSource:
         held.lease = lease
         self._register(held, key)
         raw, replayed, orphaned = await self._read(held)
-        if raw is None:
+        if raw is None or not await self._first(held, raw):
             return
         delivered = int(msg.metadata.num_delivered)
         if delivered > settings.max_deliver:
@@ -381,7 +395,7 @@ class WorkerSource:
         try:
             self._register(held)
             raw, replayed, _ = await self._read(held)
-            if raw is None:
+            if raw is None or not await self._first(held, raw):
                 return held
             if int(msg.metadata.num_delivered) > self.settings.max_deliver:
                 await self._poison(held, raw)
@@ -428,6 +442,26 @@ class WorkerSource:
                 await self._finish(held, "nak", delay=min(5.0, self.settings.ack_wait))
                 return None, False, False
         return raw, bool(headers.get(HEADER_REPLAYED)), bool(headers.get(HEADER_ORPHANED))
+
+    async def _first(self, held: _Held, raw: dict[str, Any]) -> bool:
+        """Whether ``held`` is its event's message to dispatch (:meth:`Broker.claim`); a
+        second copy of an event already dispatched is acknowledged here."""
+        msg_id = (held.msg.headers or {}).get("Nats-Msg-Id")
+        if not msg_id:
+            return True  # not published by an ingress: nothing to claim it by
+        first = await self.broker.claim(msg_id, held.seq)
+        if first is None:
+            return True
+        self.stats.duplicates += 1
+        event_id = shorten(repr(raw.get("id")), 200)
+        _log.debug(
+            "an event already dispatched was stored again; acknowledged unrun",
+            event_id=event_id,
+            seq=held.seq,
+            first_seq=first,
+        )
+        await self._finish(held, "ack")
+        return False
 
     async def _full_event(self, stub: dict[str, Any]) -> dict[str, Any]:
         event_id = stub.get("id")
