@@ -147,9 +147,14 @@ async def burst(
 async def workers(
     url: str, nats_url: str, count: int, out: Path
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    env = {**os.environ, "FLATFILE_API_URL": url, "FLATFILE_BEARER_TOKEN": TOKEN,
-           "FLATFILE_ENVIRONMENT_ID": "e", "FLATJOBS_NATS_URL": nats_url,
-           "BENCH_OUT": str(out)}  # fmt: skip
+    env = {
+        **os.environ,
+        "FLATFILE_API_URL": url,
+        "FLATFILE_BEARER_TOKEN": TOKEN,
+        "FLATFILE_ENVIRONMENT_ID": "e",
+        "FLATJOBS_NATS_URL": nats_url,
+        "BENCH_OUT": str(out),
+    }
     procs = [
         await asyncio.create_subprocess_exec(sys.executable, str(HERE / "nats_app.py"), env=env)
         for _ in range(count)
@@ -218,9 +223,14 @@ async def floor(nats_url: str, count: int) -> list[float]:
     ingress, worker = await nats.connect(nats_url), await nats.connect(nats_url)
     try:
         js, wjs = ingress.jetstream(), worker.jetstream()
-        await js.add_stream(StreamConfig(name="FLOOR", subjects=["floor.*"],
-                                         retention=RetentionPolicy.WORK_QUEUE,
-                                         storage=StorageType.FILE))  # fmt: skip
+        await js.add_stream(
+            StreamConfig(
+                name="FLOOR",
+                subjects=["floor.*"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+            )
+        )
         await js.add_consumer(
             "FLOOR", ConsumerConfig(durable_name="w", ack_policy=AckPolicy.EXPLICIT)
         )
@@ -233,8 +243,11 @@ async def floor(nats_url: str, count: int) -> list[float]:
             start = time.perf_counter()
             await js.publish(f"floor.j{i}", b"{}", headers={"Nats-Msg-Id": f"f{i}"})
             (msg,) = await pulled
-            await wjs.publish(f"$KV.FLOOR_KV.job.j{i}", b"{}", headers={
-                "Nats-Expected-Last-Subject-Sequence": "0", "Nats-TTL": "24s"})  # fmt: skip
+            await wjs.publish(
+                f"$KV.FLOOR_KV.job.j{i}",
+                b"{}",
+                headers={"Nats-Expected-Last-Subject-Sequence": "0", "Nats-TTL": "24s"},
+            )
             samples.append(time.perf_counter() - start)
             await msg.ack_sync()
         return samples[20:]
@@ -274,8 +287,16 @@ async def measure(url: str, quick: bool) -> tuple[list[list[str]], list[list[str
             for name, samples in results.items():
                 p50, p90, p99 = percentiles(samples)
                 extra = "" if name.startswith(("direct", "bare")) else f"+{p50 - direct_p50:.2f} ms"
-                latency_rows.append([name, f"{len(samples):,}", f"{p50:.2f} ms", f"{p90:.2f} ms",
-                                     f"{p99:.2f} ms", extra])  # fmt: skip
+                latency_rows.append(
+                    [
+                        name,
+                        f"{len(samples):,}",
+                        f"{p50:.2f} ms",
+                        f"{p90:.2f} ms",
+                        f"{p99:.2f} ms",
+                        extra,
+                    ]
+                )
             rates: dict[str, list[float]] = {}
             for _ in range(1 if quick else 3):
                 for name, path in paths.items():

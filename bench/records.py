@@ -249,7 +249,8 @@ def main(quick: bool = False, sdk_whole: bool = False) -> None:
     )
     if ratios:
         table(
-            f"flatjobs vs the SDK on the same {'whole sheet' if sdk_whole else f'first {sdk_count:,} records'}",
+            "flatjobs vs the SDK on the same "
+            + ("whole sheet" if sdk_whole else f"first {sdk_count:,} records"),
             ["page size", "records/s, flatjobs / SDK", "peak memory, SDK / flatjobs"],
             ratios,
         )

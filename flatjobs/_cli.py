@@ -39,6 +39,7 @@ import structlog
 import yarl
 
 from . import _meta
+from ._event import job_id_of
 from ._jobs import Jobs
 from ._listener import Listener
 from ._reconcile import Reconciler
@@ -147,7 +148,7 @@ def _number(kind: type[int] | type[float], low: float, high: float = math.inf) -
         except ValueError:
             raise argparse.ArgumentTypeError(f"is not a number: {text!r}") from None
         if not low <= value <= high:  # NaN too
-            bounds = f"from {low:g} to {high:g}" if high < math.inf else f"{low:g} or more"
+            bounds = f"from {low:g} to {high:.15g}" if high < math.inf else f"{low:g} or more"
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
 
@@ -155,8 +156,22 @@ def _number(kind: type[int] | type[float], low: float, high: float = math.inf) -
 
 
 _COUNT = _number(int, 1)
-_SECONDS = _number(float, 0)
+_SECONDS = _number(float, 0, 366 * 86400)  # a year: inf and 1e300 are no durations
 _PORT = _number(int, 0, 65535)
+
+
+def _instant(text: str) -> dt.datetime:
+    """An argparse type: an ISO 8601 time (UTC unless it says otherwise), not in the future."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"is not an ISO 8601 time such as 2026-11-22T09:30:00Z: {text[:40]!r}"
+        ) from None
+    when = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    if when > dt.datetime.now(dt.UTC):
+        raise argparse.ArgumentTypeError(f"is in the future: {text}")
+    return when
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -244,6 +259,14 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     run_cmd.add_argument(
+        "--since",
+        type=_instant,
+        metavar="TIME",
+        help="read events from this ISO 8601 time at start, such as the last one a previous "
+        "run handled (default: a few seconds back; jobs left ready before are run by the "
+        "sweep either way)",
+    )
+    run_cmd.add_argument(
         "--metrics-port",
         type=_PORT,
         metavar="PORT",
@@ -258,7 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     distributed = run_cmd.add_argument_group(
         "distributed mode",
         "many processes, each job once, through NATS JetStream (the nats extra: "
-        "pip install 'flatjobs[nats]'); every process of a deployment takes the same settings",
+        "pip install -e '.[nats]' in a checkout of flatjobs); every process of a deployment "
+        "takes the same settings",
     )
     distributed.add_argument(
         "--nats",
@@ -360,7 +384,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="import the listener again when a Python file of its folder changes: new "
         "events go to the new code, running jobs finish on the old (needs watchfiles: "
-        "pip install 'flatjobs[reload]')",
+        "pip install -e '.[reload]' in a checkout of flatjobs)",
     )
     dev.add_argument(
         "--seed",
@@ -389,6 +413,12 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--port", type=_PORT, default=8080, help="port; 0 picks one (default: %(default)s)"
     )
+    emulator.add_argument(
+        "--push-port",
+        type=_PORT,
+        help="the push channel's port; 0 picks one (default: the port after --port, so the "
+        "FLATFILE_PUSH_ORIGIN it prints stays true across restarts)",
+    )
     emulator.add_argument("--environment-id", default="us_env_emulator", help="its environment id")
     emulator.add_argument(
         "--seed",
@@ -399,12 +429,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _push_port(port: int, given: int | None) -> int:
+    """The emulator's push port: ``given``, else the one after ``port`` (0 for 0: any)."""
+    if given is not None:
+        return given
+    return port + 1 if 0 < port < 65535 else 0
+
+
 def _source(args: argparse.Namespace, client: FlatfileClient) -> EventSource:
     """The event source ``--source`` names."""
     if args.source == "push":
-        return PushSource(client, space_id=args.space_id)
-    return PollingSource(client, space_id=args.space_id, interval=args.interval,
-                         max_interval=max(args.interval, 2.0))  # fmt: skip
+        return PushSource(client, space_id=args.space_id, since=args.since)
+    return PollingSource(
+        client,
+        space_id=args.space_id,
+        interval=args.interval,
+        max_interval=max(args.interval, 2.0),
+        since=args.since,
+    )
 
 
 def _health(args: argparse.Namespace, source: object) -> AbstractAsyncContextManager[Any]:
@@ -438,12 +480,16 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
         from .nats import Connectivity, NatsSettings, Role, connect, run_distributed
     except ImportError:
         raise ConfigurationError(
-            "--nats needs the nats extra: pip install 'flatjobs[nats]'"
+            "--nats needs the nats extra: pip install -e '.[nats]' in a checkout of flatjobs"
         ) from None
     try:
-        settings = NatsSettings(stream=args.nats_stream, ack_wait=args.ack_wait,
-                                max_deliver=args.max_deliver, partitions=args.partitions,
-                                replicas=args.nats_replicas)  # fmt: skip
+        settings = NatsSettings(
+            stream=args.nats_stream,
+            ack_wait=args.ack_wait,
+            max_deliver=args.max_deliver,
+            partitions=args.partitions,
+            replicas=args.nats_replicas,
+        )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     role: Role = args.role or "all"
@@ -457,17 +503,32 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
     ):
         await _first_contact(client)
         sweep = (
-            Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
-                       lookback=args.lookback, running=broker.job_running)
+            Reconciler(
+                listener,
+                interval=args.sweep_interval,
+                ready_grace=args.ready_grace,
+                lookback=args.lookback,
+                running=broker.job_running,
+                space_id=args.space_id,
+            )
             if ingress and args.sweep_interval > 0
             else None
-        )  # fmt: skip
-        _say("run", f"{_started(args, client, source, sweep)}; {role} of a distributed "
-                    f"deployment through {broker.url}, stream {settings.stream}")  # fmt: skip
-        stats = await run_distributed(listener, broker, role=role, source=source,
-                                      sweep=sweep, concurrency=args.concurrency,
-                                      grace_period=args.grace_period,
-                                      on_signal=functools.partial(_say, "run"))  # fmt: skip
+        )
+        _say(
+            "run",
+            f"{_started(args, client, source, sweep)}; {role} of a distributed "
+            f"deployment through {broker.url}, stream {settings.stream}",
+        )
+        stats = await run_distributed(
+            listener,
+            broker,
+            role=role,
+            source=source,
+            sweep=sweep,
+            concurrency=args.concurrency,
+            grace_period=args.grace_period,
+            on_signal=functools.partial(_say, "run"),
+        )
     return _stopped(stats)
 
 
@@ -499,8 +560,9 @@ async def _first_contact(client: FlatfileClient) -> None:
     now, as a configuration error (exit code 2), not retried in the logs for ever."""
     environment = client.require_environment(None)
     try:
-        await client.events.list_raw(page_size=1, since=dt.datetime.now(dt.UTC),
-                                     retry=RetryPolicy(attempts=3, deadline=10.0))  # fmt: skip
+        await client.events.list_raw(
+            page_size=1, since=dt.datetime.now(dt.UTC), retry=RetryPolicy(attempts=3, deadline=10.0)
+        )
     except FlatfileAPIError as exc:
         if exc.status == 401:
             raise ConfigurationError(
@@ -546,18 +608,27 @@ async def _run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--role needs --nats URL (or FLATJOBS_NATS_URL)")
     source = _source(args, client)
     sweep = (
-        Reconciler(listener, interval=args.sweep_interval, ready_grace=args.ready_grace,
-                   lookback=args.lookback)
+        Reconciler(
+            listener,
+            interval=args.sweep_interval,
+            ready_grace=args.ready_grace,
+            lookback=args.lookback,
+            space_id=args.space_id,
+        )
         if args.sweep_interval > 0
         else None
-    )  # fmt: skip
+    )
     async with client, _health(args, source):
         await _first_contact(client)
-        stats = await run(listener, source, concurrency=args.concurrency,
-                          grace_period=args.grace_period, sweep=sweep,
-                          on_signal=functools.partial(_say, "run"),
-                          started=functools.partial(
-                              _say, "run", _started(args, client, source, sweep)))  # fmt: skip
+        stats = await run(
+            listener,
+            source,
+            concurrency=args.concurrency,
+            grace_period=args.grace_period,
+            sweep=sweep,
+            on_signal=functools.partial(_say, "run"),
+            started=functools.partial(_say, "run", _started(args, client, source, sweep)),
+        )
     return _stopped(stats)
 
 
@@ -602,15 +673,17 @@ async def _dev(args: argparse.Namespace) -> int:
         if args.open and not await asyncio.to_thread(webbrowser.open, emu.panel_url):
             _say("dev", f"no browser to open: visit {emu.panel_url}")
         async with (
-            emulated(listener, emulator=emu, concurrency=args.concurrency,
-                     grace_period=args.grace_period) as env,
+            emulated(
+                listener, emulator=emu, concurrency=args.concurrency, grace_period=args.grace_period
+            ) as env,
             _reloading(reloader, env.runner, env.client),
-        ):  # fmt: skip
+        ):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(sig, stop_on_signal, env.runner,
-                                            functools.partial(_say, "dev"))  # fmt: skip
+                    loop.add_signal_handler(
+                        sig, stop_on_signal, env.runner, functools.partial(_say, "dev")
+                    )
             triggered: list[tuple[str, str]] = []
             unhandled: list[str] = []
             for name in args.trigger:
@@ -619,7 +692,7 @@ async def _dev(args: argparse.Namespace) -> int:
                 ready = next(
                     e
                     for e in reversed(emu.events)
-                    if e["topic"] == "job:ready" and e["context"].get("jobId") == job.id
+                    if e["topic"] == "job:ready" and job_id_of(e) == job.id
                 )
                 if not listener.match(ready):
                     unhandled.append(name)
@@ -666,6 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     serve(
                         host=args.host,
                         port=args.port,
+                        push_port=_push_port(args.port, args.push_port),
                         environment_id=args.environment_id,
                         seed=args.seed,
                     )
@@ -674,8 +748,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"flatjobs emulator: error: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:  # the port is taken, or the address is not this machine's
-            print(f"flatjobs emulator: error: cannot listen on {args.host}:{args.port}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)  # fmt: skip
+            ports = f"{args.port} and {_push_port(args.port, args.push_port)}"
+            print(
+                f"flatjobs emulator: error: cannot listen on {args.host}, ports {ports}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
             return 2
         return 0
     _configure_logging(args.log_level)

@@ -44,7 +44,8 @@ __all__ = ["Connected", "HealthServer", "Readiness", "serve_health"]
 
 _log = get_logger("flatjobs.health")
 NO_METRICS: Final = (
-    "Prometheus metrics need the prometheus extra: pip install 'flatjobs[prometheus]'\n"
+    "Prometheus metrics need the prometheus extra: pip install -e '.[prometheus]' in a "
+    "checkout of flatjobs\n"
 )
 _REFUSED: Final = frozenset({401, 403})  # answered, but these credentials will not do
 
@@ -265,14 +266,21 @@ async def serve_health(
     Raises:
         OSError: the port cannot be listened on.
     """
-    server = HealthServer(source=source, registry=registry, metrics=metrics,
-                          max_loop_lag=max_loop_lag)  # fmt: skip
+    server = HealthServer(
+        source=source, registry=registry, metrics=metrics, max_loop_lag=max_loop_lag
+    )
     await server.start(port, host)
     if server.metrics is None and metrics:
-        _log.warning("/metrics answers 501: the prometheus extra is not installed",
-                     install="pip install 'flatjobs[prometheus]'")  # fmt: skip
-    _log.info("health server listening", address=f"{host}:{server.port}", url=server.url,
-              paths="/healthz /readyz /metrics")  # fmt: skip
+        _log.warning(
+            "/metrics answers 501: the prometheus extra is not installed",
+            install="pip install -e '.[prometheus]' in a checkout of flatjobs",
+        )
+    _log.info(
+        "health server listening",
+        address=f"{host}:{server.port}",
+        url=server.url,
+        paths="/healthz /readyz /metrics",
+    )
     try:
         yield server
     finally:

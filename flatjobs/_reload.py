@@ -170,6 +170,6 @@ def _watchfiles() -> ModuleType:
         import watchfiles
     except ImportError:
         raise ConfigurationError(
-            "--reload needs watchfiles: pip install 'flatjobs[reload]'"
+            "--reload needs watchfiles: pip install -e '.[reload]' in a checkout of flatjobs"
         ) from None
     return watchfiles

@@ -1,8 +1,8 @@
 """OpenTelemetry traces: a span for each dispatched event, each job and each API call.
 
-Needs the ``otel`` extra (``pip install 'flatjobs[otel]'``): the OpenTelemetry API and
-its maintained aiohttp client instrumentation. flatjobs only *makes* spans; where they go
-is the application's choice, made with the OpenTelemetry SDK (a ``TracerProvider`` and an
+Needs the ``otel`` extra (in a checkout of flatjobs: ``pip install -e '.[otel]'``): the
+OpenTelemetry API and its maintained aiohttp client instrumentation. flatjobs only *makes*
+spans; where they go is the application's choice, made with the OpenTelemetry SDK (a ``TracerProvider`` and an
 exporter), as for any instrumented library::
 
     from opentelemetry import trace

@@ -1,7 +1,7 @@
 """Prometheus metrics: events, jobs, API calls and progress, as counters and histograms.
 
-Needs the ``prometheus`` extra (``pip install 'flatjobs[prometheus]'``, which brings
-``prometheus-client``). :func:`instrument` starts counting into a registry (the global one
+Needs the ``prometheus`` extra (in a checkout of flatjobs:
+``pip install -e '.[prometheus]'``, which brings ``prometheus-client``). :func:`instrument` starts counting into a registry (the global one
 by default); serve it with ``flatjobs run --metrics-port N`` (see
 :func:`flatjobs.serve_health`), or with any of ``prometheus_client``'s exposition helpers::
 

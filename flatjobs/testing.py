@@ -408,11 +408,7 @@ def _not_ended(listener: Listener, emulator: Emulator, job: Job, timeout: float)
     """Why a job had not ended: what a test author needs to fix it."""
     head = f"job {job.job_name} ({job.id}) had not ended after {timeout:g}s"
     if job.status == JobStatus.READY:
-        ready = [
-            e
-            for e in emulator.events
-            if e["topic"] == "job:ready" and job_id_of(e) == job.id
-        ]
+        ready = [e for e in emulator.events if e["topic"] == "job:ready" and job_id_of(e) == job.id]
         if ready and not listener.match(ready[-1]):
             return (
                 f"{head}: it is still ready, because no callback of the listener matches "

@@ -64,9 +64,22 @@ class NatsServer:
         ports.mkdir(parents=True, exist_ok=True)
         for old in ports.iterdir():
             old.unlink()
-        cmd = [find_nats_server(), "-js", "-sd", str(self.store), "-a", "127.0.0.1",
-               "-p", str(self.port or -1), "-m", str(self.http_port or -1),
-               "--ports_file_dir", str(ports), "-l", str(self.store / "server.log")]  # fmt: skip
+        cmd = [
+            find_nats_server(),
+            "-js",
+            "-sd",
+            str(self.store),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port or -1),
+            "-m",
+            str(self.http_port or -1),
+            "--ports_file_dir",
+            str(ports),
+            "-l",
+            str(self.store / "server.log"),
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -241,6 +241,32 @@ async def test_emulator_command_serves_the_api() -> None:
         await proc.wait()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("push_port", [None, "given"])
+async def test_the_emulator_s_push_port_is_the_next_one_or_the_one_given(
+    push_port: str | None,
+) -> None:
+    # A fixed push port keeps the FLATFILE_PUSH_ORIGIN a user exported true across restarts.
+    port, other = _free_port(), _free_port()
+    args = ["--port", str(port)] + (["--push-port", str(other)] if push_port else [])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flatjobs", "emulator", *args, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(6)]
+    finally:
+        proc.terminate()
+        await proc.wait()
+    want = other if push_port else port + 1
+    assert f"  export FLATFILE_PUSH_ORIGIN=http://127.0.0.1:{want}\n" in lines
+
+
 async def test_run_from_the_folder_of_the_listener_imports_it_by_module_name(
     tmp_path: Path,
 ) -> None:
@@ -333,6 +359,9 @@ async def test_sigterm_with_a_body_that_ignores_cancellation_still_exits_and_fai
         (["run", APP, "--concurrency", "many"], "is not a number: 'many'"),
         (["run", APP, "--concurrency", "0"], "must be 1 or more, got 0"),
         (["emulator", "--port", "99999"], "must be from 0 to 65535, got 99999"),
+        (["run", APP, "--grace-period", "inf"], "must be from 0 to 31622400, got inf"),
+        (["run", APP, "--since", "yesterday"], "is not an ISO 8601 time"),
+        (["run", APP, "--since", "2999-01-01T00:00:00Z"], "is in the future"),
     ],
 )
 def test_a_usage_error_is_one_line_and_exit_code_2(
@@ -373,9 +402,15 @@ def test_dev_exit_when_idle_with_nothing_to_trigger_says_so(
 async def test_run_says_at_start_what_it_listens_to() -> None:
     async with Emulator() as emu:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flatjobs", "run", APP, cwd=ROOT, env={**os.environ, **emu.env()},
+            sys.executable,
+            "-m",
+            "flatjobs",
+            "run",
+            APP,
+            cwd=ROOT,
+            env={**os.environ, **emu.env()},
             stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         assert proc.stderr is not None
         line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode().strip()
         proc.send_signal(signal.SIGTERM)
@@ -410,8 +445,11 @@ async def test_a_forbidden_environment_exits_2_naming_the_variable() -> None:
     app = web.Application()
     app.router.add_get("/v1/events", forbidden)
     async with TestServer(app) as server:
-        env = {"FLATFILE_API_URL": str(server.make_url("")), "FLATFILE_BEARER_TOKEN": "sk_1234",
-               "FLATFILE_ENVIRONMENT_ID": "us_env_other"}  # fmt: skip
+        env = {
+            "FLATFILE_API_URL": str(server.make_url("")),
+            "FLATFILE_BEARER_TOKEN": "sk_1234",
+            "FLATFILE_ENVIRONMENT_ID": "us_env_other",
+        }
         code, _, err = await flatjobs("run", APP, env=env)
     assert code == 2
     assert "may not read environment us_env_other" in err
@@ -423,8 +461,11 @@ async def test_an_api_out_of_reach_exits_2_naming_the_variable() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {"FLATFILE_API_URL": f"http://127.0.0.1:{port}", "FLATFILE_BEARER_TOKEN": "sk_1234",
-           "FLATFILE_ENVIRONMENT_ID": "us_env_1"}  # fmt: skip
+    env = {
+        "FLATFILE_API_URL": f"http://127.0.0.1:{port}",
+        "FLATFILE_BEARER_TOKEN": "sk_1234",
+        "FLATFILE_ENVIRONMENT_ID": "us_env_1",
+    }
     code, _, err = await flatjobs("run", APP, env=env)
     assert code == 2
     last = err.strip().splitlines()[-1]  # after the retries' log lines
@@ -452,9 +493,15 @@ async def test_ctrl_c_says_at_once_what_it_waits_for_and_a_second_stops_now(
         env = {**os.environ, **emu.env(), "SLOW_JOB_SECONDS": "60"}
         args = ["run", APP] if command == "run" else ["dev", APP, "--trigger", "workbook:slow"]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flatjobs", *args, cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "flatjobs",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         assert proc.stdout is not None
         assert proc.stderr is not None
         if command == "run":  # against this emulator: trigger, and wait until it runs
@@ -487,9 +534,16 @@ async def test_ctrl_c_says_at_once_what_it_waits_for_and_a_second_stops_now(
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_the_emulator_command_stops_cleanly_on_sigterm_and_sigint(sig: int) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flatjobs", "emulator", "--port", "0", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "flatjobs",
+        "emulator",
+        "--port",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     await asyncio.wait_for(proc.stdout.readline(), 30)  # listening
     proc.send_signal(sig)

@@ -98,8 +98,14 @@ def test_settings_are_checked_and_names_derived() -> None:
     s = NatsSettings(stream="APP_1", ack_wait=30)
     assert (s.prefix, s.bucket, s.lease_ttl, s.renew_every) == ("APP_1", "APP_1", 24, 8.0)
     assert s.partition_subjects(3) == "APP_1.ev.3.*"
-    for bad in ({"stream": "a.b"}, {"ack_wait": 1}, {"partitions": 0}, {"max_deliver": True},
-                {"kv_bucket": "x y"}, {"subject_prefix": "a.*"}):  # fmt: skip
+    for bad in (
+        {"stream": "a.b"},
+        {"ack_wait": 1},
+        {"partitions": 0},
+        {"max_deliver": True},
+        {"kv_bucket": "x y"},
+        {"subject_prefix": "a.*"},
+    ):
         with pytest.raises(ValueError):
             NatsSettings(**bad)
     bounded = "ack_wait must be a number of seconds from 2 to 86400, got"
@@ -128,14 +134,32 @@ async def test_an_unreachable_broker_is_a_one_line_error_and_exit_2(tmp_path: Pa
     assert "***@127.0.0.1:9" in str(err.value)
     with pytest.raises(ConfigurationError, match="must look like nats://"):
         await connect("http://secret@example.com")
-    env = {"FLATFILE_API_URL": "http://127.0.0.1:9", "FLATFILE_BEARER_TOKEN": "sk_x_123456",
-           "FLATFILE_ENVIRONMENT_ID": "us_env_1", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    env = {
+        "FLATFILE_API_URL": "http://127.0.0.1:9",
+        "FLATFILE_BEARER_TOKEN": "sk_x_123456",
+        "FLATFILE_ENVIRONMENT_ID": "us_env_1",
+        "PATH": "/usr/bin:/bin",
+    }
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "flatjobs", "run", "tests/apps/recovery.py", "--nats",
-         "nats://app:hunter22@127.0.0.1:9", "--role", "worker"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "flatjobs",
+            "run",
+            "tests/apps/recovery.py",
+            "--nats",
+            "nats://app:hunter22@127.0.0.1:9",
+            "--role",
+            "worker",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
@@ -171,10 +195,13 @@ async def test_events_are_dispatched_once_across_ingresses_and_workers_in_order_
 ) -> None:
     keys = ["us_sh_1", "sh.2*>", "a/b?c", "us_sh_4"]
     events = [
-        make_event("records:created", id=f"us_evt_{n}/{HOSTILE[n % len(HOSTILE)]}",
-                   context={"sheetId": keys[n % len(keys)], "workbookId": None})
+        make_event(
+            "records:created",
+            id=f"us_evt_{n}/{HOSTILE[n % len(HOSTILE)]}",
+            context={"sheetId": keys[n % len(keys)], "workbookId": None},
+        )
         for n in range(120)
-    ]  # fmt: skip
+    ]
     malformed: list[Any] = ["not json", {"topic": 5}, make_event("job:ready", job_id="us_jb/..")]
     seen: list[tuple[str, str]] = []
     listener = Listener()

@@ -111,5 +111,5 @@ def test_reload_without_watchfiles_says_what_to_install(
     from flatjobs.errors import ConfigurationError
 
     monkeypatch.setitem(sys.modules, "watchfiles", None)  # as if not installed
-    with pytest.raises(ConfigurationError, match=r"pip install 'flatjobs\[reload\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install -e '\.\[reload\]'"):
         Reloader("app.py", print, lambda target: None)

@@ -143,8 +143,11 @@ class Broker:
             return  # the connection dropped: the disconnection is logged next
         if not self._outage_logged:
             self._outage_logged = True
-            _log.warning("the NATS server cannot be reached; reconnecting", server=self.url,
-                         error=_reason(exc))  # fmt: skip
+            _log.warning(
+                "the NATS server cannot be reached; reconnecting",
+                server=self.url,
+                error=_reason(exc),
+            )
 
     async def _on_disconnected(self) -> None:
         if not self._closing:
@@ -190,8 +193,9 @@ class Broker:
         self._check_stream(info.config)
         if info.config.duplicate_window != s.duplicate_window:
             await self.js.update_stream(config)
-            _log.info("updated the stream's duplicate window", stream=s.stream,
-                      seconds=s.duplicate_window)  # fmt: skip
+            _log.info(
+                "updated the stream's duplicate window", stream=s.stream, seconds=s.duplicate_window
+            )
         common: dict[str, Any] = {
             "ack_policy": AckPolicy.EXPLICIT,
             "deliver_policy": DeliverPolicy.ALL,
@@ -268,8 +272,11 @@ class Broker:
                     raise nats.errors.ConnectionClosedError() from err
                 if not self._outage_logged:
                     self._outage_logged = True
-                    _log.warning("publishing to the stream failed; trying again",
-                                 server=self.url, error=_reason(err))  # fmt: skip
+                    _log.warning(
+                        "publishing to the stream failed; trying again",
+                        server=self.url,
+                        error=_reason(err),
+                    )
                 missing = missing + 1 if isinstance(err, jse.NoStreamResponseError) else 0
                 if missing and missing % 20 == 0:  # deleted? made again, as at start
                     with contextlib.suppress(*TRANSIENT, jse.APIError, ConfigurationError):
@@ -318,8 +325,9 @@ class Broker:
         try:
             return await self.leases.holder(self.job_key(job.id)) is not None
         except (*TRANSIENT, jse.APIError) as err:
-            _log.warning("could not read a job's lease; taking it as held", job_id=job.id,
-                         error=_reason(err))  # fmt: skip
+            _log.warning(
+                "could not read a job's lease; taking it as held", job_id=job.id, error=_reason(err)
+            )
             return True  # unsure: leave the job alone this sweep
 
     async def close(self) -> None:

@@ -215,8 +215,9 @@ class Ingress:
             self.stats.invalid += 1
             raw = delivery.raw
             event_id = raw.get("id") if isinstance(raw, dict) else None
-            _log.error("malformed event skipped", problem=str(exc),
-                       event_id=shorten(repr(event_id), 200))  # fmt: skip
+            _log.error(
+                "malformed event skipped", problem=str(exc), event_id=shorten(repr(event_id), 200)
+            )
             return
         if not self.listener.match(event):
             self.stats.unmatched += 1
@@ -242,8 +243,11 @@ class Ingress:
             ack = await self.broker.publish(subject, payload, headers)
         except jse.APIError as err:  # refused: this event only, never the ingress
             self.stats.dropped += 1
-            _log.error("the stream refused an event; skipped",
-                       event_id=shorten(repr(raw.get("id")), 200), error=_reason(err))  # fmt: skip
+            _log.error(
+                "the stream refused an event; skipped",
+                event_id=shorten(repr(raw.get("id")), 200),
+                error=_reason(err),
+            )
             return
         if ack.duplicate:
             self.stats.duplicates += 1
@@ -257,8 +261,11 @@ class Ingress:
             payload = json.dumps(raw, separators=(",", ":")).encode()
         except (ValueError, TypeError, RecursionError) as exc:
             self.stats.dropped += 1
-            _log.error("an event cannot be encoded for the broker; skipped",
-                       event_id=shorten(repr(event_id), 200), error=str(exc))  # fmt: skip
+            _log.error(
+                "an event cannot be encoded for the broker; skipped",
+                event_id=shorten(repr(event_id), 200),
+                error=str(exc),
+            )
             return None
         limit = self.broker.max_payload - _HEADROOM
         if len(payload) <= limit:
@@ -267,13 +274,19 @@ class Ingress:
         small = json.dumps(stub, separators=(",", ":")).encode()
         if not is_valid_id(event_id) or len(small) > limit:
             self.stats.dropped += 1
-            _log.error("an event is too large for the broker and cannot be read again by "
-                       "its id; skipped", event_id=shorten(repr(event_id), 200),
-                       size=len(payload), max_payload=self.broker.max_payload)  # fmt: skip
+            _log.error(
+                "an event is too large for the broker and cannot be read again by its id; skipped",
+                event_id=shorten(repr(event_id), 200),
+                size=len(payload),
+                max_payload=self.broker.max_payload,
+            )
             return None
         self.stats.too_large += 1
-        _log.warning("an event is too large for the broker; workers read it from the API",
-                     event_id=event_id, size=len(payload))  # fmt: skip
+        _log.warning(
+            "an event is too large for the broker; workers read it from the API",
+            event_id=event_id,
+            size=len(payload),
+        )
         headers[HEADER_FETCH] = "1"
         return small
 
@@ -290,17 +303,21 @@ class Ingress:
             _log.info("no cursor saved for this feed yet; starting from now", key=key)
             return
         except (*TRANSIENT, jse.APIError) as exc:
-            _log.warning("the saved cursor cannot be read; starting from now", key=key,
-                         error=_reason(exc))  # fmt: skip
+            _log.warning(
+                "the saved cursor cannot be read; starting from now", key=key, error=_reason(exc)
+            )
             return
         except (ValueError, KeyError, TypeError) as exc:
-            _log.warning("the saved cursor cannot be read; starting from now", key=key,
-                         error=str(exc))  # fmt: skip
+            _log.warning(
+                "the saved cursor cannot be read; starting from now", key=key, error=str(exc)
+            )
             return
         oldest = dt.datetime.now(dt.UTC) - _MAX_CATCH_UP
         if saved < oldest:
-            _log.warning("the saved cursor is more than a day old; catching up from a day ago",
-                         saved=saved.isoformat())  # fmt: skip
+            _log.warning(
+                "the saved cursor is more than a day old; catching up from a day ago",
+                saved=saved.isoformat(),
+            )
             saved = oldest
         feed.cursor = saved
         self._saved = self._through = saved
@@ -359,8 +376,9 @@ class Ingress:
                 try:
                     deliveries = await sweep.sweep()
                 except FlatfileError as err:
-                    _log.error("the reconciliation sweep failed; trying again later",
-                               error=str(err))  # fmt: skip
+                    _log.error(
+                        "the reconciliation sweep failed; trying again later", error=str(err)
+                    )
                 else:
                     self.stats.sweeps += 1
                     for delivery in deliveries:
@@ -379,6 +397,7 @@ class Ingress:
                     pass
             return await leases.acquire("sweeper", ttl, role="sweeper")
         except (*TRANSIENT, jse.APIError) as exc:
-            _log.warning("could not take the sweeper's lease; not sweeping this round",
-                         error=_reason(exc))  # fmt: skip
+            _log.warning(
+                "could not take the sweeper's lease; not sweeping this round", error=_reason(exc)
+            )
             return None

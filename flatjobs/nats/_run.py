@@ -141,8 +141,13 @@ class DistributedRunner:
             Exception: what a role failed with (the other role is stopped first).
         """
         broker = self.broker
-        _log.info("distributed mode", role=self.role, server=broker.url,
-                  stream=broker.settings.stream, worker=broker.owner)  # fmt: skip
+        _log.info(
+            "distributed mode",
+            role=self.role,
+            server=broker.url,
+            stream=broker.settings.stream,
+            worker=broker.owner,
+        )
         async with contextlib.AsyncExitStack() as stack:
             if self.worker is not None:
                 await stack.enter_async_context(self.worker)

@@ -350,8 +350,11 @@ class WorkerSource:
             await asyncio.shield(self._finish(held, "nak"))
             raise
         except Exception as exc:
-            _log.exception("could not take a job's message; handing it back",
-                           subject=shorten(msg.subject, 200), error=_reason(exc))  # fmt: skip
+            _log.exception(
+                "could not take a job's message; handing it back",
+                subject=shorten(msg.subject, 200),
+                error=_reason(exc),
+            )
             await self._finish(held, "nak", delay=1.0)
 
     async def _take_job_held(self, held: _Held) -> None:
@@ -405,16 +408,18 @@ class WorkerSource:
             await asyncio.shield(self._finish(held, "nak"))
             raise
         except Exception as exc:
-            _log.exception("could not take an event's message; handing it back",
-                           subject=shorten(msg.subject, 200), error=_reason(exc))  # fmt: skip
+            _log.exception(
+                "could not take an event's message; handing it back",
+                subject=shorten(msg.subject, 200),
+                error=_reason(exc),
+            )
             await self._finish(held, "nak", delay=1.0)
         return held
 
     def _hand(self, held: _Held, raw: dict[str, Any], *, replayed: bool, orphaned: bool) -> None:
         done = functools.partial(self._finish, held, "ack")
         headers = dict(held.msg.headers or {}) if _instruments else None  # trace context
-        delivery = Delivery(raw, replayed=replayed, orphaned=orphaned, done=done,
-                            headers=headers)  # fmt: skip
+        delivery = Delivery(raw, replayed=replayed, orphaned=orphaned, done=done, headers=headers)
         self._queue.put_nowait((delivery, held))
 
     async def _read(self, held: _Held) -> tuple[dict[str, Any] | None, bool, bool]:
@@ -428,8 +433,11 @@ class WorkerSource:
             raw = None
         if not isinstance(raw, dict):
             self.stats.malformed += 1
-            _log.error("a message that is not an event was terminated",
-                       subject=shorten(msg.subject, 200), size=len(msg.data))  # fmt: skip
+            _log.error(
+                "a message that is not an event was terminated",
+                subject=shorten(msg.subject, 200),
+                size=len(msg.data),
+            )
             await self._finish(held, "term")
             return None, False, False
         if headers.get(HEADER_FETCH):
@@ -437,8 +445,11 @@ class WorkerSource:
                 raw = await self._full_event(raw)
             except (FlatfileError, ValueError) as err:
                 shown = shorten(repr(raw.get("id")), 200)
-                _log.warning("could not read a large event from the API; handing it back",
-                             event_id=shown, error=str(err))  # fmt: skip
+                _log.warning(
+                    "could not read a large event from the API; handing it back",
+                    event_id=shown,
+                    error=str(err),
+                )
                 await self._finish(held, "nak", delay=min(5.0, self.settings.ack_wait))
                 return None, False, False
         return raw, bool(headers.get(HEADER_REPLAYED)), bool(headers.get(HEADER_ORPHANED))
@@ -483,8 +494,9 @@ class WorkerSource:
         try:
             job = await self.listener.client.jobs.get(job_id)
         except FlatfileError as err:
-            _log.warning("could not read a redelivered job; handing it back", job_id=job_id,
-                         error=str(err))  # fmt: skip
+            _log.warning(
+                "could not read a redelivered job; handing it back", job_id=job_id, error=str(err)
+            )
             await self._finish(held, "nak", delay=min(5.0, self.settings.ack_wait))
             return None
         if job.status in TERMINAL_STATUSES:
@@ -495,8 +507,11 @@ class WorkerSource:
         wait = self._still_beating(job)
         if wait is not None:
             # Its worker lost the broker, not the platform: it runs. Look again later.
-            _log.info("a redelivered job is executing and still heartbeating; looking again "
-                      "later", job_id=job_id, retry_in=round(wait, 1))  # fmt: skip
+            _log.info(
+                "a redelivered job is executing and still heartbeating; looking again later",
+                job_id=job_id,
+                retry_in=round(wait, 1),
+            )
             await self._finish(held, "nak", delay=min(wait, self.settings.ack_wait))
             return None
         why = f"its worker stopped (the message's delivery {delivered}; no one held its lease)"
@@ -522,10 +537,14 @@ class WorkerSource:
         self.stats.poisoned += 1
         delivered = int(held.msg.metadata.num_delivered)
         job_id = job_id_of(raw)
-        _log.error("a message was delivered too many times; it is terminated as poison",
-                   deliveries=delivered, max_deliver=self.settings.max_deliver,
-                   event_id=shorten(repr(raw.get("id")), 200),
-                   topic=shorten(repr(raw.get("topic")), 100), job_id=job_id)  # fmt: skip
+        _log.error(
+            "a message was delivered too many times; it is terminated as poison",
+            deliveries=delivered,
+            max_deliver=self.settings.max_deliver,
+            event_id=shorten(repr(raw.get("id")), 200),
+            topic=shorten(repr(raw.get("topic")), 100),
+            job_id=job_id,
+        )
         if raw.get("topic") == "job:ready" and job_id is not None and held.lease is not None:
             client = self.listener.client
             try:
@@ -567,9 +586,11 @@ class WorkerSource:
                 if held.lease is not None and not held.fenced:
                     held.fenced = not await self._release(held.lease)
                 if held.fenced:
-                    _log.error("this worker's lease on a job was taken over while it ran; its "
-                               "message is left to the worker that holds it now",
-                               lease=held.lease.key if held.lease else None)  # fmt: skip
+                    _log.error(
+                        "this worker's lease on a job was taken over while it ran; its "
+                        "message is left to the worker that holds it now",
+                        lease=held.lease.key if held.lease else None,
+                    )
                     return
                 await self._settle(held.msg, how, delay, sync=held.lease is None)
             finally:
@@ -625,8 +646,11 @@ class WorkerSource:
                 return
             except (*TRANSIENT, nats.errors.ConnectionClosedError) as err:
                 if self.broker.closing or isinstance(err, nats.errors.ConnectionClosedError):
-                    _log.warning("a message could not be settled before the connection "
-                                 "closed; it will be delivered again", how=how)  # fmt: skip
+                    _log.warning(
+                        "a message could not be settled before the connection "
+                        "closed; it will be delivered again",
+                        how=how,
+                    )
                     return
             await asyncio.sleep(wait)
             wait = min(wait * 2, 2.0)
@@ -689,12 +713,16 @@ class WorkerSource:
                 held.fenced = False
                 _log.info("a job's lease is this worker's again", lease=lease.key)
             else:
-                _log.warning("a job's lease lapsed (the worker or the broker stalled) and "
-                             "was taken back", lease=lease.key)  # fmt: skip
+                _log.warning(
+                    "a job's lease lapsed (the worker or the broker stalled) and was taken back",
+                    lease=lease.key,
+                )
             return
         if not held.fenced:
             held.fenced = True
             self.stats.fenced += 1
-            _log.error("a job's lease lapsed and another worker holds it: this worker is "
-                       "fenced, and acknowledges nothing of the job's",
-                       lease=lease.key)  # fmt: skip
+            _log.error(
+                "a job's lease lapsed and another worker holds it: this worker is "
+                "fenced, and acknowledges nothing of the job's",
+                lease=lease.key,
+            )
