@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 from flatjobs.models import Event, Subscription, from_wire
 
-from ._transport import Decoder, Endpoint, Page, RetryPolicy, data_object, page_of, success
+from ._transport import (
+    Answer,
+    Decoder,
+    Endpoint,
+    Page,
+    RetryPolicy,
+    data_object,
+    envelope,
+    page_of,
+    success,
+)
 
 if TYPE_CHECKING:
     from ._client import FlatfileClient
@@ -24,6 +34,13 @@ SUBSCRIPTION: Final = Endpoint("GET", "/subscription", "events.subscription")
 _event = data_object(Event)
 _subscription = data_object(Subscription)
 _raw_page: Decoder[Page[Any]] = page_of(None)
+
+
+def _raw_event(answer: Answer) -> dict[str, Any]:
+    data = envelope(answer)
+    if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+        raise ValueError("expected `data` to be an event object with an id")
+    return dict(data)
 
 
 class EventsAPI:
@@ -93,6 +110,11 @@ class EventsAPI:
     async def get(self, event_id: str) -> Event:
         """``GET /events/{id}``."""
         return await self._client.call(GET, event_id, decode=_event)
+
+    async def get_raw(self, event_id: str) -> dict[str, Any]:
+        """``GET /events/{id}`` as raw JSON, for callers that check events themselves (the
+        answer must be an event object with an id)."""
+        return await self._client.call(GET, event_id, decode=_raw_event)
 
     async def ack(self, event_id: str) -> None:
         """``POST /events/{id}/ack``: mark the event acknowledged."""

@@ -45,7 +45,6 @@ from nats.js import JetStreamContext
 from flatjobs._event import Delivery, is_valid_id, job_id_of
 from flatjobs._lifecycle import failure_details
 from flatjobs._reconcile import Reconciler, job_event
-from flatjobs.client import Endpoint
 from flatjobs.errors import FlatfileError, JobError
 from flatjobs.instruments import Instrument, _instruments, add_instrument
 from flatjobs.log import get_logger, shorten
@@ -76,7 +75,6 @@ POISON_MESSAGE: Final = (
     "The workers running this job kept stopping before it finished, so it is not run again. "
     "Retry to run it once more."
 )
-_GET_EVENT: Final = Endpoint("GET", "/events/{}", "events.get")
 _REFETCH: Final = "flatjobs: reconnected, pull again"
 _log = get_logger("flatjobs.nats")
 
@@ -478,9 +476,8 @@ class WorkerSource:
         event_id = stub.get("id")
         if not isinstance(event_id, str) or not is_valid_id(event_id):
             raise ValueError("the large event's id is not a well-formed id")
-        body: Any = await self.listener.client.call(_GET_EVENT, event_id)
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict) or data.get("id") != event_id:
+        data = await self.listener.client.events.get_raw(event_id)
+        if data.get("id") != event_id:
             raise ValueError(f"GET /events/{event_id} did not answer with the event")
         self.stats.fetched += 1
         return data
