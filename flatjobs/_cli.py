@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import webbrowser
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -48,7 +48,7 @@ from ._runner import Runner, run, stop_on_signal
 from .client import FlatfileClient, RetryPolicy
 from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
 from .log import redact_tokens, shorten
-from .models import JobStatus
+from .models import Job, JobStatus
 from .sources import EventSource, PollingSource, PushSource
 
 __all__ = ["TargetError", "load_target", "main"]
@@ -429,6 +429,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sweep(
+    args: argparse.Namespace,
+    listener: Listener,
+    running: Callable[[Job], Awaitable[bool]] | None = None,
+) -> Reconciler | None:
+    """The reconciliation sweep the options ask for (None: ``--sweep-interval 0``)."""
+    if args.sweep_interval <= 0:
+        return None
+    return Reconciler(
+        listener,
+        interval=args.sweep_interval,
+        ready_grace=args.ready_grace,
+        lookback=args.lookback,
+        running=running,
+        space_id=args.space_id,
+    )
+
+
 def _push_port(port: int, given: int | None) -> int:
     """The emulator's push port: ``given``, else the one after ``port`` (0 for 0: any)."""
     if given is not None:
@@ -502,18 +520,7 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
         _health(args, Connectivity(broker, source)),
     ):
         await _first_contact(client)
-        sweep = (
-            Reconciler(
-                listener,
-                interval=args.sweep_interval,
-                ready_grace=args.ready_grace,
-                lookback=args.lookback,
-                running=broker.job_running,
-                space_id=args.space_id,
-            )
-            if ingress and args.sweep_interval > 0
-            else None
-        )
+        sweep = _sweep(args, listener, running=broker.job_running) if ingress else None
         _say(
             "run",
             f"{_started(args, client, source, sweep)}; {role} of a distributed "
@@ -607,17 +614,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.role is not None:
         raise ConfigurationError("--role needs --nats URL (or FLATJOBS_NATS_URL)")
     source = _source(args, client)
-    sweep = (
-        Reconciler(
-            listener,
-            interval=args.sweep_interval,
-            ready_grace=args.ready_grace,
-            lookback=args.lookback,
-            space_id=args.space_id,
-        )
-        if args.sweep_interval > 0
-        else None
-    )
+    sweep = _sweep(args, listener)
     async with client, _health(args, source):
         await _first_contact(client)
         stats = await run(
