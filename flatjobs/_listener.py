@@ -42,7 +42,7 @@ import attrs
 
 from ._callables import callable_name, is_async_callable
 from ._event import Callback, FlatfileEvent
-from ._matching import FilterMatcher, RouteIndex, TopicMatcher
+from ._matching import FilterKey, FilterMatcher, RouteIndex, TopicMatcher
 from .errors import InvalidEventError
 from .log import get_logger
 from .models import Event
@@ -131,6 +131,15 @@ class Router(Protocol):
 
 _JOB_KEYS: Final = frozenset({"job", "payload.job"})
 """Filter keys that name a job (``{"job": ...}`` matches ``payload.job`` anywhere)."""
+
+
+def _names_job(key: FilterKey, event: FlatfileEvent) -> bool:
+    """Whether a filter key picks jobs by name: ``{"job": ...}``, or a bare value
+    (``listener.on("job:ready", "workbook:export", ...)``) that the job's name matches."""
+    if key.key in _JOB_KEYS:
+        return True
+    job = event.payload.get("job")
+    return key.key == "**" and isinstance(job, str) and key.matches_value(job)
 
 
 @attrs.frozen(eq=False)
@@ -412,7 +421,7 @@ class Listener:
             if _is_router(callback):
                 if callback.route(wrapped) is not None:
                     return True
-            elif any(key.key in _JOB_KEYS for f in route.filters for key in f.keys):
+            elif any(_names_job(key, wrapped) for f in route.filters for key in f.keys):
                 return True
         return False
 

@@ -380,6 +380,10 @@ class _Key:
             for fv in values
         )
 
+    def matches_value(self, value: Any) -> bool:
+        """Whether one of this key's values matches ``value``."""
+        return any(fv.matches(value) for fv in self.values)
+
     def event_texts(self, event: FlatEvent) -> set[str]:
         """The texts an index on this key looks up for ``event``."""
         out: set[str] = set()
@@ -391,6 +395,10 @@ class _Key:
             elif value is not None:
                 out.add(js_string(value))
         return out
+
+
+FilterKey = _Key
+"""One compiled key of a filter (its ``key`` and the values it matches)."""
 
 
 class FilterMatcher:

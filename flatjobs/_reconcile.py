@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ._event import Delivery
+from ._event import Delivery, job_id_of
 from ._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
 from .errors import FlatfileError, JobError
 from .instruments import _instruments, notify
@@ -167,19 +167,27 @@ class Reconciler:
             FlatfileError: the jobs could not be read.
         """
         report = SweepReport()
-        out: list[Delivery] = []
+        candidates: list[tuple[Job, dt.datetime]] = []
         async for job, now in self._recent_jobs():
             report.jobs += 1
             if job.id in running_jobs() or (self._running is not None and await self._running(job)):
                 continue
             if job.status == JobStatus.READY:
                 if job.updated_at is None or now - job.updated_at >= self.ready_grace:
-                    event = job_event(job)
-                    if self.listener.takes_job(event):
-                        report.ready += 1
-                        out.append(Delivery(event, replayed=True))
+                    candidates.append((job, now))
             elif job.status == JobStatus.EXECUTING:
-                delivery = await self._orphan(job, now, report)
+                candidates.append((job, now))
+        events = await self._events_of([job for job, _ in candidates])
+        out: list[Delivery] = []
+        for job, now in candidates:
+            event = events.get(job.id)
+            if event is None:
+                continue  # not one of ours
+            if job.status == JobStatus.READY:
+                report.ready += 1
+                out.append(Delivery(event, replayed=True))
+            else:
+                delivery = await self._orphan(job, event, now, report)
                 if delivery is not None:
                     out.append(delivery)
         self.sweeps += 1
@@ -188,41 +196,107 @@ class Reconciler:
             _log.info("reconciliation sweep", **attrs.asdict(report))
         return out
 
-    async def _orphan(self, job: Job, now: dt.datetime, report: SweepReport) -> Delivery | None:
-        event = job_event(job)
-        if not self.listener.takes_job(event):
-            return None  # not one of ours
+    async def _events_of(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+        """The ``job:ready`` event of each of ``jobs`` the listener takes, by job id.
+
+        The event is rebuilt from the job; a job the rebuilt event does not make ours may
+        still be, through context the job does not hold (``listener.namespace(...)``,
+        ``actorId``, ``slugs``): for those, the platform's own event is looked up in the
+        feed, in one read of ``job:ready`` events since the oldest of them.
+        """
+        ours: dict[str, dict[str, Any]] = {}
+        unsure: list[Job] = []
+        for job in jobs:
+            event = job_event(job)
+            if self.listener.takes_job(event):
+                ours[job.id] = event
+            else:
+                unsure.append(job)
+        if not unsure:
+            return ours
+        originals = await self._ready_events(unsure)
+        for job in unsure:
+            original = originals.get(job.id)
+            if original is None:
+                continue
+            event = job_event(job)
+            event["context"] = {**original["context"], **event["context"]}
+            if self.listener.takes_job(event):
+                ours[job.id] = event
+        return ours
+
+    async def _ready_events(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+        """The platform's ``job:ready`` events of ``jobs`` found in the feed, by job id."""
+        wanted = {job.id for job in jobs}
+        times = [job.created_at for job in jobs if job.created_at is not None]
+        since = min(times) - dt.timedelta(seconds=1) if len(times) == len(jobs) else None
+        found: dict[str, dict[str, Any]] = {}
+        for number in range(1, self.max_pages + 1):
+            page = await self.client.events.list_raw(
+                space_id=self.space_id,
+                topic="job:ready",
+                since=since,
+                page_size=self.page_size,
+                page_number=number,
+                include_acknowledged=True,
+            )
+            for raw in page.items:
+                job_id = job_id_of(raw) if isinstance(raw, dict) else None
+                if job_id in wanted and isinstance(raw.get("context"), dict):
+                    found[job_id] = raw
+            if not page.items or len(found) == len(wanted):
+                break
+        return found
+
+    async def _orphan(
+        self, job: Job, event: dict[str, Any], now: dt.datetime, report: SweepReport
+    ) -> Delivery | None:
         heartbeat, _ = self.policy(event)
         if heartbeat is None or job.updated_at is None:
             return None  # no heartbeats: silence says nothing
         silence = dt.timedelta(seconds=3 * heartbeat)
         if now - job.updated_at <= silence or await self._parts_alive(job, now, silence):
             return None  # alive, somewhere
-        return await self.end_orphan(job, why=f"silent for {now - job.updated_at}", report=report)
+        why = f"silent for {now - job.updated_at}"
+        return await self.end_orphan(job, why=why, report=report, event=event)
 
     async def _parts_alive(self, job: Job, now: dt.datetime, silence: dt.timedelta) -> bool:
         """Whether ``job`` was split and waits for parts that still run: one not started
         yet, or one running that spoke within ``silence`` (a split parent sends no
         heartbeats of its own; it ends when its parts have completed)."""
-        parts = await self.client.jobs.list(parent_id=job.id, page_size=self.page_size)
-        return any(
-            part.status not in TERMINAL_STATUSES
-            and (
-                part.status != JobStatus.EXECUTING
-                or part.updated_at is None
-                or now - part.updated_at <= silence
+        for number in range(1, self.max_pages + 1):
+            page = await self.client.jobs.list(
+                parent_id=job.id, page_size=self.page_size, page_number=number
             )
-            for part in parts
-        )
+            if any(
+                part.status not in TERMINAL_STATUSES
+                and (
+                    part.status != JobStatus.EXECUTING
+                    or part.updated_at is None
+                    or now - part.updated_at <= silence
+                )
+                for part in page
+            ):
+                return True
+            count = page.pagination.page_count if page.pagination else None
+            if len(page) < self.page_size or (count is not None and number >= count):
+                return False
+        return True  # more parts than a sweep reads: not judged silent on a partial view
 
     async def end_orphan(
-        self, job: Job, *, why: str = "", report: SweepReport | None = None
+        self,
+        job: Job,
+        *,
+        why: str = "",
+        report: SweepReport | None = None,
+        event: dict[str, Any] | None = None,
     ) -> Delivery | None:
         """End ``job``, an orphan however it was found (``why``: a sweep's silence, the
         distributed mode's lapsed lease): it is failed with a Retry button, or, when its
-        handler opted in to re-runs, the delivery that runs it again is returned."""
+        handler opted in to re-runs, the delivery that runs it again is returned
+        (``event``: its ``job:ready`` event, by default rebuilt from the job)."""
         report = report if report is not None else SweepReport()
-        event = job_event(job)
+        event = event if event is not None else job_event(job)
         rerun = self.policy(event)[1]
         if _instruments:
             notify("job_orphaned", job.id, job.job_name, rerun)

@@ -232,6 +232,54 @@ async def test_a_split_job_waiting_for_its_parts_is_not_an_orphan(emu: Emulator)
     assert emu.job(parent).status == "failed"
 
 
+async def test_a_split_job_with_more_parts_than_a_page_is_judged_on_all_of_them(
+    emu: Emulator,
+) -> None:
+    listener, _ = handled()
+    parent = await make_executing(emu)
+    async with client_for(emu) as client:
+        listener.client = client
+        await client.jobs.split(parent, 5)
+        parts = sorted((j for j in emu.jobs() if j.parent_id == parent), key=lambda j: j.part or 0)
+        for part in parts[:4]:  # four end; the fifth still waits its turn
+            await client.jobs.ack(part.id)
+            await client.jobs.complete(part.id)
+        await asyncio.sleep(1.4)
+        assert await Reconciler(listener, ready_grace=60, page_size=2).sweep() == []
+    assert emu.job(parent).status == "executing"
+
+
+async def test_a_namespaced_registry_s_jobs_are_swept_through_their_own_events(
+    emu: Emulator,
+) -> None:
+    # listener.namespace(...), Flatfile's way to scope a listener: a job rebuilt from
+    # its record has no namespaces; the sweep finds the platform's own event for it.
+    jobs = Jobs(heartbeat=0.1)
+    ran: list[str] = []
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> None:
+        ran.append(str(event.job_id))
+
+    listener = Listener()
+    listener.namespace("space:red", lambda red: red.use(jobs))
+    red = {"namespaces": ["space:red"]}
+    ready = emu.trigger("workbook:export", context=red).id
+    orphan = emu.trigger("workbook:export", context=red).id
+    blue = emu.trigger("workbook:export", context={"namespaces": ["space:blue"]}).id
+    async with client_for(emu) as client:
+        await client.jobs.ack(orphan, info="Accepted", progress=0)
+        await asyncio.sleep(1.4)
+        listener.client = client
+        deliveries = await Reconciler(listener, ready_grace=0).sweep()
+        for delivery in deliveries:
+            await listener.dispatch(FlatfileEvent.parse(delivery))
+    assert ran == [ready]
+    assert emu.job(ready).status == "complete"
+    assert emu.job(orphan).status == "failed"
+    assert emu.job(blue).status == "ready"
+
+
 async def test_a_catch_all_callback_does_not_make_other_jobs_ours(emu: Emulator) -> None:
     # An audit log on every event matches every job: the sweep must neither re-deliver
     # ready jobs to it nor fail executing jobs that some other service runs.
@@ -252,11 +300,15 @@ async def test_a_catch_all_callback_does_not_make_other_jobs_ours(emu: Emulator)
     assert emu.job(executing).status == "executing"
 
 
-async def test_a_callback_filtered_by_job_name_is_swept_as_a_handler_is(emu: Emulator) -> None:
-    # Flatfile's own way to route a job: listener.on("job:ready", {"job": ...}).
+@pytest.mark.parametrize("named", [{"job": "workbook:export"}, "workbook:export"])
+async def test_a_callback_filtered_by_job_name_is_swept_as_a_handler_is(
+    emu: Emulator, named: dict[str, str] | str
+) -> None:
+    # Flatfile's own way to route a job: listener.on("job:ready", {"job": ...}), or the
+    # job's name as a bare value.
     listener = Listener()
 
-    @listener.on("job:ready", {"job": "workbook:export"})
+    @listener.on("job:ready", named)
     async def export(event: FlatfileEvent) -> None:
         async with job_lifecycle(event, heartbeat=0.1):
             pass
