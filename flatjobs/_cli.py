@@ -160,6 +160,9 @@ _SECONDS = _number(float, 0, 366 * 86400)  # a year: inf and 1e300 are no durati
 _PORT = _number(int, 0, 65535)
 
 
+_SKEW = dt.timedelta(minutes=5)
+
+
 def _instant(text: str) -> dt.datetime:
     """An argparse type: an ISO 8601 time (UTC unless it says otherwise), not in the future."""
     try:
@@ -169,7 +172,9 @@ def _instant(text: str) -> dt.datetime:
             f"is not an ISO 8601 time such as 2026-11-22T09:30:00Z: {text[:40]!r}"
         ) from None
     when = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
-    if when > dt.datetime.now(dt.UTC):
+    # The time of an event is the server's: a clock a little ahead of this one is no error
+    # (the source never moves past the server's clock).
+    if when > dt.datetime.now(dt.UTC) + _SKEW:
         raise argparse.ArgumentTypeError(f"is in the future: {text}")
     return when
 

@@ -171,3 +171,34 @@ async def test_since_reaches_back_to_events_published_while_nothing_listened(
     default = await jobs_seen(None, lambda seen: bool(new) and new[0] in seen)
     assert old not in default
     assert old in await jobs_seen(start, lambda seen: old in seen)
+
+
+async def test_a_since_from_the_year_one_or_ahead_of_the_server_loses_nothing(
+    emu: Emulator,
+) -> None:
+    # Year 1 would overflow `since - overlap`; a since ahead of the server's clock (a
+    # skewed clock, or a typo) would hide every event until then. Both read what is there.
+    job = emu.trigger("workbook:export").id
+    async with client_for(emu) as client:
+        for since in (
+            dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+            dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30),
+        ):
+            source = PollingSource(client, interval=0.02, max_interval=0.05, since=since)
+            if since.year > 1:
+                await source.poll_once()  # the first poll meets the server's clock
+                job = emu.trigger("workbook:later").id
+            seen: set[str] = set()
+            async with asyncio.timeout(5):
+                async for delivery in source:
+                    seen.add(delivery.raw["context"].get("jobId"))
+                    if job in seen:
+                        break
+
+
+def test_a_since_without_a_timezone_is_refused(emu: Emulator) -> None:
+    client = FlatfileClient(emu.url, emu.token, environment_id=emu.environment_id)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        PollingSource(client, since=dt.datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        PushSource(client, origin=emu.push_url, since=dt.datetime(2026, 1, 1))

@@ -35,7 +35,7 @@ import asyncio
 import datetime as dt
 import math
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 from flatjobs.client import FlatfileClient, Page, RetryPolicy
 from flatjobs.errors import FlatfileError, UnexpectedResponseError
@@ -51,6 +51,7 @@ _log = get_logger("flatjobs.sources")
 _ONCE = RetryPolicy(attempts=1)  # narrowing reads: a refused page is narrowed, not retried
 _SKIP_AFTER = 3  # polls in which one event fails alike before it is skipped
 _TICK = dt.timedelta(milliseconds=1)  # the resolution of the platform's timestamps
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PRUNE_AT = 1024  # remembered ids before the first pruning
 
 
@@ -110,7 +111,9 @@ class PollingSource:
         self.page_size = 2 ** int(math.log2(page_size))
         self.max_pages = max_pages
         self.include_acknowledged = include_acknowledged
-        self._cursor = since or dt.datetime.now(dt.UTC) - self.overlap
+        self._cursor = dt.datetime.now(dt.UTC) - self.overlap
+        if since is not None:
+            self.cursor = since
         self._seen: dict[str, dt.datetime] = {}  # id -> when it can no longer be read again
         self._prune_at = _PRUNE_AT
         self._unreadable: dict[int, int] = {}  # a lone event's answer -> polls it failed in
@@ -144,8 +147,11 @@ class PollingSource:
     @cursor.setter
     def cursor(self, when: dt.datetime) -> None:
         if when.tzinfo is None:
-            raise ValueError("the cursor must be a timezone-aware datetime")
-        self._cursor = when
+            raise ValueError(
+                f"since/cursor must be a timezone-aware datetime, got {when.isoformat()}"
+            )
+        # Before the epoch there are no events; and `when - overlap` must stay a date.
+        self._cursor = max(when, _EPOCH)
 
     def observe(self, raw: Any) -> bool:
         """Note an event another path delivered (a push channel): it is not delivered again,
@@ -212,7 +218,7 @@ class PollingSource:
                 newest = max(newest, min(created, now))  # never past the server's clock
             replayed = created is None or created < self._started
             fresh.append(Delivery(raw, replayed=replayed))
-        self._cursor = newest
+        self._cursor = min(newest, now)  # a `since` ahead of the server's clock too
         self._forget(now, force=not self.polls % 50)
         # A lone event that failed in an earlier poll, and now did not: the network's fault.
         self._unreadable = {k: n for k, n in self._unreadable.items() if n >= _SKIP_AFTER}
