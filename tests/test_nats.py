@@ -529,6 +529,33 @@ async def test_an_event_published_again_after_a_broker_restart_runs_once(
     ]
 
 
+async def test_events_still_run_after_the_claims_bucket_was_deleted(
+    nats_server: NatsServer,
+) -> None:
+    """An operator (or a lost volume) deletes the bucket of claimed event ids: it is made
+    again, as at start, and events go on being dispatched, each once."""
+    seen: collections.Counter[str] = collections.Counter()
+    listener = Listener()
+
+    @listener.on("records:created")
+    async def record(event: FlatfileEvent) -> None:
+        seen[event.id or ""] += 1
+
+    source = MemorySource()
+    settings = fast()
+    broker = await connect(nats_server.url, settings)
+    async with broker, running(listener, broker, "all", source):
+        source.put(make_event("records:created", id="us_evt_before"))
+        await until(lambda: seen["us_evt_before"] == 1)
+        await broker.js.delete_key_value(settings.events_bucket)
+        for n in range(3):
+            source.put(make_event("records:created", id=f"us_evt_after{n}"))
+        await until(lambda: sum(seen.values()) == 4)
+        await asyncio.sleep(0.3)
+        assert await broker.claim("us_evt_after0", 999) is not None  # claimed in the new one
+    assert set(seen.values()) == {1}
+
+
 async def test_a_claimed_event_s_message_delivered_again_still_runs(
     nats_server: NatsServer,
 ) -> None:

@@ -299,12 +299,18 @@ class Broker:
             nats.errors.Error, nats.js.errors.APIError: the bucket could not be written.
         """
         key, value = token(msg_id), str(seq).encode()
-        for _ in range(3):
+        for attempt in range(3):
             try:
                 await self.events.create(key, value)
                 return None
             except jse.KeyWrongLastSequenceError:
                 pass
+            except jse.NoStreamResponseError:
+                if attempt:
+                    raise
+                # The bucket is gone (deleted by hand?): made again, as at start.
+                self.events = await _events_bucket(self.js, self.settings)
+                continue
             try:
                 entry = await self.events.get(key)
             except jse.KeyNotFoundError:

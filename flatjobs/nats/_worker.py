@@ -41,6 +41,7 @@ import attrs
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js import errors as jse
 
 from flatjobs._event import Delivery, is_valid_id, job_id_of
 from flatjobs._lifecycle import failure_details
@@ -458,7 +459,18 @@ class WorkerSource:
         msg_id = (held.msg.headers or {}).get("Nats-Msg-Id")
         if not msg_id:
             return True  # not published by an ingress: nothing to claim it by
-        first = await self.broker.claim(msg_id, held.seq)
+        try:
+            first = await self.broker.claim(msg_id, held.seq)
+        except (nats.errors.Error, jse.APIError) as err:
+            # Dispatched unclaimed: the claim only guards against an event stored twice,
+            # which is rare; a job's lease still keeps it from running twice. Stalling
+            # every message on a broken bucket would strand them all.
+            _log.warning(
+                "could not claim an event id; dispatching it unclaimed",
+                seq=held.seq,
+                error=_reason(err),
+            )
+            return True
         if first is None:
             return True
         self.stats.duplicates += 1
