@@ -659,7 +659,13 @@ async def test_a_poisoned_job_is_failed_with_a_retry_button(
         async with running(listener, broker, "worker") as node:
             await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
             await until(lambda: node.stats.worker is not None and node.stats.worker.poisoned)
-        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+
+        async def settled() -> bool:  # the term is sent without waiting for its answer
+            return (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+
+        async with asyncio.timeout(10):
+            while not await settled():  # noqa: ASYNC110 - polls the server's state
+                await asyncio.sleep(0.05)
     assert taken.metadata.num_delivered == 1
     ended = emu.job(job.id)
     assert ended.status == "failed"
