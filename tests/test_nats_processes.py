@@ -92,9 +92,20 @@ class Cluster:
         for proc in self.procs:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            await asyncio.wait_for(proc.wait(), 60)
-        self._stack.close()
+        try:
+            for proc in self.procs:
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:  # stuck: never leave a process behind a test
+                    proc.kill()
+                    await proc.wait()
+                    raise
+        finally:
+            for proc in self.procs:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            self._stack.close()
 
     def pids(self) -> dict[str, list[int]]:
         """Which process started each body, in order."""
