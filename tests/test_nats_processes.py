@@ -294,3 +294,22 @@ async def _health_url(stderr: asyncio.StreamReader) -> str:
             found = re.search(r"url=(http://\S+)", line)
             if found:
                 return found[1]
+
+
+async def test_sigterm_with_the_broker_gone_stops_each_role_cleanly(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The broker is away when SIGTERM comes: each process still stops, at once and
+    without a traceback (an ingress could not save its cursor: a warning says so)."""
+    async with Emulator(record=False) as emu, cluster(emu, nats_server, tmp_path) as made:
+        ingress = await made.start("ingress")
+        worker = await made.start("worker")
+        ids = [emu.trigger("workbook:work").id for _ in range(3)]
+        await all_ended(emu, ids, timeout=30)
+        await asyncio.to_thread(nats_server.kill)
+        await asyncio.sleep(0.5)
+        for proc in (ingress, worker):
+            proc.send_signal(signal.SIGTERM)
+        codes = [await asyncio.wait_for(proc.wait(), 30) for proc in (ingress, worker)]
+    assert codes == [0, 0], made.logs()[-3000:]
+    assert "Traceback" not in made.logs(), made.logs()[-3000:]

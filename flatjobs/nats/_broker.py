@@ -344,7 +344,9 @@ class Broker:
         if not self.nc.is_closed:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await self.nc.flush(timeout=2)
-            await self.nc.close()
+            # A server that is gone cannot be told goodbye: closing is still done.
+            with contextlib.suppress(nats.errors.Error, TimeoutError, ConnectionError):
+                await self.nc.close()
 
     async def __aenter__(self) -> Self:
         return self

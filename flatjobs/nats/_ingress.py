@@ -25,7 +25,6 @@ is dispatched again (its job does not run twice: it is no longer ready).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import math
@@ -184,8 +183,12 @@ class Ingress:
             aclose = getattr(self.source, "aclose", None)
             if aclose is not None:
                 await aclose()
-            with contextlib.suppress(*TRANSIENT, nats.errors.Error, jse.APIError):
+            try:
                 await asyncio.wait_for(self._save_cursor(), 5.0)
+            except (*TRANSIENT, nats.errors.Error, jse.APIError, TimeoutError) as exc:
+                # The broker is away: the next ingress starts from the last cursor saved
+                # (and re-reads a little more, dispatched once by the workers' claims).
+                _log.warning("could not save the feed's cursor at stop", error=_reason(exc))
         if not consume.cancelled() and consume.exception() is not None:
             raise consume.exception()  # type: ignore[misc]
         return self.stats
