@@ -656,16 +656,18 @@ async def test_a_poisoned_job_is_failed_with_a_retry_button(
         sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
         (taken,) = await sub.fetch(1, timeout=5)  # and died without a word
         await sub.unsubscribe()
-        async with running(listener, broker, "worker") as node:
-            await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
-            await until(lambda: node.stats.worker is not None and node.stats.worker.poisoned)
 
         async def settled() -> bool:  # the term is sent without waiting for its answer
             return (await broker.js.stream_info("FLATJOBS")).state.messages == 0
 
-        async with asyncio.timeout(10):
-            while not await settled():  # noqa: ASYNC110 - polls the server's state
-                await asyncio.sleep(0.05)
+        async with running(listener, broker, "worker") as node:
+            await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
+            await until(lambda: node.stats.worker is not None and node.stats.worker.poisoned)
+            # While a worker runs, the message leaves the stream (a term that raced a
+            # redelivery is stale: the next delivery is terminated in turn).
+            async with asyncio.timeout(15):
+                while not await settled():  # noqa: ASYNC110 - polls the server's state
+                    await asyncio.sleep(0.05)
     assert taken.metadata.num_delivered == 1
     ended = emu.job(job.id)
     assert ended.status == "failed"
