@@ -240,10 +240,13 @@ async def test_events_from_before_the_first_poll_are_delivered_as_replayed(
     feed.events = [event(0, NOW - dt.timedelta(seconds=2))]
     source = PollingSource(fclient, since=NOW - dt.timedelta(seconds=10))
     (old,) = await source.poll_once()
-    feed.now = NOW + dt.timedelta(seconds=1)
+    feed.now = NOW + dt.timedelta(seconds=2)
+    # The first poll's clock said NOW, in whole seconds: an event of that same second may
+    # have come before it (replayed: its job runs only while ready); one after is new.
     feed.events.append(event(1, NOW + dt.timedelta(milliseconds=500)))
-    (new,) = await source.poll_once()
-    assert (old.replayed, new.replayed) == (True, False)
+    feed.events.append(event(2, NOW + dt.timedelta(milliseconds=1500)))
+    same_second, new = await source.poll_once()
+    assert (old.replayed, same_second.replayed, new.replayed) == (True, True, False)
 
 
 # ------------------------------------------------------------------ against the emulator

@@ -202,3 +202,19 @@ def test_a_since_without_a_timezone_is_refused(emu: Emulator) -> None:
         PollingSource(client, since=dt.datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         PushSource(client, origin=emu.push_url, since=dt.datetime(2026, 1, 1))
+
+
+async def test_events_stored_before_the_first_poll_are_replayed_whatever_the_second(
+    emu: Emulator,
+) -> None:
+    # The server's clock (its Date header) counts whole seconds: an event stored in the
+    # same second as the first poll came before this process, and may have started a job
+    # in a process that just died. Delivered as fresh, its job would run a second time.
+    for _ in range(3):
+        job = emu.trigger("workbook:export").id
+        async with client_for(emu) as client:
+            source = PollingSource(client)
+            got = await source.poll_once()
+        mine = [d for d in got if d.raw["context"].get("jobId") == job]
+        assert mine
+        assert all(d.replayed for d in mine)

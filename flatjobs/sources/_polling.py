@@ -199,7 +199,12 @@ class PollingSource:
         self._resume = (since, first + self.max_pages) if more else None
         # Everything was read: commit.
         if self._started is None:
-            self._started = server_now or dt.datetime.now(dt.UTC)
+            # The Date header counts whole seconds, rounded down: an event stored in the
+            # same second, before this process started, must still count as replayed (a
+            # job it brought may be running in a process that just died).
+            self._started = (
+                server_now + dt.timedelta(seconds=1) if server_now else dt.datetime.now(dt.UTC)
+            )
         if full:
             self._last_full = loop.time()
         now = server_now or dt.datetime.now(dt.UTC)
