@@ -52,6 +52,7 @@ _ONCE = RetryPolicy(attempts=1)  # narrowing reads: a refused page is narrowed, 
 _SKIP_AFTER = 3  # polls in which one event fails alike before it is skipped
 _TICK = dt.timedelta(milliseconds=1)  # the resolution of the platform's timestamps
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_SECOND: Final = dt.timedelta(seconds=1)
 _PRUNE_AT = 1024  # remembered ids before the first pruning
 
 
@@ -223,7 +224,9 @@ class PollingSource:
                 newest = max(newest, min(created, now))  # never past the server's clock
             replayed = created is None or created < self._started
             fresh.append(Delivery(raw, replayed=replayed))
-        self._cursor = min(newest, now)  # a `since` ahead of the server's clock too
+        # A cursor ahead of the server's clock (a `since` in its future) is pulled back to
+        # it; one within the clock's second (the Date header rounds down) stays.
+        self._cursor = now if newest > now + _SECOND else newest
         self._forget(now, force=not self.polls % 50)
         # A lone event that failed in an earlier poll, and now did not: the network's fault.
         self._unreadable = {k: n for k, n in self._unreadable.items() if n >= _SKIP_AFTER}
