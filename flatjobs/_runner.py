@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -321,6 +321,26 @@ def stop_on_signal(runner: Stoppable, on_signal: Callable[[str], None] | None = 
     runner.stop()
 
 
+@contextlib.contextmanager
+def signals_stop(
+    runner: Stoppable, on_signal: Callable[[str], None] | None = None, *, enabled: bool = True
+) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM stop ``runner`` (:func:`stop_on_signal`), where the
+    loop can handle signals; the handlers are removed on exit."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if enabled:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop_on_signal, runner, on_signal)
+                installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 async def run(
     listener: Listener,
     source: EventSource,
@@ -346,17 +366,7 @@ async def run(
         cancel_grace=cancel_grace,
         sweep=sweep,
     )
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop_on_signal, runner, on_signal)
-                installed.append(sig)
-    try:
+    with signals_stop(runner, on_signal, enabled=handle_signals):
         if started is not None:
             started()
         return await runner.run()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from flatjobs._reconcile import Reconciler
-from flatjobs._runner import Runner, RunStats, stop_on_signal
+from flatjobs._runner import Runner, RunStats, signals_stop
 from flatjobs.log import get_logger
 from flatjobs.sources import EventSource
 
@@ -204,15 +203,5 @@ async def run_distributed(
         grace_period=grace_period,
         cancel_grace=cancel_grace,
     )
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop_on_signal, runner, on_signal)
-                installed.append(sig)
-    try:
+    with signals_stop(runner, on_signal, enabled=handle_signals):
         return await runner.run()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
