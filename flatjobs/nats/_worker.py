@@ -341,20 +341,27 @@ class WorkerSource:
         if key is not None:
             self._by_key[key] = held
 
-    async def _take_job(self, msg: Msg) -> None:
-        held = _Held(msg, slot=True)
+    @contextlib.asynccontextmanager
+    async def _or_hand_back(self, held: _Held, what: str) -> AsyncIterator[None]:
+        """Take ``held`` inside; stopping meanwhile hands it back at once, an error after a
+        second (logged, naming ``what``)."""
         try:
-            await self._take_job_held(held)
-        except asyncio.CancelledError:  # stopping while taking it: hand it back
+            yield
+        except asyncio.CancelledError:
             await asyncio.shield(self._finish(held, "nak"))
             raise
         except Exception as exc:
             _log.exception(
-                "could not take a job's message; handing it back",
-                subject=shorten(msg.subject, 200),
+                f"could not take {what}; handing it back",
+                subject=shorten(held.msg.subject, 200),
                 error=_reason(exc),
             )
             await self._finish(held, "nak", delay=1.0)
+
+    async def _take_job(self, msg: Msg) -> None:
+        held = _Held(msg, slot=True)
+        async with self._or_hand_back(held, "a job's message"):
+            await self._take_job_held(held)
 
     async def _take_job_held(self, held: _Held) -> None:
         msg, settings = held.msg, self.settings
@@ -394,7 +401,7 @@ class WorkerSource:
 
     async def _take_event(self, msg: Msg) -> _Held | None:
         held = _Held(msg)
-        try:
+        async with self._or_hand_back(held, "an event's message"):
             self._register(held)
             raw, replayed, _ = await self._read(held)
             if raw is None or not await self._first(held, raw):
@@ -403,16 +410,6 @@ class WorkerSource:
                 await self._poison(held, raw)
                 return held
             self._hand(held, raw, replayed=replayed, orphaned=False)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._finish(held, "nak"))
-            raise
-        except Exception as exc:
-            _log.exception(
-                "could not take an event's message; handing it back",
-                subject=shorten(msg.subject, 200),
-                error=_reason(exc),
-            )
-            await self._finish(held, "nak", delay=1.0)
         return held
 
     def _hand(self, held: _Held, raw: dict[str, Any], *, replayed: bool, orphaned: bool) -> None:
