@@ -68,7 +68,7 @@ from .errors import (
     UnexpectedResponseError,
 )
 from .instruments import _instruments, notify
-from .log import get_logger, shorten
+from .log import get_logger, redact_head, shorten
 from .models import (
     TERMINAL_STATUSES,
     Event,
@@ -203,42 +203,60 @@ _MINIMAL_CHARS: Final = 200
 
 
 def _cut(text: str | None, limit: int = MAX_MESSAGE_CHARS) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
+    """``text`` with registered secrets and bearer tokens redacted, cut to ``limit``
+    characters (the last an ellipsis). A handler's words stay as written otherwise."""
+    if text is None:
+        return None
+    head, whole = redact_head(text, limit, urls=False)
+    if whole and len(head) <= limit:
+        return head
+    return head[: limit - 1] + "…"
 
 
 def _text(exc: BaseException) -> str:
-    """An exception's message: its text, or its type name when that is empty or unreadable."""
+    """What the end user reads for an exception: a :class:`JobError`'s message as the
+    handler wrote it; a timeout as the limit the job ran into; anything else as its type
+    and text (``KeyError: 'email'``), with credentials in URLs redacted too, since nobody
+    chose to show it. Bounded and redacted by :func:`_cut` after."""
+    if isinstance(exc, JobTimeout):  # its own text names the job: the user knows which
+        unit = "second" if exc.timeout == 1 else "seconds"
+        return f"The job timed out after {exc.timeout:g} {unit} and was stopped."
+    name = type(exc).__name__
     try:
-        text = exc.message if isinstance(exc, JobError) else exc
-        text = str(text)[: MAX_MESSAGE_CHARS * 4]
+        text = str(exc.message if isinstance(exc, JobError) else exc)
     except Exception:  # an exception whose __str__ raises
-        return type(exc).__name__
-    return text.strip() or type(exc).__name__
+        return name
+    if isinstance(exc, JobError):
+        return text.strip() or name
+    text = redact_head(text, MAX_MESSAGE_CHARS)[0].strip()
+    return f"{name}: {text}" if text else name
 
 
 def failure_details(exc: BaseException) -> JobCompleteDetails:
-    """The ``fail`` body for an exception: its text (or type name), as info and outcome."""
-    message = _text(exc)
+    """The ``fail`` body for an exception: what the user reads of it (see :func:`_text`),
+    as info and outcome; its texts redacted and bounded, ready to send."""
+    message = _cut(_text(exc))
     if isinstance(exc, JobError):
-        outcome = JobOutcome(acknowledge=True, heading=exc.heading, message=message, next=exc.next)
-        return JobCompleteDetails(info=exc.info or message, outcome=outcome)
+        outcome = JobOutcome(
+            acknowledge=True,
+            heading=_cut(exc.heading, _MINIMAL_CHARS),
+            message=message,
+            next=exc.next,
+        )
+        return JobCompleteDetails(info=_cut(exc.info) or message, outcome=outcome)
     return JobCompleteDetails(info=message, outcome=JobOutcome(acknowledge=True, message=message))
 
 
 def _bounded(details: JobCompleteDetails) -> JobCompleteDetails:
-    """``details`` with its texts cut to :data:`MAX_MESSAGE_CHARS`."""
+    """``details`` with its texts redacted and cut to :data:`MAX_MESSAGE_CHARS` (the heading
+    to fewer)."""
     outcome = details.outcome
-    if outcome is not None and (
-        _cut(outcome.message) is not outcome.message
-        or _cut(outcome.heading, _MINIMAL_CHARS) is not outcome.heading
-    ):
-        outcome = evolve(
-            outcome, message=_cut(outcome.message), heading=_cut(outcome.heading, _MINIMAL_CHARS)
-        )
+    if outcome is not None:
+        message, heading = _cut(outcome.message), _cut(outcome.heading, _MINIMAL_CHARS)
+        if message != outcome.message or heading != outcome.heading:
+            outcome = evolve(outcome, message=message, heading=heading)
     info = _cut(details.info)
-    if outcome is details.outcome and info is details.info:
+    if outcome is details.outcome and info == details.info:
         return details
     return evolve(details, info=info, outcome=outcome)
 
@@ -637,9 +655,7 @@ class JobLifecycle:
             if isinstance(exc, JobError):  # chosen by the handler: the user sees the message
                 self.log.info("job failed with a user-facing error", error=_text(exc))
             else:
-                self.log.error(
-                    "job failed", error=f"{type(exc).__name__}: {_text(exc)}", exc_info=exc
-                )
+                self.log.error("job failed", error=_text(exc), exc_info=exc)
             await _shielded(self._end("fail", failure_details(exc)))
             self._report("failed", exc)
             return False
@@ -667,7 +683,7 @@ class JobLifecycle:
             return
         if isinstance(error, JobCancelled):
             raise error
-        failure = failure_details(FlatfileError(f"The job could not be completed: {error}"))
+        failure = failure_details(JobError(f"The job could not be completed: {error}"))
         if await self._end("fail", failure) is not None:
             self.log.error(
                 "job could not be completed nor failed; it may stay executing", error=str(error)

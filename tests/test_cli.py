@@ -161,7 +161,7 @@ def test_load_target_finds_listener_or_jobs_by_default(monkeypatch: pytest.Monke
 async def test_dev_exits_1_when_a_job_fails_unexpectedly() -> None:
     code, out, _ = await flatjobs("dev", APP, "--trigger", "workbook:crash", "--exit-when-idle")
     assert code == 1
-    assert "FAILED the handler has a bug" in out
+    assert "FAILED RuntimeError: the handler has a bug" in out
     assert "1 job(s): 0 complete, 1 failed (1 unexpectedly)" in out
 
 

@@ -226,7 +226,7 @@ async def test_handler_timeout_fails_the_job(emu: Emulator) -> None:
 
     job = await run_job(Listener().use(jobs), emu, "workbook:slow")
     assert job.status == "failed"
-    assert job.info == f"job {job.id} timed out after 0.05 seconds"
+    assert job.info == "The job timed out after 0.05 seconds and was stopped."
 
 
 # ------------------------------------------------------------------ multi-part jobs

@@ -123,6 +123,10 @@ async def test_spec_row_handler_raises(recorder: RecordingServer, listener: List
 
     @jobs.handle("workbook:export")
     async def export(event: FlatfileEvent, tick: Tick) -> None:
+        raise JobError("boom")
+
+    @jobs.handle("workbook:import")
+    async def import_(event: FlatfileEvent, tick: Tick) -> None:
         raise RuntimeError("boom")
 
     await listener.use(jobs).dispatch(ready())
@@ -130,6 +134,13 @@ async def test_spec_row_handler_raises(recorder: RecordingServer, listener: List
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*FAIL, '{"info":"boom","outcome":{"acknowledge":true,"message":"boom"}}'),
     ]
+    # An exception nobody wrote for the user names its type.
+    recorder.requests.clear()
+    await listener.dispatch(ready(job="workbook:import"))
+    assert raw_bodies(recorder)[1] == (
+        *FAIL,
+        '{"info":"RuntimeError: boom","outcome":{"acknowledge":true,"message":"RuntimeError: boom"}}',
+    )
 
 
 async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
@@ -218,7 +229,7 @@ async def test_job_error_gives_the_user_a_heading_and_a_retry_button(
 @pytest.mark.parametrize(
     ("error", "message"),
     [(RuntimeError(), "RuntimeError"), (ValueError("  "), "ValueError"), (JobError(""), "JobError"),
-     (KeyError("k"), "'k'")],
+     (KeyError("k"), "KeyError: 'k'")],
 )  # fmt: skip
 async def test_an_empty_message_becomes_the_exception_type_never_undefined(
     recorder: RecordingServer, rclient: FlatfileClient, error: Exception, message: str
@@ -306,7 +317,10 @@ async def test_timeout_cancels_the_body_and_fails_the_job(
                 raise
     assert cancelled == [True]
     assert recorder.requests[-1].path.endswith("/fail")
-    assert recorder.requests[-1].json["info"] == f"job {JOB} timed out after 0.05 seconds"
+    assert (
+        recorder.requests[-1].json["info"]
+        == "The job timed out after 0.05 seconds and was stopped."
+    )
 
 
 async def test_shutdown_cancellation_fails_the_job_with_a_retry_and_propagates(

@@ -14,14 +14,34 @@ import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import flatjobs.otel
+from flatjobs import (
+    FlatfileEvent,
+    JobError,
+    Jobs,
+    Listener,
+    PushSource,
+    Runner,
+    Tick,
+    job_lifecycle,
+)
+from flatjobs._cli import _configure_logging
+from flatjobs._lifecycle import MAX_MESSAGE_CHARS, failure_details
 from flatjobs.emulator import Emulator
-from flatjobs.log import MAX_LOGGED_CHARS, REDACTED, redact_text, register_secret
+from flatjobs.instruments import add_instrument
+from flatjobs.log import MAX_LOGGED_CHARS, REDACTED, redact_text, redact_value, register_secret
+from flatjobs.models import Job
+from flatjobs.testing import client_for, run_job
 
 ROOT = Path(__file__).parent.parent
 # Tokens of these tests' own: the suite's log guard (conftest) knows the usual ones, and
@@ -30,7 +50,120 @@ BEARER = "sk_live_5f2c9a81d3e64b07"
 API_KEY = "ak_9d8c7b6a5f4e3d2c1b0a"
 
 
+@pytest.fixture
+async def private_emu() -> AsyncIterator[Emulator]:
+    async with Emulator(token=BEARER, push_hold=1.0) as emu:
+        emu.add_secret("API_KEY", API_KEY)
+        yield emu
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    remove = add_instrument(flatjobs.otel.OpenTelemetry(provider))
+    yield exporter
+    remove()
+    provider.shutdown()
+
+
+def span_texts(finished: tuple[ReadableSpan, ...]) -> str:
+    """Everything a span exporter would send of these spans, as one text."""
+    parts: list[str] = []
+    for span in finished:
+        parts += [span.name, str(span.status.description), repr(dict(span.attributes or {}))]
+        parts += [f"{e.name} {dict(e.attributes or {})!r}" for e in span.events]
+    return "\n".join(parts)
+
+
+async def run_until_ended(emu: Emulator, jobs: Jobs, names: list[str]) -> list[Job]:
+    """Run ``jobs`` from the emulator's push channel until each job ``names`` triggers ended."""
+    async with client_for(emu) as client:
+        source = PushSource(client, origin=emu.push_url)
+        runner = Runner(Listener(client=client).use(jobs), source)
+        task = asyncio.create_task(runner.run())
+        try:
+            ids = [emu.trigger(name).id for name in names]
+            return [await emu.wait_for(job_id, timeout=30) for job_id in ids]
+        finally:
+            runner.stop()
+            await asyncio.wait_for(task, 30)
+
+
 # ------------------------------------------------------------------ no secret leaves
+
+
+async def test_no_secret_reaches_a_job_s_outcome_info_logs_or_spans(
+    private_emu: Emulator, spans: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu = private_emu
+    _configure_logging("info")  # the CLI's own chain, printing to the captured stderr
+    jobs = Jobs()
+    pushed: list[str] = []
+
+    @jobs.handle("workbook:crash")
+    async def crash(event: FlatfileEvent, tick: Tick) -> None:
+        key = await event.secrets("API_KEY")
+        channel = await event.client.events.subscription()
+        pushed.append(channel.token)
+        headers = {"Authorization": f"Bearer {BEARER}", "X-Api-Key": key}
+        url = f"{emu.push_url}/v2/subscribe/k/c/0?tt=0&auth={channel.token}"
+        raise RuntimeError(f"the upstream call with {headers} to {url} failed")
+
+    @jobs.handle("workbook:reject")
+    async def reject(event: FlatfileEvent, tick: Tick) -> None:
+        key = await event.secrets("API_KEY")
+        raise JobError(f"The key {key} was refused", heading=f"Key {key}", info=f"info {key}")
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> str:
+        return f"Exported with {await event.secrets('API_KEY')}"
+
+    ended = await run_until_ended(
+        emu, jobs, ["workbook:crash", "workbook:reject", "workbook:export"]
+    )
+    crashed, rejected, exported = ended
+    secrets = [BEARER, API_KEY, *pushed]
+    assert len(pushed) == 1
+    assert [j.status for j in ended] == ["failed", "failed", "complete"]
+    sent = [r.json for r in emu.requests if r.route in ("jobs.fail", "jobs.complete")]
+    shown = [*(repr(j) for j in ended), *map(repr, sent), *map(repr, emu.events)]
+    shown += [capsys.readouterr().err, span_texts(spans.get_finished_spans())]
+    for text in shown:
+        for secret in secrets:
+            assert secret not in text
+    # What is left is still worth reading.
+    assert crashed.outcome is not None
+    assert crashed.outcome.message == (
+        f"RuntimeError: the upstream call with {{'Authorization': 'Bearer {REDACTED}', "
+        f"'X-Api-Key': '{REDACTED}'}} to {emu.push_url}/v2/subscribe/k/c/0?tt=0&auth={REDACTED}"
+        " failed"
+    )
+    assert rejected.outcome is not None
+    assert rejected.outcome.message == f"The key {REDACTED} was refused"
+    assert (rejected.outcome.heading, rejected.info) == (f"Key {REDACTED}", f"info {REDACTED}")
+    assert exported.outcome is not None
+    assert exported.outcome.message == f"Exported with {REDACTED}"
+
+
+@pytest.mark.parametrize("limit", [MAX_MESSAGE_CHARS, MAX_LOGGED_CHARS])
+async def test_a_secret_across_a_cut_leaves_no_part_of_itself(
+    private_emu: Emulator, limit: int
+) -> None:
+    async with client_for(private_emu) as client:
+        await client.secrets.list()  # reading it registers API_KEY
+    for at in range(limit - len(API_KEY) - 2, limit + 2):
+        text = "x" * at + API_KEY + "y" * 5000
+        if limit == MAX_MESSAGE_CHARS:
+            details = failure_details(JobError(text))
+            assert details.outcome is not None
+            shown = [details.info, details.outcome.message]
+        else:
+            shown = [redact_value(text, limit=limit)]
+        for cut in shown:
+            assert cut is not None
+            assert API_KEY[:3] not in cut, at
 
 
 def test_a_secret_is_redacted_in_the_forms_it_takes_in_reprs_json_and_urls() -> None:
@@ -80,6 +213,61 @@ def test_a_credential_in_a_url_s_query_is_redacted_and_nothing_else(
 
 
 # ------------------------------------------------------------------ what the user reads
+
+
+async def test_a_failure_reads_as_its_type_and_text_and_a_job_error_as_written(
+    emu: Emulator,
+) -> None:
+    jobs = Jobs()
+
+    @jobs.handle("sheet:lookup")
+    async def lookup(event: FlatfileEvent, tick: Tick) -> None:
+        row: dict[str, str] = {"name": "Ada"}
+        await tick(50, row["email"])
+
+    @jobs.handle("sheet:silent")
+    async def silent(event: FlatfileEvent, tick: Tick) -> None:
+        raise ConnectionResetError
+
+    @jobs.handle("sheet:validate")
+    async def validate(event: FlatfileEvent, tick: Tick) -> None:
+        raise JobError("  3 rows have no email: see https://help.example/?topic=email&key=7  ")
+
+    @jobs.handle("sheet:slow", timeout=0.05)
+    async def slow(event: FlatfileEvent, tick: Tick) -> None:
+        await asyncio.sleep(10)
+
+    listener = Listener().use(jobs)
+    shown = {}
+    for name in ("sheet:lookup", "sheet:silent", "sheet:validate", "sheet:slow"):
+        job = await run_job(listener, emu, name)
+        assert job.status == "failed"
+        assert job.outcome is not None
+        assert job.info == job.outcome.message
+        shown[name] = job.outcome.message
+        assert job.id not in str(job.outcome.message)
+    assert shown == {
+        "sheet:lookup": "KeyError: 'email'",
+        "sheet:silent": "ConnectionResetError",
+        # The handler's words; the URL is the one it chose to show.
+        "sheet:validate": "3 rows have no email: see https://help.example/?topic=email&key=7",
+        "sheet:slow": "The job timed out after 0.05 seconds and was stopped.",
+    }
+
+
+async def test_a_huge_failure_is_bounded_with_its_type_first(emu: Emulator) -> None:
+    created = emu.trigger("workbook:export")
+    event = next(e for e in emu.events if e["context"].get("jobId") == created.id)
+    async with client_for(emu) as client:
+        with pytest.raises(ValueError):
+            async with job_lifecycle(event, client=client):
+                raise ValueError("v" * 3_000_000)
+    job = emu.job(created.id)
+    assert job.outcome is not None
+    assert job.outcome.message is not None
+    assert job.outcome.message.startswith("ValueError: vvv")
+    assert len(job.outcome.message) == MAX_MESSAGE_CHARS
+    assert job.outcome.message.endswith("…")
 
 
 # ------------------------------------------------------------------ URLs in spans

@@ -17,6 +17,7 @@ from ._transport import (
     data_object,
     envelope,
     page_of,
+    secret_fields,
     success,
 )
 
@@ -32,7 +33,7 @@ ACK: Final = Endpoint("POST", "/events/{}/ack", "events.ack")
 SUBSCRIPTION: Final = Endpoint("GET", "/subscription", "events.subscription")
 
 _event = data_object(Event)
-_subscription = data_object(Subscription)
+_subscription = secret_fields("token", data_object(Subscription))  # redacted once read
 _raw_page: Decoder[Page[Any]] = page_of(None)
 
 

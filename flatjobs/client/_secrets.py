@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 from flatjobs.errors import SecretNotFound
 from flatjobs.models import Secret
 
-from ._transport import Endpoint, data_list
+from ._transport import Endpoint, data_list, secret_fields
 
 if TYPE_CHECKING:
     from ._client import FlatfileClient
@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 __all__ = ["SecretsAPI"]
 
 LIST: Final = Endpoint("GET", "/secrets", "secrets.list")
-_secrets = data_list(Secret)
+# Every value read is registered for redaction: none can reach a log, a span or an outcome.
+_secrets = secret_fields("value", data_list(Secret))
 
 
 class SecretsAPI:
@@ -31,7 +32,9 @@ class SecretsAPI:
         space_id: str | None = None,
         actor_id: str | None = None,
     ) -> list[Secret]:
-        """The secrets of an environment (and optionally a space and an actor)."""
+        """The secrets of an environment (and optionally a space and an actor). Their
+        values are redacted from everything flatjobs lets out from then on (see
+        :mod:`flatjobs.log`)."""
         params = {
             "environmentId": self._client.require_environment(environment_id),
             "spaceId": space_id,

@@ -29,6 +29,7 @@ import aiohttp
 import attrs
 
 from flatjobs.errors import InvalidRequestError, UnexpectedResponseError
+from flatjobs.log import register_secret
 from flatjobs.models import Pagination, from_wire, to_wire
 
 __all__ = [
@@ -359,6 +360,22 @@ def data_list(cls: type[T] | None) -> Decoder[list[T]]:
         return [from_wire(i, cls) for i in data] if cls is not None else data
 
     return decode
+
+
+def secret_fields(field: str, decode: Decoder[T]) -> Decoder[T]:
+    """Decoder: ``decode``, after registering for redaction the text under ``field`` of the
+    ``data`` object, or of each object in a ``data`` list (a token, a secret's value):
+    before anything, a malformed answer's error included, can show it."""
+
+    def registering(answer: Answer) -> T:
+        data = answer.body.get("data") if isinstance(answer.body, Mapping) else None
+        for item in data if isinstance(data, list) else [data]:
+            value = item.get(field) if isinstance(item, Mapping) else None
+            if isinstance(value, str):
+                register_secret(value)
+        return decode(answer)
+
+    return registering
 
 
 def success(answer: Answer) -> None:

@@ -35,7 +35,7 @@ import yarl
 
 from flatjobs.client import FlatfileClient
 from flatjobs.errors import ConfigurationError, FlatfileError
-from flatjobs.log import get_logger, register_secret
+from flatjobs.log import get_logger
 from flatjobs.models import Subscription
 
 from ._base import Delivery
@@ -301,7 +301,6 @@ class PushSource:
     async def _refresh(self) -> None:
         scope = self.space_id or self.environment_id
         self._credentials = await self.client.events.subscription(scope)
-        register_secret(self._credentials.token)
         self.refreshes += 1
         ttl = self._credentials.ttl or 15.0
         self._refresh_at = time.monotonic() + ttl * 60 * 0.8
