@@ -48,16 +48,17 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _meta
 from .instruments import Instrument, add_instrument, event_age, job_outcome, label
-from .log import redact_text, shorten
+from .log import redact_text, redact_value, shorten
 
 if TYPE_CHECKING:
     import aiohttp
+    import yarl
 
     from ._event import FlatfileEvent
     from ._lifecycle import JobResult
     from ._listener import DispatchResult
 
-__all__ = ["TRACER_NAME", "OpenTelemetry", "extract", "inject", "instrument"]
+__all__ = ["TRACER_NAME", "OpenTelemetry", "extract", "inject", "instrument", "url_filter"]
 
 TRACER_NAME: Final = "flatjobs"
 """The instrumentation scope of every span flatjobs makes."""
@@ -73,6 +74,18 @@ def inject(carrier: dict[str, str], context: otel_context.Context | None = None)
 def extract(carrier: Mapping[str, str]) -> otel_context.Context:
     """The trace context a message's headers carry (as :func:`inject` wrote them)."""
     return propagate.extract(carrier)
+
+
+def url_filter(url: yarl.URL | str) -> str:
+    """A URL as a span may show it: the values of credentials in its query (``auth=``,
+    ``token=``, ``key=``...) and every secret flatjobs knows redacted.
+
+    flatjobs gives it to OpenTelemetry's aiohttp instrumentation; pass it yourself when you
+    instrument aiohttp for the whole process in a program of your own::
+
+        AioHttpClientInstrumentor().instrument(url_filter=flatjobs.otel.url_filter)
+    """
+    return redact_text(str(url))
 
 
 def instrument(
@@ -326,7 +339,7 @@ class OpenTelemetry(Instrument):
         instrumentor, create_trace_config = found
         if instrumentor().is_instrumented_by_opentelemetry:
             return []  # every session is instrumented already
-        return [create_trace_config(tracer_provider=self._provider)]
+        return [create_trace_config(url_filter=url_filter, tracer_provider=self._provider)]
 
 
 def _aiohttp_instrumentation() -> tuple[Any, Any] | None:
@@ -363,9 +376,10 @@ def _topic_and_id(raw: Any) -> tuple[str, str | None]:
 
 
 def _describe(error: BaseException) -> str:
-    """An error's text for a span: tokens redacted, bounded."""
+    """An error's text for a span: secrets redacted, bounded."""
     try:
         text = str(error) or type(error).__name__
     except Exception:
         text = type(error).__name__
-    return shorten(redact_text(text), 500)
+    described: str = redact_value(text, limit=500)
+    return described

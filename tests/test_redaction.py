@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -37,6 +41,7 @@ from flatjobs import (
 )
 from flatjobs._cli import _configure_logging
 from flatjobs._lifecycle import MAX_MESSAGE_CHARS, failure_details
+from flatjobs._otel_auto import filter_urls
 from flatjobs.emulator import Emulator
 from flatjobs.instruments import add_instrument
 from flatjobs.log import MAX_LOGGED_CHARS, REDACTED, redact_text, redact_value, register_secret
@@ -55,6 +60,19 @@ async def private_emu() -> AsyncIterator[Emulator]:
     async with Emulator(token=BEARER, push_hold=1.0) as emu:
         emu.add_secret("API_KEY", API_KEY)
         yield emu
+
+
+def record_tokens(emu: Emulator) -> list[str]:
+    """The push tokens ``emu`` issues from now on, as they are issued."""
+    tokens: list[str] = []
+    issue = emu.push.issue_token
+
+    def recorded() -> str:
+        tokens.append(issue())
+        return tokens[-1]
+
+    emu.push.issue_token = recorded  # type: ignore[method-assign]
+    return tokens
 
 
 @pytest.fixture
@@ -271,6 +289,97 @@ async def test_a_huge_failure_is_bounded_with_its_type_first(emu: Emulator) -> N
 
 
 # ------------------------------------------------------------------ URLs in spans
+
+
+def finished_urls(exporter: InMemorySpanExporter) -> list[str]:
+    return [
+        str(value)
+        for span in exporter.get_finished_spans()
+        for key, value in (span.attributes or {}).items()
+        if key in ("url.full", "http.url")
+    ]
+
+
+async def test_aiohttp_instrumented_with_flatjobs_url_filter_shows_no_push_token(
+    private_emu: Emulator,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tokens = record_tokens(private_emu)
+    instrumentor = AioHttpClientInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, url_filter=flatjobs.otel.url_filter)
+    try:
+        jobs = Jobs()
+
+        @jobs.handle("workbook:export")
+        async def export(event: FlatfileEvent, tick: Tick) -> None:
+            pass
+
+        [job] = await run_until_ended(private_emu, jobs, ["workbook:export"])
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    assert job.status == "complete"
+    subscribes = [u for u in finished_urls(exporter) if "/v2/subscribe/" in u]
+    assert tokens
+    assert subscribes
+    assert all(f"auth={REDACTED}" in u for u in subscribes)
+    texts = span_texts(exporter.get_finished_spans())
+    assert not [t for t in {*tokens, BEARER} if t in texts]
+
+
+async def test_flatjobs_own_http_spans_filter_their_urls() -> None:
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"data": {}})
+
+    app = web.Application()
+    app.router.add_get("/v1/anything", ok)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    configs = flatjobs.otel.OpenTelemetry(provider).aiohttp_trace_configs()
+    async with TestServer(app) as server:
+        import aiohttp
+
+        async with aiohttp.ClientSession(trace_configs=configs) as session:
+            url = server.make_url("/v1/anything")
+            async with session.get(url, params={"tt": "1", "token": "tok_9f8e7d"}):
+                pass
+    provider.shutdown()
+    [shown] = finished_urls(exporter)
+    assert shown.endswith(f"/v1/anything?tt=1&token={REDACTED}")
+
+
+def test_the_launcher_hook_leaves_aiohttp_s_instrumentation_off_when_it_is_off() -> None:
+    instrumentor = AioHttpClientInstrumentor()
+    assert not instrumentor.is_instrumented_by_opentelemetry
+    filter_urls()  # as after OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=aiohttp-client
+    assert not instrumentor.is_instrumented_by_opentelemetry
+
+
+def test_opentelemetry_instrument_run_shows_no_push_token_in_any_span(tmp_path: Path) -> None:
+    """The documented launcher, for real: it turns aiohttp's instrumentation on for every
+    session, the push source's long-poll included; no span may show the channel's token."""
+    launcher = Path(sys.executable).parent / "opentelemetry-instrument"
+    done = subprocess.run(
+        [str(launcher), sys.executable, str(ROOT / "tests" / "apps" / "traced_push.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FLATFILE_"))},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["status"] == "complete"
+    assert report["tokens"]
+    subscribes = [s for s in report["spans"] if "/v2/subscribe/" in json.dumps(s["attributes"])]
+    assert subscribes, [s["name"] for s in report["spans"]]
+    everything = json.dumps(report["spans"])
+    assert not [t for t in report["tokens"] if t in everything]
+    assert f"auth={REDACTED}" in everything
 
 
 # ------------------------------------------------------------------ tracebacks in the CLI's log
