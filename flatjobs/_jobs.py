@@ -17,8 +17,9 @@ complete Exported 1,204 rows
 
 A handler is ``async def handler(event, tick)``; it runs inside :func:`job_lifecycle`, so
 the job is acknowledged first and completed with what the handler returns (``None``, a
-message, a :class:`JobOutcome` or :class:`JobCompleteDetails`), or failed with the message
-of what it raises (:class:`JobError` for a user-facing outcome).
+message, a :class:`JobOutcome` or :class:`JobCompleteDetails`), or failed with what it
+raises: a :class:`JobError`'s message as written (a user-facing outcome), any other
+exception's type and text (``KeyError: 'email'``), secrets redacted.
 
 Multi-part jobs: a handler calls ``await tick.split(n)``; each part's ``job:ready`` goes to
 a ``@jobs.handle_part(...)`` handler (or, if there is none, to the job's own handler with
