@@ -71,6 +71,7 @@ _QUERY_CREDENTIAL = re.compile(
 # referenced, so this is bounded by the number of distinct secrets a process reads.
 _secrets: tuple[str, ...] = ()
 _registering = threading.Lock()  # two threads registering at once must not lose one
+_registered: set[str] = set()  # the values as given: a value read again costs one lookup
 # How far past a cut a registered secret or a bearer token may reach: text is redacted
 # that far beyond it, so no cut can leave the beginning of a secret behind.
 _margin = 256
@@ -87,12 +88,15 @@ def register_secret(value: str) -> None:
     global _secrets, _margin
     if not isinstance(value, str):
         raise TypeError(f"a secret must be a string, got {type(value).__name__}")
+    if value in _registered:
+        return
     forms = {
         form
         for text in (value, value.strip())
         for form in (text, repr(text)[1:-1], json.dumps(text)[1:-1], quote(text, ""))
     }
     with _registering:
+        _registered.add(value)
         new = {form for form in forms if len(form) >= 4} - set(_secrets)
         if new:
             _secrets = tuple(sorted({*_secrets, *new}, key=len, reverse=True))

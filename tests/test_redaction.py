@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
@@ -44,7 +45,14 @@ from flatjobs._lifecycle import MAX_MESSAGE_CHARS, failure_details
 from flatjobs._otel_auto import filter_urls
 from flatjobs.emulator import Emulator
 from flatjobs.instruments import add_instrument
-from flatjobs.log import MAX_LOGGED_CHARS, REDACTED, redact_text, redact_value, register_secret
+from flatjobs.log import (
+    MAX_LOGGED_CHARS,
+    REDACTED,
+    get_logger,
+    redact_text,
+    redact_value,
+    register_secret,
+)
 from flatjobs.models import Job
 from flatjobs.testing import client_for, run_job
 
@@ -383,6 +391,28 @@ def test_opentelemetry_instrument_run_shows_no_push_token_in_any_span(tmp_path: 
 
 
 # ------------------------------------------------------------------ tracebacks in the CLI's log
+
+
+def test_without_structlog_a_logged_traceback_is_whole_and_its_lines_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    structlog.reset_defaults()  # an application that left structlog alone: stdlib logging
+    register_secret(BEARER)
+
+    def deepest() -> None:
+        raise ValueError(f"{BEARER} " + "w" * 100_000)
+
+    try:
+        deepest()
+    except ValueError:
+        get_logger("flatjobs.test").exception("it broke", value="v" * 100_000)
+    [record] = caplog.records
+    text = record.getMessage()
+    assert "Traceback (most recent call last)" in text
+    assert re.search(r'File ".*test_redaction\.py", line \d+, in deepest', text)
+    assert f"ValueError: {REDACTED} www" in text
+    assert len(text) < 3 * MAX_LOGGED_CHARS + 1000
+    assert BEARER not in text
 
 
 async def test_the_cli_log_keeps_a_whole_traceback_and_bounds_values() -> None:
