@@ -126,16 +126,15 @@ async def test_no_secret_reaches_a_job_s_outcome_info_logs_or_spans(
     emu = private_emu
     _configure_logging("info")  # the CLI's own chain, printing to the captured stderr
     jobs = Jobs()
-    pushed: list[str] = []
+    issued = record_tokens(emu)  # the push source's token, then the one the handler reads
 
     @jobs.handle("workbook:crash")
     async def crash(event: FlatfileEvent, tick: Tick) -> None:
         key = await event.secrets("API_KEY")
         channel = await event.client.events.subscription()
-        pushed.append(channel.token)
         headers = {"Authorization": f"Bearer {BEARER}", "X-Api-Key": key}
-        url = f"{emu.push_url}/v2/subscribe/k/c/0?tt=0&auth={channel.token}"
-        raise RuntimeError(f"the upstream call with {headers} to {url} failed")
+        url = f"{emu.push_url}/v2/subscribe/k/c/0?tt=0&auth={issued[0]}"
+        raise RuntimeError(f"the upstream call with {headers} to {url} failed ({channel.token})")
 
     @jobs.handle("workbook:reject")
     async def reject(event: FlatfileEvent, tick: Tick) -> None:
@@ -150,8 +149,8 @@ async def test_no_secret_reaches_a_job_s_outcome_info_logs_or_spans(
         emu, jobs, ["workbook:crash", "workbook:reject", "workbook:export"]
     )
     crashed, rejected, exported = ended
-    secrets = [BEARER, API_KEY, *pushed]
-    assert len(pushed) == 1
+    secrets = [BEARER, API_KEY, *issued]
+    assert len(issued) == 2
     assert [j.status for j in ended] == ["failed", "failed", "complete"]
     sent = [r.json for r in emu.requests if r.route in ("jobs.fail", "jobs.complete")]
     shown = [*(repr(j) for j in ended), *map(repr, sent), *map(repr, emu.events)]
@@ -164,7 +163,7 @@ async def test_no_secret_reaches_a_job_s_outcome_info_logs_or_spans(
     assert crashed.outcome.message == (
         f"RuntimeError: the upstream call with {{'Authorization': 'Bearer {REDACTED}', "
         f"'X-Api-Key': '{REDACTED}'}} to {emu.push_url}/v2/subscribe/k/c/0?tt=0&auth={REDACTED}"
-        " failed"
+        f" failed ({REDACTED})"
     )
     assert rejected.outcome is not None
     assert rejected.outcome.message == f"The key {REDACTED} was refused"
