@@ -39,6 +39,8 @@ ACK = ("POST", f"/v1/jobs/{JOB}/ack")
 COMPLETE = ("POST", f"/v1/jobs/{JOB}/complete")
 FAIL = ("POST", f"/v1/jobs/{JOB}/fail")
 GET = ("GET", f"/v1/jobs/{JOB}")
+READ = (*GET, "")
+"""The read of the job before its ack: its body runs only if the job is ready."""
 
 
 def raw_bodies(recorder: RecordingServer) -> list[tuple[str, str, str]]:
@@ -77,6 +79,7 @@ async def test_spec_row_handler_returns_nothing(
 
     await listener.use(jobs).dispatch(ready())
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*COMPLETE, '{"outcome":{"message":"Job complete"}}'),
     ]
@@ -98,6 +101,7 @@ async def test_spec_row_two_ticks_then_a_custom_outcome(
 
     await listener.use(jobs).dispatch(ready())
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*ACK, '{"progress":10,"info":"a"}'),
         (*ACK, '{"progress":50,"info":"b"}'),
@@ -115,7 +119,7 @@ async def test_spec_row_tick_without_info_omits_it(
         await tick(30)
 
     await listener.use(jobs).dispatch(ready())
-    assert raw_bodies(recorder)[1] == (*ACK, '{"progress":30}')
+    assert raw_bodies(recorder)[2] == (*ACK, '{"progress":30}')
 
 
 async def test_spec_row_handler_raises(recorder: RecordingServer, listener: Listener) -> None:
@@ -127,6 +131,7 @@ async def test_spec_row_handler_raises(recorder: RecordingServer, listener: List
 
     await listener.use(jobs).dispatch(ready())
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*FAIL, '{"info":"boom","outcome":{"acknowledge":true,"message":"boom"}}'),
     ]
@@ -139,7 +144,7 @@ async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
     recorder.responder = lambda r: (
         (400, {"errors": [{"message": "bad outcome"}]})
         if r.path.endswith("/complete")
-        else job_reply(r.path)
+        else recorder.job_reply(r)
     )
 
     @jobs.handle("workbook:export")
@@ -151,6 +156,7 @@ async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
         f"The job could not be completed: POST /v1/jobs/{JOB}/complete answered 400: bad outcome"
     )
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*COMPLETE, '{"outcome":{"message":"Job complete"}}'),
         (*FAIL, body({"info": message, "outcome": {"acknowledge": True, "message": message}})),
@@ -162,7 +168,8 @@ async def test_spec_row_first_ack_fails_body_never_runs_and_the_job_is_still_fai
 ) -> None:
     jobs = Jobs(progress_interval=0)
     ran: list[str] = []
-    recorder.script += [(500, {}), (500, {}), (500, {})]  # the ack and its two retries
+    # The read (ready), then the ack and its two retries fail.
+    recorder.script += [job_answer("ready"), (500, {}), (500, {}), (500, {})]
 
     @jobs.handle("workbook:export")
     async def export(event: FlatfileEvent, tick: Tick) -> None:
@@ -171,8 +178,11 @@ async def test_spec_row_first_ack_fails_body_never_runs_and_the_job_is_still_fai
     await listener.use(jobs).dispatch(ready())
     assert ran == []
     calls = [(r.method, r.path) for r in recorder.requests]
-    assert calls == [ACK, ACK, ACK, FAIL]  # the JS handler stops after the acks (SPEC §6)
+    # The job is read: still ready, so the ack did not land; it is acknowledged with the
+    # reason and failed (the JS handler stops after the acks, leaving it executing).
+    assert calls == [GET, ACK, ACK, ACK, GET, ACK, FAIL]
     assert "The job could not be started" in recorder.requests[-1].json["info"]
+    assert recorder.requests[-1].json["outcome"]["next"] == {"type": "retry", "label": "Retry"}
 
 
 async def test_spec_row_an_event_for_another_job_sends_nothing(
@@ -267,7 +277,9 @@ async def test_a_handler_returning_the_wrong_type_fails_the_job_naming_it(
 async def test_complete_and_fail_both_failing_is_logged_as_an_error_with_the_job_id(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
-    recorder.responder = lambda r: (200, JOB_BODY) if r.path.endswith("/ack") else (503, {})
+    recorder.responder = lambda r: (
+        recorder.job_reply(r) if r.method == "GET" or r.path.endswith("/ack") else (503, {})
+    )
     with capture_logs() as logs, pytest.raises(FlatfileAPIError):
         async with job_lifecycle(ready(), client=rclient):
             pass
@@ -283,6 +295,7 @@ async def test_a_retried_complete_that_had_landed_is_not_failed(
     # The first complete lands but its answer is lost; the retry is refused as the job is
     # already complete: the lifecycle reads the status and does not send fail.
     recorder.script += [
+        job_answer("ready"),
         (200, JOB_BODY),
         (503, {}),
         (400, {"errors": [{"message": "job is complete"}]}),
@@ -290,7 +303,8 @@ async def test_a_retried_complete_that_had_landed_is_not_failed(
     ]
     async with job_lifecycle(ready(), client=rclient):
         pass
-    assert [(r.method, r.path) for r in recorder.requests] == [ACK, COMPLETE, COMPLETE, GET]
+    calls = [(r.method, r.path) for r in recorder.requests]
+    assert calls == [GET, ACK, COMPLETE, COMPLETE, GET]
 
 
 async def test_timeout_cancels_the_body_and_fails_the_job(
@@ -343,7 +357,7 @@ async def test_a_second_cancellation_does_not_abandon_the_fail_call(
     async def slow_fail(r: Recorded) -> None:
         return None
 
-    recorder.responder = lambda r: job_reply(r.path)
+    recorder.responder = lambda r: recorder.job_reply(r)
     async with FlatfileClient(recorder.url, TOKEN) as client:
 
         async def handler() -> None:
@@ -372,7 +386,8 @@ async def test_platform_cancel_seen_in_a_progress_answer_cancels_the_body(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
     # Answers: the "Accepted" ack, the first tick, then the platform says canceled.
-    recorder.script += [job_answer("executing"), job_answer("executing"), job_answer("canceled")]
+    recorder.script += [job_answer("ready"), job_answer("executing"), job_answer("executing")]
+    recorder.script.append(job_answer("canceled"))
     reached: list[str] = []
     with pytest.raises(JobCancelled, match=f"job {JOB} was canceled"):
         async with job_lifecycle(ready(), client=rclient, progress_interval=0) as tick:
@@ -383,7 +398,7 @@ async def test_platform_cancel_seen_in_a_progress_answer_cancels_the_body(
             await asyncio.sleep(10)
     assert reached == ["after first tick"]
     assert tick.cancelled
-    assert [r.path for r in recorder.requests] == [ACK[1]] * 3  # no complete, no fail
+    assert [r.path for r in recorder.requests] == [GET[1]] + [ACK[1]] * 3  # no complete, no fail
 
 
 async def test_platform_cancel_seen_as_a_refusal_cancels_the_body_against_the_emulator() -> None:
@@ -449,8 +464,8 @@ async def test_awaiting_a_coalesced_tick_resolves_at_once_and_the_latest_value_i
         second = tick(20)
         assert await first is None
         assert await second is None
-        assert [r.path for r in recorder.requests] == [ACK[1]]
-    assert [r.json for r in recorder.requests][1:] == [
+        assert [r.path for r in recorder.requests] == [GET[1], ACK[1]]
+    assert [r.json for r in recorder.requests][2:] == [
         {"progress": 20},
         {"outcome": {"message": "Job complete"}},
     ]
@@ -473,7 +488,7 @@ async def test_eta_is_sent_as_estimated_completion_at(
     async with job_lifecycle(ready(), client=rclient, progress_interval=0) as tick:
         await tick(10, eta=when)
         await tick(20, "x", eta=dt.timedelta(minutes=5))
-    first, second = (r.json for r in recorder.requests[1:3])
+    first, second = (r.json for r in recorder.requests[2:4])
     assert first == {"progress": 10, "estimatedCompletionAt": "2026-11-22T13:00:00.000Z"}
     sent = dt.datetime.fromisoformat(second["estimatedCompletionAt"])
     assert dt.timedelta(minutes=4) < sent - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=5)
