@@ -60,11 +60,13 @@ from flatjobs.models import (
 
 from ._app import BODY_TIMEOUT, ROUTES, RecordedRequest, build_app
 from ._data import DataStore
+from ._errors import EmulatorError
 from ._faults import Fault, FaultInjector, FaultPlan
+from ._feed import RawJSON
 from ._panel import add_panel
 from ._pubnub import PushServer
 from ._seed import Seeded, SeedError, SeedSource, load_seed
-from ._state import EmulatorError, PlatformState, RawJSON
+from ._state import PlatformState
 
 __all__ = [
     "ROUTES",

@@ -18,13 +18,14 @@ import attrs
 from aiohttp import web
 
 from ._data import DataStore, paused_gc
+from ._errors import EmulatorError
 from ._faults import FaultInjector
 from ._http import PARSED as _PARSED
 from ._http import Handler
 from ._http import parse_json as _parse
 from ._pubnub import PushServer
 from ._routes import ROUTES, add_routes
-from ._state import EmulatorError, PlatformState
+from ._state import PlatformState
 
 __all__ = ["PANEL_ROUTES", "ROUTES", "RecordedRequest", "build_app"]
 

@@ -17,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from ._checks import Params
-from ._state import EmulatorError, RawJSON
+from ._errors import EmulatorError
+from ._feed import RawJSON
 
 __all__ = [
     "PARSED",

@@ -40,8 +40,9 @@ from flatjobs.models import FilesNext, Job, to_wire
 
 from ._app import PANEL_ROUTES
 from ._data import DataStore
+from ._errors import EmulatorError
 from ._http import download
-from ._state import EmulatorError, PlatformState
+from ._state import PlatformState
 
 __all__ = ["PREFIX", "Platform", "add_panel"]
 

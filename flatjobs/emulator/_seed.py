@@ -61,7 +61,7 @@ from typing import Any
 import attrs
 
 from ._data import DOCUMENT, FIELD, SHEET, SPACE, WORKBOOK, DataStore, paused_gc
-from ._state import EmulatorError
+from ._errors import EmulatorError
 
 __all__ = ["SeedError", "SeedSource", "Seeded", "load_seed"]
 

@@ -14,7 +14,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flatjobs.emulator._state import EmulatorError, PlatformState, utcnow
+from flatjobs.emulator._errors import EmulatorError
+from flatjobs.emulator._feed import utcnow
+from flatjobs.emulator._state import PlatformState
 from flatjobs.models import to_wire
 
 if TYPE_CHECKING:

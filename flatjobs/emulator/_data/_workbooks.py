@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Check, Params
-from flatjobs.emulator._state import EmulatorError
+from flatjobs.emulator._errors import EmulatorError
 
 from ._sheets import SHEET, Sheet, Sheets, checked_config
 from ._store import Store, not_found, now

@@ -11,7 +11,7 @@ from typing import Any
 
 from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Params
-from flatjobs.emulator._state import EmulatorError
+from flatjobs.emulator._errors import EmulatorError
 
 from ._commits import Commits
 from ._rows import MAX_IDS, PLATFORM_SOURCES, SCALARS, Row

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from flatjobs.emulator._errors import EmulatorError
 from flatjobs.emulator._http import answer, json_body, paging, raw_list
-from flatjobs.emulator._state import EmulatorError
 
 from ._resource import Resource
 

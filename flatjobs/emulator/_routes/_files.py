@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from flatjobs.emulator._data import FILES_PAGE_SIZE
+from flatjobs.emulator._errors import EmulatorError
 from flatjobs.emulator._http import answer, download, form, json_body, page, params, parse_json
-from flatjobs.emulator._state import EmulatorError
 
 from ._resource import Resource
 
