@@ -73,19 +73,17 @@ class DataStore(Store):
             {"name": "Emulator space", "guestAuthentication": ["magic_link"]},
         )
         self.spaces[default.id] = default
-        sheets = Sheets(self)
-        commits = Commits(self, sheets)
-        files = Files(self)
-        documents = Documents(self)
-        workbooks = Workbooks(self, sheets)
-        self._space_ops = Spaces(self, workbooks, files, documents)
-        self._document_ops = documents
-        self._workbook_ops = workbooks
-        self._sheet_ops = sheets
-        self._commit_ops = commits
+        # Each resource is handed the others it works through: a space's deletion deletes
+        # its workbooks, files and documents; a workbook's, its sheets; a write of records
+        # makes a commit, whose events count the sheet's records.
+        self._sheet_ops = Sheets(self)
+        self._commit_ops = Commits(self, self._sheet_ops)
+        self._file_ops = Files(self)
+        self._document_ops = Documents(self)
+        self._workbook_ops = Workbooks(self, self._sheet_ops)
+        self._space_ops = Spaces(self, self._workbook_ops, self._file_ops, self._document_ops)
         self._record_reads = RecordReads(self)
-        self._record_writes = RecordWrites(self, commits)
-        self._file_ops = files
+        self._record_writes = RecordWrites(self, self._commit_ops)
 
     # ----------------------------------------------------------- spaces
 
