@@ -299,7 +299,7 @@ class Answer:
             return None
         try:
             return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # no date, or none a datetime holds
             return None
 
 
