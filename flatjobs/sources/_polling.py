@@ -19,7 +19,9 @@ What it guarantees, and how:
   seconds one reads the whole overlap window again, to find events stored late (up to
   ``overlap / 2`` seconds late, always).
 * **Bounded.** A poll reads at most ``max_pages`` pages, and stops when the server answers
-  the same page twice (a server that ignores ``pageNumber``).
+  the same page twice (a server that ignores ``pageNumber``). At most ``max_answer_bytes``
+  of an answer are read (16 MiB by default): a page larger than that is narrowed down as
+  one that cannot be decoded, so one event larger than that is, in the end, skipped.
 * **Any page size, with or without ``pagination``** (Flatfile's events list has none): a
   poll reads pages until one is empty (or the last by ``pagination``), so a server that
   applies a smaller page size than asked loses nothing.
@@ -38,6 +40,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from flatjobs.client import FlatfileClient, Page, RetryPolicy
+from flatjobs.client._transport import DEFAULT_MAX_ANSWER_BYTES
 from flatjobs.errors import FlatfileError, UnexpectedResponseError
 from flatjobs.instruments import _instruments, notify
 from flatjobs.log import get_logger, shorten
@@ -102,6 +105,9 @@ class PollingSource:
         max_pages: the most pages one poll reads; the rest waits for the next poll.
         since: where to start; by default ``overlap`` seconds before now.
         include_acknowledged: also take events another consumer has acknowledged.
+        max_answer_bytes: the most bytes read of one answer of the feed (after
+            decompression; None: no limit). A larger page is read again in halves; an
+            event larger than this alone is logged and skipped.
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class PollingSource:
         max_pages: int = 200,
         since: dt.datetime | None = None,
         include_acknowledged: bool = True,
+        max_answer_bytes: int | None = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         if not 0 < interval <= max_interval:
             raise ValueError(
@@ -126,6 +133,8 @@ class PollingSource:
             raise ValueError(f"overlap must be a positive number of seconds, got {overlap!r}")
         if page_size < 1 or max_pages < 1:
             raise ValueError(f"page_size and max_pages must be >= 1, got {page_size}, {max_pages}")
+        if max_answer_bytes is not None and max_answer_bytes < 1:
+            raise ValueError(f"max_answer_bytes must be >= 1 (or None), got {max_answer_bytes}")
         self.client = client
         self.environment_id = client.require_environment(environment_id)
         self.space_id = space_id
@@ -135,6 +144,7 @@ class PollingSource:
         self.page_size = 2 ** int(math.log2(page_size))
         self.max_pages = max_pages
         self.include_acknowledged = include_acknowledged
+        self.max_answer_bytes = max_answer_bytes
         self._cursor = dt.datetime.now(dt.UTC) - self.overlap
         if since is not None:
             self.cursor = since
@@ -388,6 +398,7 @@ class PollingSource:
             page_number=number,
             include_acknowledged=self.include_acknowledged,
             retry=retry,
+            max_bytes=self.max_answer_bytes,
         )
 
     # ----------------------------------------------------------- the stream
