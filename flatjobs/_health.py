@@ -13,7 +13,9 @@
 * ``/readyz`` (readiness): 200 when the source is connected and the API reachable, else
   503; the JSON answer says which part is not. A source says it is connected with a
   ``connected`` attribute (:class:`~flatjobs.PollingSource`: its last poll succeeded;
-  :class:`~flatjobs.PushSource`: its channel answers); a source without one counts as
+  :class:`~flatjobs.PushSource`: its channel answers, which it does not once a long-poll
+  and the handshake after it got no answer, within ``hold`` + 10 s of going silent, nor
+  while its long-polls come back at once with nothing); a source without one counts as
   connected. The API is reachable when the last API call of this process was answered,
   neither 5xx nor 401/403 (no extra calls are made to find out).
 * ``/metrics``: the Prometheus text of ``registry``, when the ``prometheus`` extra is

@@ -32,14 +32,17 @@ from flatjobs.errors import InvalidRequestError, UnexpectedResponseError
 from flatjobs.models import Pagination, from_wire, to_wire
 
 __all__ = [
+    "DEFAULT_MAX_ANSWER_BYTES",
     "RETRYABLE_STATUSES",
     "Answer",
+    "AnswerTooLarge",
     "Endpoint",
     "Form",
     "Page",
     "RetryPolicy",
     "encode_json",
     "query",
+    "read_body",
     "retry_after",
     "segment",
     "set_testing",
@@ -299,13 +302,60 @@ class Answer:
             return None
         try:
             return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # no date, or none a datetime holds
             return None
 
 
 Decoder = Callable[[Answer], T]
 """Reads a success answer into what the caller gets; raises ``ValueError`` when the answer
 is not what the endpoint returns (the request is then retried)."""
+
+
+DEFAULT_MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
+"""The default cap on an answer a listener reads without asking for it in pages (a push
+answer, a page of the events feed): 16 MiB, far above any real one."""
+_CHUNK: Final = 64 * 1024
+_HEAD: Final = 1024  # bytes of a refused answer kept, to tell which it was
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than its reader's limit; only its first bytes were read."""
+
+    def __init__(self, limit: int, read: int, declared: int | None, head: bytes) -> None:
+        self.limit = limit
+        self.read = read
+        """Bytes read (decompressed) when it was refused."""
+        self.declared = declared
+        """Its ``Content-Length``, when it had one."""
+        self.head = head
+        """Its first bytes (up to 1 KiB)."""
+        size = (
+            f"its Content-Length says {declared:,}"
+            if declared is not None and declared > limit
+            else f"{read:,} bytes came before it was cut off"
+        )
+        super().__init__(f"the answer is larger than the limit of {limit:,} bytes: {size}")
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """The body of ``response``, reading at most ``limit`` bytes of it (after any
+    decompression, so a compressed bomb counts at its real size); all of it when None.
+
+    Raises:
+        AnswerTooLarge: the body is longer than ``limit`` (or its ``Content-Length`` says
+            so): nothing more is read; the caller closes the connection.
+    """
+    if limit is None:
+        return await response.read()
+    declared = response.content_length
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit or (declared is not None and declared > limit and len(body) >= _HEAD):
+            raise AnswerTooLarge(limit, len(body), declared, bytes(body[:_HEAD]))
+    if declared is not None and declared > limit:
+        raise AnswerTooLarge(limit, len(body), declared, bytes(body[:_HEAD]))
+    return bytes(body)
 
 
 def decode_body(raw: bytes) -> Any:
