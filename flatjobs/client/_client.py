@@ -41,6 +41,7 @@ from ._transport import (
     encode_json,
     query,
     retry_after,
+    retry_wait,
     unexpected,
 )
 
@@ -405,7 +406,7 @@ class FlatfileClient:
                     response.release()
             if attempt >= policy.attempts:
                 raise failure
-            wait = policy.delay(attempt, wait_hint)
+            wait = retry_wait(policy, attempt, wait_hint)
             if loop.time() + wait >= deadline:
                 raise failure
             _log.info(

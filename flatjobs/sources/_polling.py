@@ -37,6 +37,7 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+from flatjobs._seconds import check_seconds
 from flatjobs.client import FlatfileClient, Page, RetryPolicy
 from flatjobs.errors import FlatfileError, UnexpectedResponseError
 from flatjobs.instruments import _instruments, notify
@@ -95,12 +96,13 @@ class PollingSource:
         since: dt.datetime | None = None,
         include_acknowledged: bool = True,
     ) -> None:
-        if not 0 < interval <= max_interval:
+        check_seconds("interval", interval, positive=True)
+        check_seconds("max_interval", max_interval, positive=True)
+        check_seconds("overlap", overlap, positive=True)
+        if not interval <= max_interval:
             raise ValueError(
                 f"need 0 < interval <= max_interval, got {interval} and {max_interval}"
             )
-        if not overlap > 0:
-            raise ValueError(f"overlap must be a positive number of seconds, got {overlap!r}")
         if page_size < 1 or max_pages < 1:
             raise ValueError(f"page_size and max_pages must be >= 1, got {page_size}, {max_pages}")
         self.client = client

@@ -25,7 +25,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import random
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Final, TypeVar
@@ -33,6 +32,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import yarl
 
+from flatjobs._seconds import backoff, check_seconds
 from flatjobs.client import FlatfileClient
 from flatjobs.errors import ConfigurationError, FlatfileError
 from flatjobs.log import get_logger, register_secret
@@ -117,6 +117,8 @@ class PushSource:
         overlap: float = 5.0,
         since: dt.datetime | None = None,
     ) -> None:
+        check_seconds("hold", hold, positive=True)
+        check_seconds("max_backoff", max_backoff)
         self.client = client
         self.environment_id = client.require_environment(environment_id)
         self.space_id = space_id
@@ -250,8 +252,7 @@ class PushSource:
     def _backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` in a row: 0.5 s doubling to ``max_backoff``,
         with jitter."""
-        base = min(0.5 * 2.0 ** max(failures - 2, 0), self.max_backoff)
-        return base * random.uniform(0.8, 1.2)
+        return backoff(failures - 1, 0.5, self.max_backoff, 0.2)
 
     async def _connect(self, session: aiohttp.ClientSession) -> tuple[str, str]:
         """A token if needed, then the handshake: the channel's timetoken and region now."""
