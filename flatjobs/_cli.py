@@ -259,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--lookback",
-        type=_SECONDS,
+        type=_number(float, 1, YEAR),  # the sweep reads no jobs in less than a second
         default=3600.0,
         help="how far back, in seconds of creation time, the sweep reads jobs "
         "(default: %(default)s)",

@@ -380,7 +380,7 @@ async def run_job(
     Raises:
         TimeoutError: the job had not ended within ``timeout`` seconds.
     """
-    check_seconds("timeout", timeout, positive=True)
+    check_seconds("timeout", timeout)
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     emulator.on_event(queue.put_nowait)
     try:

@@ -308,11 +308,13 @@ async def test_waiting_on_the_emulator_refuses_what_is_no_duration(bad: Any) -> 
             await run_job(Listener(), emu, "a:b", timeout=bad)
         assert str(info.value).endswith(f"got {bad!r}")
         assert len(emu.state.jobs) == 1  # refused before triggering anything
+        with pytest.raises(TimeoutError):  # 0: look once, wait no more
+            await emu.wait_for(job.id, timeout=0)
 
 
-def test_the_distributed_modes_waits_refuse_what_is_no_duration() -> None:
+async def test_the_distributed_modes_waits_refuse_what_is_no_duration() -> None:
     pytest.importorskip("nats")
-    from flatjobs.nats import Broker, Ingress, WorkerSource
+    from flatjobs.nats import Broker, Ingress, WorkerSource, connect
 
     broker = cast(Broker, object())  # refused before the broker is touched
     for bad in (math.nan, math.inf, -1):
@@ -322,14 +324,31 @@ def test_the_distributed_modes_waits_refuse_what_is_no_duration() -> None:
         with pytest.raises(ValueError, match=r"^cursor_every must be ") as info:
             Ingress(broker, LISTENER, MemorySource([]), cursor_every=bad)
         assert str(info.value).endswith(f"got {bad!r}")
+        # Was a bug: `asyncio.timeout(nan + 2)` was entered before anything said no.
+        with pytest.raises(ValueError, match=r"^timeout must be ") as info:
+            await connect("nats://127.0.0.1:9", timeout=bad)
+        assert str(info.value).endswith(f"got {bad!r}")
 
 
-def test_the_commands_poll_interval_refuses_infinity(capsys: pytest.CaptureFixture[str]) -> None:
-    # Was a bug: `--interval inf` was taken (the flag had no upper bound).
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # Was a bug: `--interval inf` was taken (the flag had no upper bound).
+        (["--source", "poll", "--interval", "inf"], "--interval: must be from 0.01 to 31622400"),
+        # Was a bug: `--lookback 0` passed the flag and raised ValueError out of the sweep.
+        (["--lookback", "0"], "--lookback: must be from 1 to 31622400, got 0"),
+        (["--grace-period", "nan"], "--grace-period: must be from 0 to 31622400, got nan"),
+    ],
+)
+def test_the_commands_durations_refuse_what_is_no_duration(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["run", APP, "--source", "poll", "--interval", "inf"])
+        main(["run", APP, *argv])
     assert exit_info.value.code == 2
-    assert "argument --interval: must be from 0.01 to 31622400, got inf" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
 
 
 async def test_a_lease_whose_expiry_reads_nan_hands_the_message_back_for_a_while(

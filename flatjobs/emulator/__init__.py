@@ -486,7 +486,7 @@ class Emulator:
         self, job_id: str, statuses: Iterable[str] = TERMINAL_STATUSES, *, timeout: float = 10.0
     ) -> Job:
         """Wait until the job reaches one of ``statuses`` (default: any terminal status)."""
-        check_seconds("timeout", timeout, positive=True)
+        check_seconds("timeout", timeout)
         wanted = frozenset(str(s) for s in statuses)
         job = self.state.jobs.get(job_id)
         if job is not None and job.status in wanted:
