@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from ._seconds import check_seconds
 from .instruments import Instrument, add_instrument
 from .log import get_logger
 
@@ -136,10 +137,7 @@ class HealthServer:
         metrics: bool = True,
         max_loop_lag: float = 5.0,
     ) -> None:
-        if not max_loop_lag > 0:
-            raise ValueError(
-                f"max_loop_lag must be a positive number of seconds, got {max_loop_lag!r}"
-            )
+        check_seconds("max_loop_lag", max_loop_lag, positive=True)
         self.source = source
         self.readiness = Readiness()
         self.metrics: PrometheusMetrics | None = None

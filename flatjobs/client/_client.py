@@ -43,6 +43,7 @@ from ._transport import (
     query,
     read_body,
     retry_after,
+    retry_wait,
     unexpected,
 )
 
@@ -426,7 +427,7 @@ class FlatfileClient:
                     response.release()
             if attempt >= policy.attempts:
                 raise failure
-            wait = policy.delay(attempt, wait_hint)
+            wait = retry_wait(policy, attempt, wait_hint)
             if loop.time() + wait >= deadline:
                 raise failure
             _log.info(

@@ -39,6 +39,7 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+from flatjobs._seconds import check_seconds
 from flatjobs.client import FlatfileClient, Page, RetryPolicy
 from flatjobs.client._transport import DEFAULT_MAX_ANSWER_BYTES
 from flatjobs.errors import FlatfileError, UnexpectedResponseError
@@ -125,12 +126,13 @@ class PollingSource:
         include_acknowledged: bool = True,
         max_answer_bytes: int | None = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        if not 0 < interval <= max_interval:
+        check_seconds("interval", interval, positive=True)
+        check_seconds("max_interval", max_interval, positive=True)
+        check_seconds("overlap", overlap, positive=True)
+        if not interval <= max_interval:
             raise ValueError(
                 f"need 0 < interval <= max_interval, got {interval} and {max_interval}"
             )
-        if not overlap > 0:
-            raise ValueError(f"overlap must be a positive number of seconds, got {overlap!r}")
         if page_size < 1 or max_pages < 1:
             raise ValueError(f"page_size and max_pages must be >= 1, got {page_size}, {max_pages}")
         if max_answer_bytes is not None and max_answer_bytes < 1:

@@ -38,7 +38,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import random
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Final, TypeVar
@@ -46,6 +45,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import yarl
 
+from flatjobs._seconds import backoff, check_seconds
 from flatjobs.client import FlatfileClient
 from flatjobs.client._transport import DEFAULT_MAX_ANSWER_BYTES, AnswerTooLarge, read_body
 from flatjobs.errors import ConfigurationError, FlatfileError
@@ -137,6 +137,8 @@ class PushSource:
         since: dt.datetime | None = None,
         max_answer_bytes: int | None = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
+        check_seconds("hold", hold, positive=True)
+        check_seconds("max_backoff", max_backoff)
         self.client = client
         self.environment_id = client.require_environment(environment_id)
         self.space_id = space_id
@@ -299,9 +301,7 @@ class PushSource:
     def _backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` in a row: 0.5 s doubling to ``max_backoff``,
         with jitter."""
-        # The exponent is capped: a host down for hours must not overflow the float.
-        base = min(0.5 * 2.0 ** min(max(failures - 2, 0), 32), self.max_backoff)
-        return base * random.uniform(0.8, 1.2)
+        return backoff(failures - 1, 0.5, self.max_backoff, 0.2)
 
     async def _connect(self, session: aiohttp.ClientSession) -> tuple[str, str]:
         """A token if needed, then the handshake: the channel's timetoken and region now."""
