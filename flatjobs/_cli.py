@@ -45,6 +45,7 @@ from ._listener import Listener
 from ._reconcile import Reconciler
 from ._reload import Reloader
 from ._runner import Runner, run, stop_on_signal
+from ._seconds import YEAR
 from .client import FlatfileClient, RetryPolicy
 from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
 from .log import redact_tokens, shorten
@@ -156,7 +157,7 @@ def _number(kind: type[int] | type[float], low: float, high: float = math.inf) -
 
 
 _COUNT = _number(int, 1)
-_SECONDS = _number(float, 0, 366 * 86400)  # a year: inf and 1e300 are no durations
+_SECONDS = _number(float, 0, YEAR)  # a year: inf and 1e300 are no durations
 _PORT = _number(int, 0, 65535)
 
 
@@ -239,7 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--interval",
-        type=_number(float, 0.01),
+        type=_number(float, 0.01, YEAR),
         default=0.5,
         help="with --source poll, seconds between polls (default: %(default)s)",
     )
@@ -258,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--lookback",
-        type=_SECONDS,
+        type=_number(float, 1, YEAR),  # the sweep reads no jobs in less than a second
         default=3600.0,
         help="how far back, in seconds of creation time, the sweep reads jobs "
         "(default: %(default)s)",

@@ -54,6 +54,7 @@ import attrs
 
 from ._event import FlatfileEvent
 from ._progress import ProgressUpdate, check_eta, check_info, check_progress
+from ._seconds import check_seconds
 from ._tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
 from .errors import (
     FlatfileAPIError,
@@ -817,18 +818,11 @@ def check_job_options(
     Raises:
         ValueError: naming the option and the value.
     """
-    if timeout is not None and not (_number(timeout) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    if not (_number(progress_interval) and progress_interval >= 0):
-        raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval!r}")
-    if heartbeat is not None and not (_number(heartbeat) and heartbeat > 0):
-        raise ValueError(
-            f"heartbeat must be a positive number of seconds or None, got {heartbeat!r}"
-        )
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    if timeout is not None:
+        check_seconds("timeout", timeout, positive=True, forever=True)
+    check_seconds("progress_interval", progress_interval)
+    if heartbeat is not None:
+        check_seconds("heartbeat", heartbeat, positive=True)
 
 
 def job_lifecycle(

@@ -48,6 +48,7 @@ import attrs
 
 from ._event import FlatfileEvent
 from ._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
+from ._seconds import check_seconds
 from .errors import FlatfileError, InvalidEventError, JobError
 from .instruments import _instruments, notify
 from .log import get_logger, shorten
@@ -97,10 +98,8 @@ class Runner:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if grace_period < 0:
-            raise ValueError(f"grace_period must be >= 0 seconds, got {grace_period}")
-        if cancel_grace < 0:
-            raise ValueError(f"cancel_grace must be >= 0 seconds, got {cancel_grace}")
+        check_seconds("grace_period", grace_period)
+        check_seconds("cancel_grace", cancel_grace)
         self.listener = listener
         self.source = source
         self.sweep = sweep
