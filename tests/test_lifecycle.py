@@ -32,7 +32,7 @@ from flatjobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
 from flatjobs.testing import client_for, make_event
 
-from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer, job_reply
+from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer
 
 JOB = "us_jb_1"
 ACK = ("POST", f"/v1/jobs/{JOB}/ack")
