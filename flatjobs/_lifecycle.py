@@ -685,13 +685,15 @@ class JobLifecycle:
 
     async def _complete(self, details: JobCompleteDetails) -> None:
         error = await self._end("complete", details)
-        if error is None:
-            if self.debug:
-                self.log.info("job completed")
+        if error is None:  # one line a job, as a failure has: what ran, and for how long
+            seconds = round(time.perf_counter() - self._started, 3)
+            self.log.info("job completed", job=self.event.payload.get("job"), seconds=seconds)
             return
         if isinstance(error, JobCancelled):
             raise error
-        failure = failure_details(FlatfileError(f"The job could not be completed: {error}"))
+        failure = failure_details(
+            JobError(f"The job could not be completed: {error}", next=Next.retry("Retry"))
+        )
         if await self._end("fail", failure) is not None:
             self.log.error(
                 "job could not be completed nor failed; it may stay executing", error=str(error)

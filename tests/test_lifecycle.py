@@ -39,6 +39,7 @@ ACK = ("POST", f"/v1/jobs/{JOB}/ack")
 COMPLETE = ("POST", f"/v1/jobs/{JOB}/complete")
 FAIL = ("POST", f"/v1/jobs/{JOB}/fail")
 GET = ("GET", f"/v1/jobs/{JOB}")
+RETRY = {"type": "retry", "label": "Retry"}
 READ = (*GET, "")
 """The read of the job before its ack: its body runs only if the job is ready."""
 
@@ -159,7 +160,15 @@ async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
         READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*COMPLETE, '{"outcome":{"message":"Job complete"}}'),
-        (*FAIL, body({"info": message, "outcome": {"acknowledge": True, "message": message}})),
+        (
+            *FAIL,
+            body(
+                {
+                    "info": message,
+                    "outcome": {"acknowledge": True, "message": message, "next": RETRY},
+                }
+            ),
+        ),
     ]
 
 
@@ -545,3 +554,15 @@ async def test_debug_logs_receipt_and_completion_with_job_event_and_topic(
     assert [e["event"] for e in lines] == ["job received", "job completed"]
     for line in lines:
         assert (line["job_id"], line["event_id"], line["topic"]) == (JOB, event["id"], "job:ready")
+
+
+async def test_a_completed_job_logs_one_info_line_with_its_name_and_duration(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    with capture_logs() as logs:
+        async with job_lifecycle(ready(), client=rclient):
+            pass
+    (line,) = [e for e in logs if e["log_level"] == "info"]
+    assert line["event"] == "job completed"
+    assert (line["job_id"], line["job"]) == (JOB, "workbook:export")
+    assert isinstance(line["seconds"], float)
