@@ -183,35 +183,34 @@ async def test_a_new_job_ready_for_a_job_executing_elsewhere_does_not_start_its_
     tmp_path: Path, stopped: signal.Signals
 ) -> None:
     runs, log = tmp_path / "runs", tmp_path / "second.log"
-    async with Emulator() as emu:
-        # The first listener starts the body, then is paused or killed mid-job.
-        async with listener(emu.url, emu, runs, seconds=60, sweep=600) as first:
-            job = emu.trigger("workbook:work")
-            await started_once(runs, job.id)
-            first.send_signal(stopped)
-            # A second listener on the environment (a restart, or a second one started by
-            # mistake) gets two more job:ready events for it, with ids of their own.
-            async with listener(emu.url, emu, runs, seconds=0.05, sweep=600, log=log):
-                for _ in range(2):
-                    seen = len(emu.requests)
-                    emu.emit(
-                        "job:ready",
-                        domain="job",
-                        context={"jobId": job.id, "workbookId": job.source},
-                        payload={"job": "workbook:work", "status": "ready", "isPart": False},
-                    )
-                    await read_by_lifecycle(emu, job.id, seen)
-                    async with asyncio.timeout(30):  # its warning is written
-                        while "already executing" not in log.read_text():  # noqa: ASYNC110
-                            await asyncio.sleep(0.05)
-                assert runs_of(runs)[job.id] == 1  # not started again
-                assert emu.job(job.id).status == "executing"
-                # The user's Retry still runs it: the job is failed, retried, and run.
-                emu.state.finish(job.id, {"info": "given up"}, call="fail")
-                emu.retry(job.id)
-                await emu.wait_for(job.id, ["complete"], timeout=30)
-            if stopped == signal.SIGSTOP:
-                first.send_signal(signal.SIGKILL)  # never resumed: it would end the job
+    # The first listener starts the body, then is paused or killed mid-job.
+    async with Emulator() as emu, listener(emu.url, emu, runs, seconds=60, sweep=600) as first:
+        job = emu.trigger("workbook:work")
+        await started_once(runs, job.id)
+        first.send_signal(stopped)
+        # A second listener on the environment (a restart, or a second one started by
+        # mistake) gets two more job:ready events for it, with ids of their own.
+        async with listener(emu.url, emu, runs, seconds=0.05, sweep=600, log=log):
+            for _ in range(2):
+                seen = len(emu.requests)
+                emu.emit(
+                    "job:ready",
+                    domain="job",
+                    context={"jobId": job.id, "workbookId": job.source},
+                    payload={"job": "workbook:work", "status": "ready", "isPart": False},
+                )
+                await read_by_lifecycle(emu, job.id, seen)
+                async with asyncio.timeout(30):  # its warning is written
+                    while "already executing" not in log.read_text():  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+            assert runs_of(runs)[job.id] == 1  # not started again
+            assert emu.job(job.id).status == "executing"
+            # The user's Retry still runs it: the job is failed, retried, and run.
+            emu.state.finish(job.id, {"info": "given up"}, call="fail")
+            emu.retry(job.id)
+            await emu.wait_for(job.id, ["complete"], timeout=30)
+        if stopped == signal.SIGSTOP:
+            first.send_signal(signal.SIGKILL)  # never resumed: it would end the job
     assert runs_of(runs)[job.id] == 2
     warnings = [line for line in log.read_text().splitlines() if "already executing" in line]
     assert len(warnings) == 1  # one clear line, naming the fix
