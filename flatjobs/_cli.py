@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import webbrowser
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -587,6 +587,15 @@ async def _first_contact(client: FlatfileClient) -> None:
                 f"the token may not read environment {environment} at {client.host} (403): "
                 f"check FLATFILE_ENVIRONMENT_ID (or --environment-id), and that "
                 f"{_token_variable()} is a key of that environment"
+            ) from None
+        if exc.status in (400, 404) and isinstance(exc.body, Mapping) and "errors" in exc.body:
+            # The platform's own answer (an error body, not a web server's page for a wrong
+            # FLATFILE_API_URL) to a well-formed call: the environment id is what it refused.
+            said = shorten(" ".join(exc.detail.split()), 200)
+            raise ConfigurationError(
+                f"the Flatfile API at {client.host} knows no environment "
+                f"{shorten(repr(environment), 100)} ({exc.status}: {said}): check "
+                f"FLATFILE_ENVIRONMENT_ID (or --environment-id)"
             ) from None
         said = shorten(" ".join(str(exc).split()), 300)  # an HTML page, on one line
         raise ConfigurationError(f"the Flatfile API at {client.host} failed: {said}") from None

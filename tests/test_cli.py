@@ -457,6 +457,29 @@ async def test_a_forbidden_environment_exits_2_naming_the_variable() -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("given", ["variable", "flag"])
+@pytest.mark.parametrize("source", ["push", "poll"])
+async def test_a_mistyped_environment_id_exits_2_naming_the_setting(
+    given: str, source: str
+) -> None:
+    # Was a bug: the runner started, the feed of an environment nobody has stayed empty,
+    # and nothing ever happened.
+    async with Emulator() as emu:
+        env = {**emu.env()}
+        args = ["run", APP, "--source", source]
+        if given == "variable":
+            env["FLATFILE_ENVIRONMENT_ID"] = "us_env_emulatr"
+        else:
+            args += ["--environment-id", "us_env_emulatr"]
+        code, _, err = await flatjobs(*args, env=env)
+    assert code == 2
+    assert err.strip() == (
+        f"flatjobs run: error: the Flatfile API at 127.0.0.1:{emu.port} knows no environment "
+        "'us_env_emulatr' (404: environment 'us_env_emulatr' not found (this emulator's is "
+        f"{emu.environment_id})): check FLATFILE_ENVIRONMENT_ID (or --environment-id)"
+    )
+
+
 async def test_an_api_out_of_reach_exits_2_naming_the_variable() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

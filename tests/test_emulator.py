@@ -327,6 +327,23 @@ async def test_feed_requires_an_environment(emu: Emulator) -> None:
             await c.request("GET", "/events")
 
 
+@pytest.mark.parametrize("environment", ["us_env_emulatr", "us_env_emulator/../x?y=1", " "])
+async def test_the_feed_of_an_environment_the_emulator_does_not_hold_is_404(
+    emu: Emulator, environment: str
+) -> None:
+    # As the platform: a mistyped environment id is refused, not an empty feed forever.
+    emu.trigger("a:b")
+    async with client_for(emu, retry=RetryPolicy(attempts=1)) as c:
+        with pytest.raises(FlatfileAPIError) as info:
+            await c.events.list_raw(environment_id=environment)
+        assert await c.events.list_raw(environment_id=emu.environment_id)
+    assert info.value.status == 404
+    assert info.value.body["errors"][0]["key"] == "environmentId"
+    assert info.value.detail == (
+        f"environment {environment!r} not found (this emulator's is {emu.environment_id})"
+    )
+
+
 # ------------------------------------------------------------ multi-part jobs
 
 
