@@ -281,8 +281,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--metrics-host",
-        default="0.0.0.0",
-        help="with --metrics-port, the address to listen on (default: %(default)s)",
+        default="127.0.0.1",
+        help="with --metrics-port, the address to listen on; the default reaches this "
+        "machine only: in a container whose probes or Prometheus come from outside it, "
+        "pass 0.0.0.0 (default: %(default)s)",
     )
     distributed = run_cmd.add_argument_group(
         "distributed mode",
@@ -498,6 +500,16 @@ async def _listening(server: AbstractAsyncContextManager[Any], what: str) -> Asy
         yield entered
 
 
+_NATS_FLAGS = {
+    "stream": "--nats-stream",
+    "ack_wait": "--ack-wait",
+    "max_deliver": "--max-deliver",
+    "partitions": "--partitions",
+    "replicas": "--nats-replicas",
+}
+"""The options of ``flatjobs run`` that set each field of ``NatsSettings``."""
+
+
 async def _run_nats(args: argparse.Namespace, listener: Listener, client: FlatfileClient) -> int:
     """``flatjobs run --nats``: this process's role in a distributed deployment."""
     try:
@@ -514,8 +526,9 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
             partitions=args.partitions,
             replicas=args.nats_replicas,
         )
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+    except ValueError as exc:  # "max_deliver must be...": named as the command takes it
+        field, _, rest = str(exc).partition(" ")
+        raise ConfigurationError(f"{_NATS_FLAGS.get(field, field)} {rest}") from None
     role: Role = args.role or "all"
     ingress = role in ("ingress", "all")
     source = _source(args, client) if ingress else None
@@ -619,10 +632,26 @@ def _started(
     return line
 
 
+def _client(args: argparse.Namespace) -> FlatfileClient:
+    """The client ``flatjobs run`` talks through; a setting it lacks is named as the
+    command takes it (a variable or an option), not as the library's keyword."""
+    environ = os.environ
+    token = environ.get("FLATFILE_BEARER_TOKEN") or environ.get("FLATFILE_API_KEY") or ""
+    if not token.strip():  # as the client reads it
+        raise ConfigurationError(
+            "no Flatfile API token: set FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) to a "
+            "secret key of the environment"
+        )
+    if not (args.environment_id or environ.get("FLATFILE_ENVIRONMENT_ID")):
+        raise ConfigurationError(
+            "no environment id: set FLATFILE_ENVIRONMENT_ID or pass --environment-id"
+        )
+    return FlatfileClient(environment_id=args.environment_id)
+
+
 async def _run(args: argparse.Namespace) -> int:
     listener = load_target(args.target)
-    client = FlatfileClient(environment_id=args.environment_id)
-    client.require_environment(None)
+    client = _client(args)
     listener.client = client
     if args.nats:
         return await _run_nats(args, listener, client)

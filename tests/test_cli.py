@@ -149,6 +149,70 @@ def test_missing_configuration_exits_2(
     assert "FLATFILE_ENVIRONMENT_ID" in capsys.readouterr().err
 
 
+_NATS = ["--nats", "nats://127.0.0.1:1"]  # never reached: the settings are refused first
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (
+            [],
+            {},
+            "no Flatfile API token: set FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) to a "
+            "secret key of the environment",
+        ),
+        (
+            [],
+            {"FLATFILE_BEARER_TOKEN": " \n"},
+            "no Flatfile API token: set FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) to a "
+            "secret key of the environment",
+        ),
+        (
+            [],
+            {"FLATFILE_API_KEY": "sk_x_123"},
+            "no environment id: set FLATFILE_ENVIRONMENT_ID or pass --environment-id",
+        ),
+        (
+            [*_NATS, "--max-deliver", "0"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--max-deliver must be a whole number 1..1000000, got 0",
+        ),
+        (
+            [*_NATS, "--partitions", "2000"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--partitions must be a whole number 1..1024, got 2000",
+        ),
+        (
+            [*_NATS, "--nats-replicas", "7"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--nats-replicas must be a whole number 1..5, got 7",
+        ),
+        (
+            [*_NATS, "--nats-stream", "a.b"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--nats-stream must be 1 to 64 letters, digits, '_' or '-', got 'a.b'",
+        ),
+    ],
+    ids=["no-token", "blank-token", "no-environment", "max-deliver", "partitions", "replicas", "stream"],
+)
+def test_configuration_errors_name_the_command_s_variables_and_options(
+    args: list[str],
+    env: dict[str, str],
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Was a bug: they named the library's keywords ("pass environment_id=...",
+    # "max_deliver must be"), which the command does not take.
+    monkeypatch.chdir(ROOT)
+    for name in ("FLATFILE_BEARER_TOKEN", "FLATFILE_API_KEY", "FLATFILE_ENVIRONMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", APP, *args]) == 2
+    assert capsys.readouterr().err == f"flatjobs run: error: {said}\n"
+
+
 def test_load_target_finds_listener_or_jobs_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     listener = load_target(APP)  # no `listener` attribute: `jobs` is wrapped
@@ -478,6 +542,64 @@ async def test_a_mistyped_environment_id_exits_2_naming_the_setting(
         "'us_env_emulatr' (404: environment 'us_env_emulatr' not found (this emulator's is "
         f"{emu.environment_id})): check FLATFILE_ENVIRONMENT_ID (or --environment-id)"
     )
+
+
+async def _connects(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def test_serve_health_listens_on_the_loopback_by_default() -> None:
+    from flatjobs import serve_health
+
+    async with serve_health(0, metrics=False) as server:
+        assert server.host == "127.0.0.1"
+        assert await _connects("127.0.0.1", server.port)
+        assert not await _connects("127.0.0.2", server.port)
+
+
+@pytest.mark.parametrize(
+    ("given", "everywhere"), [([], False), (["0.0.0.0"], True)], ids=["default", "everywhere"]
+)
+async def test_the_health_server_listens_on_the_loopback_unless_told_otherwise(
+    given: list[str], everywhere: bool
+) -> None:
+    # Was a bug: --metrics-host defaulted to 0.0.0.0, serving /metrics to every network
+    # the machine is on. 127.0.0.2 is another address of this machine: reached only when
+    # the server listens on every address.
+    async with Emulator() as emu:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "flatjobs",
+            "run",
+            APP,
+            "--log-level",
+            "info",
+            "--metrics-port",
+            "0",
+            *(["--metrics-host", *given] if given else []),
+            cwd=ROOT,
+            env={**os.environ, **emu.env()},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        try:
+            line = await _said(proc.stderr, "", "health server listening")
+            found = re.search(r"address=(\S+):(\d+)", line)
+            assert found is not None, line
+            port = int(found[2])
+            assert found[1] == ("0.0.0.0" if everywhere else "127.0.0.1")
+            assert await _connects("127.0.0.1", port)
+            assert await _connects("127.0.0.2", port) is everywhere
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.communicate(), 30)
 
 
 async def test_an_api_out_of_reach_exits_2_naming_the_variable() -> None:
