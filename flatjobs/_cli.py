@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import webbrowser
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -44,12 +43,12 @@ from ._jobs import Jobs
 from ._listener import Listener
 from ._reconcile import Reconciler
 from ._reload import Reloader
-from ._runner import Runner, run, stop_on_signal
+from ._runner import Runner, run, signals_stop
 from ._seconds import YEAR
 from .client import FlatfileClient, RetryPolicy
 from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
 from .log import redact_tokens, shorten
-from .models import Job, JobStatus
+from .models import TERMINAL_STATUSES, Job, JobStatus
 from .sources import EventSource, PollingSource, PushSource
 
 __all__ = ["TargetError", "load_target", "main"]
@@ -385,7 +384,10 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=_SECONDS,
         default=120.0,
-        help="with --exit-when-idle, give up after this many seconds (default: %(default)s)",
+        help="with --exit-when-idle, give up this many seconds after starting: jobs still "
+        "running are stopped at once and failed with a Retry button, and the command exits "
+        "(a body that ignores its cancellation is abandoned 5 seconds later) "
+        "(default: %(default)s)",
     )
     dev.add_argument(
         "--reload",
@@ -558,15 +560,20 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
     return _stopped(stats)
 
 
-def _stopped(stats: Any) -> int:
-    """Log the run's stats; exit 0 at once when bodies that ignore cancellation were
-    abandoned (their jobs were failed): asyncio.run would wait for them for ever."""
-    structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
-    if stats.abandoned:
+def _leave(code: int, abandoned: int) -> int:
+    """``code``, exiting at once when job bodies that ignore cancellation were abandoned
+    (their jobs were failed): asyncio.run would wait for them for ever."""
+    if abandoned:
         sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(0)
-    return 0
+        os._exit(code)
+    return code
+
+
+def _stopped(stats: Any) -> int:
+    """Log the run's stats; exit code 0 (at once, when bodies were abandoned)."""
+    structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
+    return _leave(0, stats.abandoned)
 
 
 def _say(command: str, message: str) -> None:
@@ -691,11 +698,52 @@ async def _reloading(
             await asyncio.wait_for(watching, 5)
 
 
+_MADE_UP_SOURCES = ("workbook", "sheet", "file", "document")
+"""The domains whose triggered job is about a made-up id when the emulator holds none."""
+
+
+def _meant(name: str, listener: Listener) -> str:
+    """``: did you mean 'x'?`` naming the job of the listener's handlers closest to
+    ``name``, or nothing."""
+    known = [
+        job
+        for router in listener.routers()
+        if isinstance(router, Jobs)
+        for job in router.job_names()
+        if not any(c in job for c in "*?[")  # a glob would have matched
+    ]
+    close = difflib.get_close_matches(name, known, n=1)
+    return f": did you mean {close[0]}?" if close else ""
+
+
+def _on_made_up_source(emu: Any, display: Any) -> Callable[[dict[str, Any]], None]:
+    """An event callback saying, under a job that failed on the made-up id of its workbook,
+    sheet, file or document (the emulator held none of its kind), that --seed gives it one:
+    the failure itself only says that a read of that id found nothing."""
+
+    def hint(event: dict[str, Any]) -> None:
+        job_id = job_id_of(event)
+        if event.get("topic") != "job:failed" or job_id is None:
+            return
+        job = emu.job(job_id)
+        domain = str(job.type)
+        said = f"{job.info} {job.outcome.message if job.outcome else ''}"
+        if domain in _MADE_UP_SOURCES and emu.data.first(domain) is None and job.source in said:
+            display.note(
+                f"  {job.job_name:<28} the emulator holds no {domain}: this job was about "
+                f"the made-up {job.source}; pass --seed FILE to give it a {domain} to work on"
+            )
+
+    return hint
+
+
 async def _dev(args: argparse.Namespace) -> int:
     from ._display import ProgressDisplay
     from .emulator import Emulator
     from .testing import emulated
 
+    # --timeout bounds the whole run, start-up included (--exit-when-idle).
+    deadline = asyncio.get_running_loop().time() + args.timeout
     listener = load_target(args.target)
     if args.exit_when_idle and not args.trigger:
         raise TargetError(
@@ -709,6 +757,7 @@ async def _dev(args: argparse.Namespace) -> int:
     async with Emulator(record=False, seed=args.seed) as emu:
         display = ProgressDisplay(emu.job, out)
         emu.on_event(display.on_event)
+        emu.on_event(_on_made_up_source(emu, display))
         head = f"flatjobs dev: emulator on {emu.url}, running {args.target}"
         print(f"{head}; jobs panel: {emu.panel_url}", file=out, flush=True)
         if args.open and not await asyncio.to_thread(webbrowser.open, emu.panel_url):
@@ -719,36 +768,43 @@ async def _dev(args: argparse.Namespace) -> int:
             ) as env,
             _reloading(reloader, env.runner, env.client),
         ):
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(
-                        sig, stop_on_signal, env.runner, functools.partial(_say, "dev")
+            with signals_stop(env.runner, functools.partial(_say, "dev")):
+                triggered: list[tuple[str, str]] = []
+                unhandled: list[str] = []
+                for name in args.trigger:
+                    job = await env.trigger(name, input=args.input, wait=False)
+                    triggered.append((job.id, name))
+                    ready = next(
+                        e
+                        for e in reversed(emu.events)
+                        if e["topic"] == "job:ready" and job_id_of(e) == job.id
                     )
-            triggered: list[tuple[str, str]] = []
-            unhandled: list[str] = []
-            for name in args.trigger:
-                job = await env.trigger(name, input=args.input, wait=False)
-                triggered.append((job.id, name))
-                ready = next(
-                    e
-                    for e in reversed(emu.events)
-                    if e["topic"] == "job:ready" and job_id_of(e) == job.id
-                )
-                if not listener.match(ready):
-                    unhandled.append(name)
-                    display.note(f"  {name:<28} no callback of {args.target} handles this job")
-            if not args.exit_when_idle:
-                await env.stopped()
-                return 0
-            timed_out = False
-            try:
-                async with asyncio.timeout(args.timeout):
-                    for job_id, name in triggered:
-                        if name not in unhandled:
-                            await emu.wait_for(job_id, timeout=args.timeout)
-            except TimeoutError:
-                timed_out = True
+                    if not listener.match(ready):
+                        unhandled.append(name)
+                        display.note(
+                            f"  {name:<28} no callback of {args.target} handles this job"
+                            f"{_meant(name, listener)}"
+                        )
+                if not args.exit_when_idle:
+                    stats = await env.stopped()
+                    return _leave(0, stats.abandoned)
+                running: list[str] = []
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        for job_id, name in triggered:
+                            if name not in unhandled:
+                                await emu.wait_for(job_id, timeout=args.timeout)
+                except TimeoutError:
+                    running = [
+                        j
+                        for j, name in triggered
+                        if name not in unhandled and emu.job(j).status not in TERMINAL_STATUSES
+                    ]
+                    # A second stop cancels at once: their jobs are failed with a Retry
+                    # button, without the grace period a drain would give them.
+                    env.runner.stop()
+                env.runner.stop()
+                stats = await env.stopped()
         jobs = [emu.job(job_id) for job_id, _ in triggered]
         done = sum(j.status == JobStatus.COMPLETE for j in jobs)
         failed = [j for j in jobs if j.status == JobStatus.FAILED]
@@ -760,10 +816,10 @@ async def _dev(args: argparse.Namespace) -> int:
             summary += f" ({len(unexpected)} unexpectedly)"
         if unhandled:
             summary += f", {len(unhandled)} with no handler"
-        if timed_out:
-            summary += f", still running after {args.timeout:g}s"
+        if running:
+            summary += f", {len(running)} stopped at the {args.timeout:g}s timeout"
         print(summary, file=out, flush=True)
-        return 1 if unexpected or unhandled or timed_out else 0
+        return _leave(1 if unexpected or unhandled or running else 0, stats.abandoned)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,12 @@ async def flatjobs(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:  # never left behind a test
+        proc.kill()
+        await proc.wait()
+        raise
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -193,7 +198,15 @@ _NATS = ["--nats", "nats://127.0.0.1:1"]  # never reached: the settings are refu
             "--nats-stream must be 1 to 64 letters, digits, '_' or '-', got 'a.b'",
         ),
     ],
-    ids=["no-token", "blank-token", "no-environment", "max-deliver", "partitions", "replicas", "stream"],
+    ids=[
+        "no-token",
+        "blank-token",
+        "no-environment",
+        "max-deliver",
+        "partitions",
+        "replicas",
+        "stream",
+    ],
 )
 def test_configuration_errors_name_the_command_s_variables_and_options(
     args: list[str],
@@ -233,6 +246,59 @@ async def test_dev_exits_1_for_a_job_no_callback_handles() -> None:
     code, out, _ = await flatjobs("dev", APP, "--trigger", "space:unknown", "--exit-when-idle")
     assert code == 1
     assert "no callback of tests/apps/slow.py handles this job" in out
+
+
+async def test_dev_names_the_job_meant_by_a_mistyped_trigger() -> None:
+    code, out, _ = await flatjobs("dev", APP, "--trigger", "workbook:slwo", "--exit-when-idle")
+    assert code == 1
+    assert (
+        "  workbook:slwo                no callback of tests/apps/slow.py handles this job: "
+        "did you mean workbook:slow?"
+    ) in out.splitlines()
+
+
+async def test_dev_without_a_seed_says_so_when_a_job_fails_on_its_made_up_sheet() -> None:
+    # Was a bug: all it said was "sheet 'us_sh_emulator' not found".
+    args = ["examples/quickstart.py", "--trigger", "sheet:validate", "--exit-when-idle"]
+    code, out, _ = await flatjobs("dev", *args)
+    assert code == 1
+    lines = out.splitlines()
+    failed = next(n for n, line in enumerate(lines) if "FAILED" in line)
+    assert "sheet 'us_sh_emulator' not found" in lines[failed]
+    assert lines[failed + 1] == (
+        "  sheet:validate               the emulator holds no sheet: this job was about the "
+        "made-up us_sh_emulator; pass --seed FILE to give it a sheet to work on"
+    )
+    code, out, _ = await flatjobs("dev", *args, "--seed", "examples/data/contacts.json")
+    assert "--seed" not in out  # seeded: it ran on the seeded sheet
+
+
+@pytest.mark.parametrize("job", ["workbook:slow", "workbook:stubborn"])
+async def test_dev_timeout_bounds_the_whole_run_whatever_the_grace_period(job: str) -> None:
+    # Was a bug: --timeout 8 took 39 s, the jobs still running being given the grace period
+    # (and a body ignoring its cancellation kept the process alive for ever).
+    code, out, err = await flatjobs(
+        "dev",
+        APP,
+        "--trigger",
+        job,
+        "--exit-when-idle",
+        "--timeout",
+        "1",
+        "--grace-period",
+        "3600",
+        env={"SLOW_JOB_SECONDS": "3600"},
+        timeout=60,  # a bound on this test, far below the grace period
+    )
+    assert code == 1, err[-2000:]
+    lines = out.splitlines()
+    assert (
+        lines[-1] == "1 job(s): 0 complete, 1 failed (1 unexpectedly), 1 stopped at the 1s timeout"
+    )
+    assert lines[-2] == (
+        f"  {job:<28} FAILED The listener stopped before the job finished. Retry to run it "
+        "again.  [Retry]"
+    )
 
 
 async def sigterm_with_jobs_in_flight(
