@@ -206,8 +206,8 @@ class HealthServer:
 
     # ----------------------------------------------------------- serving
 
-    async def start(self, port: int, host: str = "0.0.0.0") -> None:
-        """Listen on ``host:port`` and start counting."""
+    async def start(self, port: int, host: str = "127.0.0.1") -> None:
+        """Listen on ``host:port`` (this machine only by default) and start counting."""
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -247,7 +247,7 @@ class HealthServer:
 async def serve_health(
     port: int,
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     source: Any = None,
     registry: CollectorRegistry | None = None,
     metrics: bool = True,
@@ -257,6 +257,9 @@ async def serve_health(
     (see the module docstring); ``port=0`` picks a free one (``server.port``).
 
     Args:
+        host: the address to listen on: the loopback by default, which only this machine
+            reaches; ``"0.0.0.0"`` (every address) in a container whose probes and
+            scraper come from outside it.
         source: the runner's event source, whose ``connected`` attribute ``/readyz`` reads.
         registry: the Prometheus registry to count into and serve (the global one by
             default).

@@ -118,6 +118,14 @@ def build_app(
         body: Any = None
         status: int | None = None
         try:
+            if not _authorized(request.headers.get("Authorization"), token):
+                # Before the body: a caller without the token gets nothing read into memory
+                # (aiohttp discards the rest), and may not reuse the connection mid-body.
+                refused = _error(401, "Unauthorized: a valid bearer token is required")
+                if request.can_read_body:
+                    refused.force_close()
+                status = refused.status
+                return refused
             # The body is read here, once, with a deadline and a size limit, whatever the
             # mode: a handler then reads it from aiohttp's cache.
             readable = request.can_read_body
@@ -147,8 +155,6 @@ def build_app(
                 record(RecordedRequest(request.method, request.path, route, query, body, status))
 
     async def _serve(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
-        if not _authorized(request.headers.get("Authorization"), token):
-            return _error(401, "Unauthorized: a valid bearer token is required")
         plan = faults.plan(route)
         if plan.latency:
             await asyncio.sleep(plan.latency)

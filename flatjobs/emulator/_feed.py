@@ -140,6 +140,14 @@ class EventFeed:
         ``number`` of ``size`` (all of them when ``size`` is None), in time order."""
         if not query.get("environmentId"):
             raise EmulatorError(400, "environmentId is required", key="environmentId")
+        if query["environmentId"] != self.environment_id:
+            # As the platform: a feed is an environment's, and a mistyped id is no empty one.
+            raise EmulatorError(
+                404,
+                f"environment {query['environmentId']!r} not found (this emulator's is "
+                f"{self.environment_id})",
+                key="environmentId",
+            )
         since: dt.datetime | None = None
         if "since" in query:
             try:
@@ -156,7 +164,6 @@ class EventFeed:
         skip = (number - 1) * size if size is not None else 0
         filtered = (
             self._mixed_feed
-            or query["environmentId"] != self.environment_id
             or not include_acked
             or any(k in query for k in ("spaceId", "domain", "topic"))
         )
