@@ -1,7 +1,8 @@
 """A minimal Jobs API for benchmarks, run in its own process: every request answers 200
 with the job, ``executing`` (or ``complete``/``failed`` after those calls, as the platform
-answers), like the JS reference's server; ``GET /__count`` returns how many requests it
-has served (and resets the count)."""
+answers; a read of the job, ``GET /v1/jobs/{id}``, finds it ``ready``), like the JS
+reference's server; ``GET /__count`` returns how many requests it has served (and resets
+the count)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def _body(status: str) -> bytes:
 
 BODIES = {"complete": _body("complete"), "fail": _body("failed")}
 EXECUTING = _body("executing")
+READY = _body("ready")
 
 
 def main(port: int) -> None:
@@ -27,7 +29,10 @@ def main(port: int) -> None:
         nonlocal count
         await request.read()
         count += 1
-        body = BODIES.get(request.path.rpartition("/")[2], EXECUTING)
+        if request.method == "GET" and request.path.count("/") == 3:  # /v1/jobs/{id}
+            body = READY
+        else:
+            body = BODIES.get(request.path.rpartition("/")[2], EXECUTING)
         return web.Response(body=body, content_type="application/json")
 
     async def served(request: web.Request) -> web.Response:

@@ -1,9 +1,12 @@
 """Lifecycle throughput: jobs/s through ``@jobs.handle`` with a no-op handler.
 
 Beside it, measured in the same run against the same minimal server (a separate process):
-a hand-written aiohttp loop making the same two calls per job (ack, complete), and
-Flatfile's JS job handler when Node is available. Also: HTTP calls per job for handlers
-that tick 10, 1,000 and 100,000 times (default progress interval).
+a hand-written aiohttp loop making the same three calls per job (read the job, to run it
+only if it is ready; ack; complete), the same loop without the read (the two calls
+Flatfile's JS job handler makes), and Flatfile's JS job handler when Node is available.
+Throughput, and the CPU time of the listener's process per job (the server runs in a
+process of its own). Also: HTTP calls per job for handlers that tick 10, 1,000 and
+100,000 times (default progress interval).
 
     python bench/lifecycle.py [--quick] [--no-js]
 """
@@ -66,16 +69,20 @@ def event(i: int) -> dict[str, Any]:
     }
 
 
-async def timed(count: int, batch: int, one: Callable[[int], Awaitable[Any]]) -> float:
+Rate = tuple[float, float]
+"""Jobs per second, and microseconds of this process's CPU time per job."""
+
+
+async def timed(count: int, batch: int, one: Callable[[int], Awaitable[Any]]) -> Rate:
     for i in range(200):  # warm-up, as the JS reference does
         await one(i)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, count, batch):
         await asyncio.gather(*(one(j) for j in range(i, min(count, i + batch))))
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1e6
 
 
-async def flatjobs_rate(url: str, count: int, batch: int) -> float:
+async def flatjobs_rate(url: str, count: int, batch: int) -> Rate:
     jobs = Jobs()
 
     @jobs.handle("workbook:export")
@@ -87,7 +94,7 @@ async def flatjobs_rate(url: str, count: int, batch: int) -> float:
         return await timed(count, batch, lambda i: listener.dispatch(event(i)))
 
 
-async def hand_written_rate(url: str, count: int, batch: int) -> float:
+async def hand_written_rate(url: str, count: int, batch: int, read: bool = True) -> Rate:
     headers = {
         "Authorization": f"Bearer {TOKEN}",
         "X-Disable-Hooks": "true",
@@ -99,6 +106,10 @@ async def hand_written_rate(url: str, count: int, batch: int) -> float:
 
         async def one(i: int) -> None:
             job = f"{url}/v1/jobs/us_jb_{i}"
+            if read:
+                async with session.get(job) as resp:
+                    if (await resp.json())["data"]["status"] != "ready":
+                        return
             async with session.post(f"{job}/ack", data=ack) as resp:
                 await resp.json()
             async with session.post(f"{job}/complete", data=complete) as resp:
@@ -143,30 +154,38 @@ def main(quick: bool = False, with_js: bool = True) -> None:
     with server() as url:
         js = js_rates(url, count) if with_js and not quick else {}
         for batch in BATCH_SIZES:
-            # Alternate the two over several rounds and compare medians: this machine is
-            # shared and noisy, so a ratio is only fair when both sides see the same noise.
-            ours_runs, hand_runs = [], []
+            # Alternate the three over several rounds and compare medians: this machine is
+            # shared and noisy, so a ratio is only fair when all sides see the same noise.
+            runs: dict[str, list[Rate]] = {"ours": [], "hand": [], "two": []}
             for _ in range(ROUNDS if not quick else 1):
-                ours_runs.append(asyncio.run(flatjobs_rate(url, count, batch)))
-                hand_runs.append(asyncio.run(hand_written_rate(url, count, batch)))
-            ours, hand = statistics.median(ours_runs), statistics.median(hand_runs)
+                runs["ours"].append(asyncio.run(flatjobs_rate(url, count, batch)))
+                runs["hand"].append(asyncio.run(hand_written_rate(url, count, batch)))
+                runs["two"].append(asyncio.run(hand_written_rate(url, count, batch, False)))
+            (ours, ours_cpu), (hand, hand_cpu), (two, two_cpu) = (
+                (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
+                for v in runs.values()
+            )
             js_rate = js.get(batch)
             rows.append(
                 [
                     "sequential" if batch == 1 else f"{batch} at a time",
-                    f"{ours:,.0f}",
-                    f"{hand:,.0f}",
+                    f"{ours:,.0f} ({ours_cpu:,.0f} µs)",
+                    f"{hand:,.0f} ({hand_cpu:,.0f} µs)",
                     f"{ours / hand:.2f}",
+                    f"{two:,.0f} ({two_cpu:,.0f} µs)",
+                    f"{ours / two:.2f}",
                     f"{js_rate:,.0f}" if js_rate else "n/a",
                     f"{ours / js_rate:.2f}" if js_rate else "n/a",
                 ]
             )
         table(
-            f"jobs/s through @jobs.handle, no-op handler, {count:,} jobs, 2 HTTP calls each, "
-            f"median of {ROUNDS if not quick else 1} alternating rounds",
-            ["concurrency", "flatjobs", "hand-written aiohttp", "ratio", "JS job handler", "ratio"],
+            f"jobs/s (CPU µs per job) through @jobs.handle, no-op handler, {count:,} jobs, "
+            f"median of {ROUNDS if not quick else 1} alternating rounds; flatjobs makes 3 "
+            "calls a job (read, ack, complete)",
+            ["concurrency", "flatjobs", "hand-written, same 3 calls", "ratio",
+             "hand-written, ack + complete", "ratio", "JS job handler (2 calls)", "ratio"],
             rows,
-        )
+        )  # fmt: skip
         tick_rows = []
         for ticks in (10, 1_000, 10_000, 100_000):
             per_job = asyncio.run(calls_per_job(url, ticks, 3 if ticks > 10_000 else 10))

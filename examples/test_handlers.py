@@ -1,19 +1,17 @@
-"""How to test your own handlers: end to end against the emulator, seeded with your data,
-and directly with a stand-in tick.
+"""More ways to test your own handlers: after the user fixed the rows, a Retry, data a test
+seeds itself, an endpoint of your own, a split job, and a handler called directly with a
+stand-in tick.
 
 The ``flatfile_emulator`` fixture comes from flatjobs' pytest plugin, registered when
-flatjobs is installed (it needs pytest-asyncio); ``contacts`` below is an emulator seeded
-with the 1,204 contacts of ``data/contacts.json``.
+flatjobs is installed (it needs pytest-asyncio); ``contacts``, from ``conftest.py``, is an
+emulator seeded with the 1,204 contacts of ``data/contacts.json``.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import multipart
 import pytest
@@ -25,55 +23,8 @@ from aiohttp.test_utils import TestServer
 
 from flatjobs import FlatfileEvent, JobError, Listener, job_lifecycle
 from flatjobs.emulator import Emulator
-from flatjobs.models import FilesNext, RetryNext
+from flatjobs.models import RetryNext
 from flatjobs.testing import RecordingTick, client_for, emulated, make_event, run_job
-
-SEED = Path(__file__).parent / "data" / "contacts.json"
-
-
-@pytest.fixture
-async def contacts() -> AsyncIterator[Emulator]:
-    async with Emulator(seed=SEED) as emu:
-        yield emu
-
-
-def _csv_rows(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
-
-
-async def test_the_export_writes_every_record_to_an_export_file(contacts: Emulator) -> None:
-    job = await run_job(quickstart.listener, contacts, "workbook:export")
-    assert job.status == "complete"
-    assert job.outcome is not None
-    assert job.outcome.message == "Exported 1,204 rows"
-    assert isinstance(job.outcome.next, FilesNext)
-    [file_id] = [f.file_id for f in job.outcome.next.files]
-    exported = contacts.file(file_id)
-    assert exported.mode == "export"
-    assert exported.name == "contacts.csv"
-    rows = _csv_rows(contacts.file_content(file_id))
-    records = contacts.records("contacts")
-    assert len(rows) == len(records) == 1204
-    assert [r["email"] for r in rows] == [str(r["values"]["email"]["value"]) for r in records]
-    assert rows[0].keys() == {"email", "name", "status", "age"}
-
-
-async def test_validation_marks_bad_cells_and_fails_with_retry(contacts: Emulator) -> None:
-    job = await run_job(quickstart.listener, contacts, "sheet:validate")
-    assert job.status == "failed"
-    assert job.outcome is not None
-    assert job.outcome.message == "3 rows have an invalid email address"
-    assert isinstance(job.outcome.next, RetryNext)
-    flagged = {
-        r["values"]["email"]["value"]: [m["message"] for m in r["values"]["email"]["messages"]]
-        for r in contacts.records("contacts")
-        if r["values"]["email"].get("messages")
-    }
-    assert flagged == {
-        "not-an-email": ["'not-an-email' is not an email address"],
-        "carla.diaz at example.com": ["'carla.diaz at example.com' is not an email address"],
-        "hugo.berg@": ["'hugo.berg@' is not an email address"],
-    }
 
 
 async def test_validation_passes_once_the_user_fixed_the_rows(contacts: Emulator) -> None:

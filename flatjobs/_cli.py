@@ -26,10 +26,9 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import webbrowser
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -44,11 +43,12 @@ from ._jobs import Jobs
 from ._listener import Listener
 from ._reconcile import Reconciler
 from ._reload import Reloader
-from ._runner import Runner, run, stop_on_signal
+from ._runner import Runner, run, signals_stop
+from ._seconds import YEAR
 from .client import FlatfileClient, RetryPolicy
 from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
 from .log import redact_tokens, shorten
-from .models import Job, JobStatus
+from .models import TERMINAL_STATUSES, Job, JobStatus
 from .sources import EventSource, PollingSource, PushSource
 
 __all__ = ["TargetError", "load_target", "main"]
@@ -156,7 +156,7 @@ def _number(kind: type[int] | type[float], low: float, high: float = math.inf) -
 
 
 _COUNT = _number(int, 1)
-_SECONDS = _number(float, 0, 366 * 86400)  # a year: inf and 1e300 are no durations
+_SECONDS = _number(float, 0, YEAR)  # a year: inf and 1e300 are no durations
 _PORT = _number(int, 0, 65535)
 
 
@@ -239,7 +239,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--interval",
-        type=_number(float, 0.01),
+        type=_number(float, 0.01, YEAR),
         default=0.5,
         help="with --source poll, seconds between polls (default: %(default)s)",
     )
@@ -258,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--lookback",
-        type=_SECONDS,
+        type=_number(float, 1, YEAR),  # the sweep reads no jobs in less than a second
         default=3600.0,
         help="how far back, in seconds of creation time, the sweep reads jobs "
         "(default: %(default)s)",
@@ -280,8 +280,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--metrics-host",
-        default="0.0.0.0",
-        help="with --metrics-port, the address to listen on (default: %(default)s)",
+        default="127.0.0.1",
+        help="with --metrics-port, the address to listen on; the default reaches this "
+        "machine only: in a container whose probes or Prometheus come from outside it, "
+        "pass 0.0.0.0 (default: %(default)s)",
     )
     distributed = run_cmd.add_argument_group(
         "distributed mode",
@@ -382,7 +384,10 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout",
         type=_SECONDS,
         default=120.0,
-        help="with --exit-when-idle, give up after this many seconds (default: %(default)s)",
+        help="with --exit-when-idle, give up this many seconds after starting: jobs still "
+        "running are stopped at once and failed with a Retry button, and the command exits "
+        "(a body that ignores its cancellation is abandoned 5 seconds later) "
+        "(default: %(default)s)",
     )
     dev.add_argument(
         "--reload",
@@ -497,6 +502,16 @@ async def _listening(server: AbstractAsyncContextManager[Any], what: str) -> Asy
         yield entered
 
 
+_NATS_FLAGS = {
+    "stream": "--nats-stream",
+    "ack_wait": "--ack-wait",
+    "max_deliver": "--max-deliver",
+    "partitions": "--partitions",
+    "replicas": "--nats-replicas",
+}
+"""The options of ``flatjobs run`` that set each field of ``NatsSettings``."""
+
+
 async def _run_nats(args: argparse.Namespace, listener: Listener, client: FlatfileClient) -> int:
     """``flatjobs run --nats``: this process's role in a distributed deployment."""
     try:
@@ -513,8 +528,9 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
             partitions=args.partitions,
             replicas=args.nats_replicas,
         )
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+    except ValueError as exc:  # "max_deliver must be...": named as the command takes it
+        field, _, rest = str(exc).partition(" ")
+        raise ConfigurationError(f"{_NATS_FLAGS.get(field, field)} {rest}") from None
     role: Role = args.role or "all"
     ingress = role in ("ingress", "all")
     source = _source(args, client) if ingress else None
@@ -544,15 +560,20 @@ async def _run_nats(args: argparse.Namespace, listener: Listener, client: Flatfi
     return _stopped(stats)
 
 
-def _stopped(stats: Any) -> int:
-    """Log the run's stats; exit 0 at once when bodies that ignore cancellation were
-    abandoned (their jobs were failed): asyncio.run would wait for them for ever."""
-    structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
-    if stats.abandoned:
+def _leave(code: int, abandoned: int) -> int:
+    """``code``, exiting at once when job bodies that ignore cancellation were abandoned
+    (their jobs were failed): asyncio.run would wait for them for ever."""
+    if abandoned:
         sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(0)
-    return 0
+        os._exit(code)
+    return code
+
+
+def _stopped(stats: Any) -> int:
+    """Log the run's stats; exit code 0 (at once, when bodies were abandoned)."""
+    structlog.get_logger("flatjobs.cli").info("stopped", **attrs.asdict(stats))
+    return _leave(0, stats.abandoned)
 
 
 def _say(command: str, message: str) -> None:
@@ -587,6 +608,15 @@ async def _first_contact(client: FlatfileClient) -> None:
                 f"check FLATFILE_ENVIRONMENT_ID (or --environment-id), and that "
                 f"{_token_variable()} is a key of that environment"
             ) from None
+        if exc.status in (400, 404) and isinstance(exc.body, Mapping) and "errors" in exc.body:
+            # The platform's own answer (an error body, not a web server's page for a wrong
+            # FLATFILE_API_URL) to a well-formed call: the environment id is what it refused.
+            said = shorten(" ".join(exc.detail.split()), 200)
+            raise ConfigurationError(
+                f"the Flatfile API at {client.host} knows no environment "
+                f"{shorten(repr(environment), 100)} ({exc.status}: {said}): check "
+                f"FLATFILE_ENVIRONMENT_ID (or --environment-id)"
+            ) from None
         said = shorten(" ".join(str(exc).split()), 300)  # an HTML page, on one line
         raise ConfigurationError(f"the Flatfile API at {client.host} failed: {said}") from None
     except FlatfileError as exc:
@@ -609,10 +639,26 @@ def _started(
     return line
 
 
+def _client(args: argparse.Namespace) -> FlatfileClient:
+    """The client ``flatjobs run`` talks through; a setting it lacks is named as the
+    command takes it (a variable or an option), not as the library's keyword."""
+    environ = os.environ
+    token = environ.get("FLATFILE_BEARER_TOKEN") or environ.get("FLATFILE_API_KEY") or ""
+    if not token.strip():  # as the client reads it
+        raise ConfigurationError(
+            "no Flatfile API token: set FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) to a "
+            "secret key of the environment"
+        )
+    if not (args.environment_id or environ.get("FLATFILE_ENVIRONMENT_ID")):
+        raise ConfigurationError(
+            "no environment id: set FLATFILE_ENVIRONMENT_ID or pass --environment-id"
+        )
+    return FlatfileClient(environment_id=args.environment_id)
+
+
 async def _run(args: argparse.Namespace) -> int:
     listener = load_target(args.target)
-    client = FlatfileClient(environment_id=args.environment_id)
-    client.require_environment(None)
+    client = _client(args)
     listener.client = client
     if args.nats:
         return await _run_nats(args, listener, client)
@@ -652,11 +698,52 @@ async def _reloading(
             await asyncio.wait_for(watching, 5)
 
 
+_MADE_UP_SOURCES = ("workbook", "sheet", "file", "document")
+"""The domains whose triggered job is about a made-up id when the emulator holds none."""
+
+
+def _meant(name: str, listener: Listener) -> str:
+    """``: did you mean 'x'?`` naming the job of the listener's handlers closest to
+    ``name``, or nothing."""
+    known = [
+        job
+        for router in listener.routers()
+        if isinstance(router, Jobs)
+        for job in router.job_names()
+        if not any(c in job for c in "*?[")  # a glob would have matched
+    ]
+    close = difflib.get_close_matches(name, known, n=1)
+    return f": did you mean {close[0]}?" if close else ""
+
+
+def _on_made_up_source(emu: Any, display: Any) -> Callable[[dict[str, Any]], None]:
+    """An event callback saying, under a job that failed on the made-up id of its workbook,
+    sheet, file or document (the emulator held none of its kind), that --seed gives it one:
+    the failure itself only says that a read of that id found nothing."""
+
+    def hint(event: dict[str, Any]) -> None:
+        job_id = job_id_of(event)
+        if event.get("topic") != "job:failed" or job_id is None:
+            return
+        job = emu.job(job_id)
+        domain = str(job.type)
+        said = f"{job.info} {job.outcome.message if job.outcome else ''}"
+        if domain in _MADE_UP_SOURCES and emu.data.first(domain) is None and job.source in said:
+            display.note(
+                f"  {job.job_name:<28} the emulator holds no {domain}: this job was about "
+                f"the made-up {job.source}; pass --seed FILE to give it a {domain} to work on"
+            )
+
+    return hint
+
+
 async def _dev(args: argparse.Namespace) -> int:
     from ._display import ProgressDisplay
     from .emulator import Emulator
     from .testing import emulated
 
+    # --timeout bounds the whole run, start-up included (--exit-when-idle).
+    deadline = asyncio.get_running_loop().time() + args.timeout
     listener = load_target(args.target)
     if args.exit_when_idle and not args.trigger:
         raise TargetError(
@@ -670,6 +757,7 @@ async def _dev(args: argparse.Namespace) -> int:
     async with Emulator(record=False, seed=args.seed) as emu:
         display = ProgressDisplay(emu.job, out)
         emu.on_event(display.on_event)
+        emu.on_event(_on_made_up_source(emu, display))
         head = f"flatjobs dev: emulator on {emu.url}, running {args.target}"
         print(f"{head}; jobs panel: {emu.panel_url}", file=out, flush=True)
         if args.open and not await asyncio.to_thread(webbrowser.open, emu.panel_url):
@@ -680,36 +768,43 @@ async def _dev(args: argparse.Namespace) -> int:
             ) as env,
             _reloading(reloader, env.runner, env.client),
         ):
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(
-                        sig, stop_on_signal, env.runner, functools.partial(_say, "dev")
+            with signals_stop(env.runner, functools.partial(_say, "dev")):
+                triggered: list[tuple[str, str]] = []
+                unhandled: list[str] = []
+                for name in args.trigger:
+                    job = await env.trigger(name, input=args.input, wait=False)
+                    triggered.append((job.id, name))
+                    ready = next(
+                        e
+                        for e in reversed(emu.events)
+                        if e["topic"] == "job:ready" and job_id_of(e) == job.id
                     )
-            triggered: list[tuple[str, str]] = []
-            unhandled: list[str] = []
-            for name in args.trigger:
-                job = await env.trigger(name, input=args.input, wait=False)
-                triggered.append((job.id, name))
-                ready = next(
-                    e
-                    for e in reversed(emu.events)
-                    if e["topic"] == "job:ready" and job_id_of(e) == job.id
-                )
-                if not listener.match(ready):
-                    unhandled.append(name)
-                    display.note(f"  {name:<28} no callback of {args.target} handles this job")
-            if not args.exit_when_idle:
-                await env.stopped()
-                return 0
-            timed_out = False
-            try:
-                async with asyncio.timeout(args.timeout):
-                    for job_id, name in triggered:
-                        if name not in unhandled:
-                            await emu.wait_for(job_id, timeout=args.timeout)
-            except TimeoutError:
-                timed_out = True
+                    if not listener.match(ready):
+                        unhandled.append(name)
+                        display.note(
+                            f"  {name:<28} no callback of {args.target} handles this job"
+                            f"{_meant(name, listener)}"
+                        )
+                if not args.exit_when_idle:
+                    stats = await env.stopped()
+                    return _leave(0, stats.abandoned)
+                running: list[str] = []
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        for job_id, name in triggered:
+                            if name not in unhandled:
+                                await emu.wait_for(job_id, timeout=args.timeout)
+                except TimeoutError:
+                    running = [
+                        j
+                        for j, name in triggered
+                        if name not in unhandled and emu.job(j).status not in TERMINAL_STATUSES
+                    ]
+                    # A second stop cancels at once: their jobs are failed with a Retry
+                    # button, without the grace period a drain would give them.
+                    env.runner.stop()
+                env.runner.stop()
+                stats = await env.stopped()
         jobs = [emu.job(job_id) for job_id, _ in triggered]
         done = sum(j.status == JobStatus.COMPLETE for j in jobs)
         failed = [j for j in jobs if j.status == JobStatus.FAILED]
@@ -721,10 +816,10 @@ async def _dev(args: argparse.Namespace) -> int:
             summary += f" ({len(unexpected)} unexpectedly)"
         if unhandled:
             summary += f", {len(unhandled)} with no handler"
-        if timed_out:
-            summary += f", still running after {args.timeout:g}s"
+        if running:
+            summary += f", {len(running)} stopped at the {args.timeout:g}s timeout"
         print(summary, file=out, flush=True)
-        return 1 if unexpected or unhandled or timed_out else 0
+        return _leave(1 if unexpected or unhandled or running else 0, stats.abandoned)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,9 @@
 * ``/readyz`` (readiness): 200 when the source is connected and the API reachable, else
   503; the JSON answer says which part is not. A source says it is connected with a
   ``connected`` attribute (:class:`~flatjobs.PollingSource`: its last poll succeeded;
-  :class:`~flatjobs.PushSource`: its channel answers); a source without one counts as
+  :class:`~flatjobs.PushSource`: its channel answers, which it does not once a long-poll
+  and the handshake after it got no answer, within ``hold`` + 10 s of going silent, nor
+  while its long-polls come back at once with nothing); a source without one counts as
   connected. The API is reachable when the last API call of this process was answered,
   neither 5xx nor 401/403 (no extra calls are made to find out).
 * ``/metrics``: the Prometheus text of ``registry``, when the ``prometheus`` extra is
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from ._seconds import check_seconds
 from .instruments import Instrument, add_instrument
 from .log import get_logger
 
@@ -134,10 +137,7 @@ class HealthServer:
         metrics: bool = True,
         max_loop_lag: float = 5.0,
     ) -> None:
-        if not max_loop_lag > 0:
-            raise ValueError(
-                f"max_loop_lag must be a positive number of seconds, got {max_loop_lag!r}"
-            )
+        check_seconds("max_loop_lag", max_loop_lag, positive=True)
         self.source = source
         self.readiness = Readiness()
         self.metrics: PrometheusMetrics | None = None
@@ -206,8 +206,8 @@ class HealthServer:
 
     # ----------------------------------------------------------- serving
 
-    async def start(self, port: int, host: str = "0.0.0.0") -> None:
-        """Listen on ``host:port`` and start counting."""
+    async def start(self, port: int, host: str = "127.0.0.1") -> None:
+        """Listen on ``host:port`` (this machine only by default) and start counting."""
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -247,7 +247,7 @@ class HealthServer:
 async def serve_health(
     port: int,
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     source: Any = None,
     registry: CollectorRegistry | None = None,
     metrics: bool = True,
@@ -257,6 +257,9 @@ async def serve_health(
     (see the module docstring); ``port=0`` picks a free one (``server.port``).
 
     Args:
+        host: the address to listen on: the loopback by default, which only this machine
+            reaches; ``"0.0.0.0"`` (every address) in a container whose probes and
+            scraper come from outside it.
         source: the runner's event source, whose ``connected`` attribute ``/readyz`` reads.
         registry: the Prometheus registry to count into and serve (the global one by
             default).

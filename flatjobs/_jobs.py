@@ -116,6 +116,8 @@ class _Registration:
     debug: bool
     name: str
     on_orphan: OnOrphan
+    job: str | None
+    """The ``domain:operation`` (or glob) the handler was registered for, when one is named."""
 
 
 @attrs.frozen
@@ -231,6 +233,12 @@ class Jobs:
         """The names of the registered handlers, in registration order."""
         return [reg.name for _, _, reg in self._routes]
 
+    def job_names(self) -> list[str]:
+        """The jobs the handlers are registered for, once each, in registration order:
+        ``"domain:operation"`` as given (globs too), and a selector mapping's ``job`` when
+        it is a string (``flatjobs dev`` offers them for a mistyped ``--trigger``)."""
+        return list(dict.fromkeys(reg.job for _, _, reg in self._routes if reg.job))
+
     @property
     def running(self) -> frozenset[str]:
         """Ids of the jobs whose lifecycle runs in this process now (any registry's)."""
@@ -269,6 +277,7 @@ class Jobs:
             debug=self.debug if options.debug is None else options.debug,
             name=callable_name(func),
             on_orphan=options.on_orphan,
+            job=selector.get("job") if isinstance(selector.get("job"), str) else None,
         )
         topics = _PARTS if kind == "parts" else _READY
         self._routes.append((topics, (FilterMatcher(selector),), registration))

@@ -54,6 +54,7 @@ import attrs
 
 from ._event import FlatfileEvent
 from ._progress import ProgressUpdate, check_eta, check_info, check_progress
+from ._seconds import check_seconds
 from ._tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
 from .errors import (
     FlatfileAPIError,
@@ -416,8 +417,7 @@ class JobLifecycle:
             self.log.info("job received")
         if self._acknowledge:
             try:
-                if self.event.replayed or self.event.orphaned:
-                    await self._check_still_runnable()
+                await self._check_runnable()
                 await self._ack()
             except BaseException:
                 self._release()
@@ -439,84 +439,108 @@ class JobLifecycle:
             self._timers.append(loop.call_later(self.timeout, self._on_timeout))
         return self._tick
 
-    async def _check_still_runnable(self) -> None:
-        """A replayed event's job may have been started by a run before this one: it is run
-        only while still ``ready`` (an orphan re-run: while still ``executing``)."""
+    async def _check_runnable(self) -> None:
+        """Run a job's body only if the job is ``ready`` now (an orphan re-run: still
+        ``executing``), read just before the ack.
+
+        An ack is accepted on a job that is already executing (it is also how progress is
+        reported), so without this read a second ``job:ready`` for a running job (an event
+        sent twice with two ids, a listener restarted while its last run's job is left
+        executing, two listeners on one environment) would start its body again. A user's
+        Retry makes the job ready again, and runs it.
+        """
         wanted = JobStatus.EXECUTING if self.event.orphaned else JobStatus.READY
         try:
-            status = (await self.client.jobs.get(self.job_id)).status
+            status = await self.client.jobs.status(self.job_id)
         except FlatfileError as err:
-            # Unsure whether it is still ready: not running it is the safe side; the
-            # reconciliation sweep looks at the job again.
-            self.log.warning(
-                "could not read a replayed job's status; not running it now", error=str(err)
-            )
+            # Unsure whether it is still ready: not running it is the safe side. A job left
+            # ready is run by the reconciliation sweep (or its event's redelivery).
+            self.log.warning("could not read the job's status; not running it now", error=str(err))
             self._report("skipped")
             raise JobSkipped(self.job_id, f"its status could not be read: {err}") from err
-        if status != wanted:
-            self.log.info("a replayed event's job is not run again", status=str(status))
-            self._report("skipped")
-            raise JobSkipped(self.job_id, f"it is {status}, not {wanted}")
-
-    async def _ack(self) -> None:
-        try:
-            status = await self.client.jobs.send(self.job_id, "ack", _ACCEPTED)
-        except UnexpectedResponseError as err:
-            # The ack was answered, but garbled: it most likely landed. The job says.
-            status = await self._status() or ""
-            failure: FlatfileError = err
-        except FlatfileError as err:
-            ended = await self._ack_failed(err)
-            self._report("skipped" if ended else "failed", None if ended else err)
-            raise
-        else:
-            failure = self.client.jobs.unexpected(
-                self.job_id, "ack", f"the acknowledged job is {status}, not executing"
-            )
-        if status == JobStatus.EXECUTING:
+        if status == wanted:
             return
         if status == JobStatus.CANCELED:
             self.log.info("job was canceled before it started")
             self._report("canceled")
             raise JobCancelled(self.job_id)
-        if status not in TERMINAL_STATUSES:
-            # An ack "succeeded" but the job is not executing: read where it really is.
-            status = await self._status() or ""
+        if status == JobStatus.EXECUTING:
+            _warn_executing_elsewhere(self.log)
+        else:
+            self.log.info("the job is not run: it is not ready", status=str(status))
+        self._report("skipped")
+        raise JobSkipped(self.job_id, f"it is {status}, not {wanted}")
+
+    async def _ack(self) -> None:
+        status: str | None
+        try:
+            status = await self.client.jobs.send(self.job_id, "ack", _ACCEPTED)
+        except FlatfileAPIError as err:
+            if 400 <= err.status < 500 and not isinstance(err, UnexpectedResponseError):
+                await self._not_started(err, await self._status())  # refused: an answer
+                return
+            # A 5xx after retries, or a garbled answer: the ack may have landed. The job says.
+            status = await self._status()
+            failure: FlatfileError = err
+        except FlatfileError as err:
+            # No answer (a reset, a timeout) after the client's retries: the ack may have
+            # landed before its answer was lost. The job says.
+            status = await self._status()
+            failure = err
+        else:
             if status == JobStatus.EXECUTING:
                 return
-        ended = await self._ack_failed(failure)
-        self._report("skipped" if ended else "failed", None if ended else failure)
-        raise failure
-
-    async def _ack_failed(self, err: FlatfileError) -> bool:
-        """The first ack failed: the body will not run; end the job unless it has ended.
-        Returns True when the job had already ended."""
-        if isinstance(err, FlatfileAPIError) and (
-            400 <= err.status < 500 or isinstance(err, UnexpectedResponseError)
-        ):
-            status = await self._status()
-            if status == JobStatus.CANCELED:
-                self.log.info("job was canceled before it started")
-                self._report("canceled")
-                raise JobCancelled(self.job_id) from err
-            if status in TERMINAL_STATUSES:
-                self.log.warning("job has already ended; not running it again", status=str(status))
-                return True
-        self.log.error("could not acknowledge job; failing it", error=str(err))
-        details = failure_details(FlatfileError(f"The job could not be started: {err}"))
-        if await _shielded(self._end("fail", details)) is None:
-            return False
-        # Only an executing job can fail: if the ack never landed, the job is still ready
-        # and would stay so forever. Acknowledge it (with the reason), then fail it.
-        try:
-            await self.client.jobs.send(self.job_id, "ack", {"info": details.info, "progress": 0})
-        except FlatfileError as again:
-            self.log.error(
-                "job could not be acknowledged nor failed; it stays ready", error=str(again)
+            failure = self.client.jobs.unexpected(
+                self.job_id, "ack", f"the acknowledged job is {status}, not executing"
             )
-            return False
+            if status not in TERMINAL_STATUSES:
+                status = await self._status()  # read where it really is
+        if status == JobStatus.EXECUTING:  # the ack landed (it was ready just before)
+            self.log.info("the ack's answer was lost, but the ack landed; running the job")
+            return
+        await self._not_started(failure, status)
+
+    async def _not_started(self, err: FlatfileError, status: str | None) -> None:
+        """The ack did not start the job (``status``: the job's, read after the ack; None
+        when unreadable): the body does not run. The job is ended with a Retry button
+        unless it has ended already. Always raises."""
+        if status == JobStatus.CANCELED:
+            self.log.info("job was canceled before it started")
+            self._report("canceled")
+            raise JobCancelled(self.job_id) from err
+        if status in TERMINAL_STATUSES:
+            self.log.warning("job has already ended; not running it again", status=str(status))
+            self._report("skipped")
+            raise err
+        if status is None:
+            # The job cannot be read either: whether the ack landed is unknown. Left as it
+            # is, a ready job is run by the sweep, an executing one ended as an orphan.
+            self.log.error(
+                "could not acknowledge the job, nor read it; leaving it for the sweep",
+                error=str(err),
+            )
+            self._report("failed", err)
+            raise err
+        self.log.error("could not acknowledge job; failing it", error=str(err))
+        details = failure_details(
+            JobError(f"The job could not be started: {err}", next=Next.retry("Retry"))
+        )
+        if status != JobStatus.EXECUTING:
+            # Only an executing job can fail: the ack did not land, so the job is still
+            # ready and would stay so. Acknowledge it (with the reason), then fail it.
+            try:
+                await self.client.jobs.send(
+                    self.job_id, "ack", {"info": details.info, "progress": 0}
+                )
+            except FlatfileError as again:
+                self.log.error(
+                    "job could not be acknowledged nor failed; it stays ready", error=str(again)
+                )
+                self._report("failed", err)
+                raise err from None
         await _shielded(self._end("fail", details))
-        return False
+        self._report("failed", err)
+        raise err
 
     # ----------------------------------------------------------- progress
 
@@ -677,13 +701,15 @@ class JobLifecycle:
 
     async def _complete(self, details: JobCompleteDetails) -> None:
         error = await self._end("complete", details)
-        if error is None:
-            if self.debug:
-                self.log.info("job completed")
+        if error is None:  # one line a job, as a failure has: what ran, and for how long
+            seconds = round(time.perf_counter() - self._started, 3)
+            self.log.info("job completed", job=self.event.payload.get("job"), seconds=seconds)
             return
         if isinstance(error, JobCancelled):
             raise error
-        failure = failure_details(JobError(f"The job could not be completed: {error}"))
+        failure = failure_details(
+            JobError(f"The job could not be completed: {error}", next=Next.retry("Retry"))
+        )
         if await self._end("fail", failure) is not None:
             self.log.error(
                 "job could not be completed nor failed; it may stay executing", error=str(error)
@@ -738,14 +764,53 @@ class JobLifecycle:
                 failure = self.client.jobs.unexpected(
                     self.job_id, call, f"the job is {status or 'unknown'} after {call}"
                 )
+            if status == wanted:  # the answer was lost or odd, but the call landed
+                return None
             if status == JobStatus.CANCELED:
                 self.log.info(f"job was canceled on the platform; not sent: {call}")
                 return JobCancelled(self.job_id) if call == "complete" else None
             if status in TERMINAL_STATUSES:
                 self.log.info(f"job had already ended; not sent again: {call}", status=str(status))
+                _warn_ended_elsewhere(self.log)
                 return None
             self.log.error(f"{call} did not end the job", error=str(failure))
             return failure
+
+
+_SCALING_HINT: Final = (
+    "one `flatjobs run` per environment runs each job once; to scale out, use "
+    "`flatjobs run --workers N` on one machine or `--nats URL` across machines"
+)
+_warned: set[str] = set()
+
+
+def _warn_once(log: Any, kind: str, message: str) -> None:
+    """``message`` as a warning the first time in this process, at debug level after: the
+    sign of a second listener on the environment is worth one clear line, not one a job."""
+    if kind in _warned:
+        log.debug(message)
+        return
+    _warned.add(kind)
+    log.warning(f"{message}; {_SCALING_HINT}")
+
+
+def _warn_executing_elsewhere(log: Any) -> None:
+    _warn_once(
+        log,
+        "executing",
+        "a job:ready came for a job already executing, not in this process: another "
+        "listener runs it, or the one that ran it stopped (the reconciliation sweep ends "
+        "such jobs); its body is not started again",
+    )
+
+
+def _warn_ended_elsewhere(log: Any) -> None:
+    _warn_once(
+        log,
+        "ended",
+        "a job this process ran was ended by someone else: another listener may be "
+        "running the same jobs",
+    )
 
 
 def _spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -771,18 +836,11 @@ def check_job_options(
     Raises:
         ValueError: naming the option and the value.
     """
-    if timeout is not None and not (_number(timeout) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    if not (_number(progress_interval) and progress_interval >= 0):
-        raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval!r}")
-    if heartbeat is not None and not (_number(heartbeat) and heartbeat > 0):
-        raise ValueError(
-            f"heartbeat must be a positive number of seconds or None, got {heartbeat!r}"
-        )
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    if timeout is not None:
+        check_seconds("timeout", timeout, positive=True, forever=True)
+    check_seconds("progress_interval", progress_interval)
+    if heartbeat is not None:
+        check_seconds("heartbeat", heartbeat, positive=True)
 
 
 def job_lifecycle(

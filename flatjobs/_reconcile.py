@@ -30,6 +30,7 @@ import attrs
 
 from ._event import Delivery, job_id_of
 from ._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
+from ._seconds import check_seconds
 from .errors import FlatfileError, JobError
 from .instruments import _instruments, notify
 from .log import get_logger
@@ -115,11 +116,9 @@ class Reconciler:
         running: Callable[[Job], Awaitable[bool]] | None = None,
         space_id: str | None = None,
     ) -> None:
-        if not interval > 0 or not lookback > 0 or ready_grace < 0:
-            raise ValueError(
-                "interval and lookback must be positive and ready_grace >= 0 seconds, got "
-                f"{interval!r}, {lookback!r} and {ready_grace!r}"
-            )
+        check_seconds("interval", interval, positive=True)
+        check_seconds("lookback", lookback, positive=True)
+        check_seconds("ready_grace", ready_grace)
         self.listener = listener
         self._client = client
         self.interval = interval

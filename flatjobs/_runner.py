@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -48,6 +50,7 @@ import attrs
 
 from ._event import FlatfileEvent
 from ._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
+from ._seconds import check_seconds
 from .errors import FlatfileError, InvalidEventError, JobError
 from .instruments import _instruments, notify
 from .log import get_logger, shorten
@@ -97,10 +100,8 @@ class Runner:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if grace_period < 0:
-            raise ValueError(f"grace_period must be >= 0 seconds, got {grace_period}")
-        if cancel_grace < 0:
-            raise ValueError(f"cancel_grace must be >= 0 seconds, got {cancel_grace}")
+        check_seconds("grace_period", grace_period)
+        check_seconds("cancel_grace", cancel_grace)
         self.listener = listener
         self.source = source
         self.sweep = sweep
@@ -111,6 +112,7 @@ class Runner:
         self._tasks: dict[asyncio.Task[None], FlatfileEvent] = {}
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
+        self._interrupted = False
         self._slots = asyncio.Semaphore(concurrency)
 
     @property
@@ -281,6 +283,18 @@ class Runner:
             _log.error("malformed event skipped", problem=str(exc), event_id=event.id)
         except Exception:
             _log.exception("dispatch failed", event_id=event.id, topic=event.topic)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # A handler asked the process to stop: as on Ctrl-C, every other job finishes
+            # or is failed with a Retry button within the grace period (this one's job was
+            # failed so already), and the process then exits as it does on Ctrl-C.
+            _log.error(
+                f"a callback raised {type(exc).__name__}: the listener stops, as on Ctrl-C",
+                event_id=event.id,
+                topic=event.topic,
+            )
+            if not (self._interrupted or self._stop.is_set()):  # never a forced stop
+                self._interrupted = True
+                (_interrupt.get() or self.stop)()
         finally:
             if _instruments:
                 notify("dispatch_ended", event, result)
@@ -321,12 +335,20 @@ def stop_on_signal(runner: Stoppable, on_signal: Callable[[str], None] | None = 
     runner.stop()
 
 
+# What a callback raising KeyboardInterrupt or SystemExit stops: the runner a signal
+# stops (set by signals_stop, for the tasks started inside it), else the runner itself.
+_interrupt: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "flatjobs_interrupt", default=None
+)
+
+
 @contextlib.contextmanager
 def signals_stop(
     runner: Stoppable, on_signal: Callable[[str], None] | None = None, *, enabled: bool = True
 ) -> Iterator[None]:
     """While inside, SIGINT and SIGTERM stop ``runner`` (:func:`stop_on_signal`), where the
-    loop can handle signals; the handlers are removed on exit."""
+    loop can handle signals; the handlers are removed on exit. A callback raising
+    ``KeyboardInterrupt`` or ``SystemExit`` stops it the same way, signals or not."""
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     if enabled:
@@ -334,9 +356,11 @@ def signals_stop(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop_on_signal, runner, on_signal)
                 installed.append(sig)
+    token = _interrupt.set(functools.partial(stop_on_signal, runner, on_signal))
     try:
         yield
     finally:
+        _interrupt.reset(token)
         for sig in installed:
             loop.remove_signal_handler(sig)
 

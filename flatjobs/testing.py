@@ -55,6 +55,7 @@ from ._lifecycle import JobResult, observe_jobs
 from ._progress import ProgressUpdate
 from ._reconcile import Reconciler
 from ._runner import Runner, RunStats
+from ._seconds import check_seconds
 from ._tick import RESOLVED, CompletionValue, Tick, completion_details
 from .client import FlatfileClient, RetryPolicy
 from .emulator import Emulator
@@ -379,6 +380,7 @@ async def run_job(
     Raises:
         TimeoutError: the job had not ended within ``timeout`` seconds.
     """
+    check_seconds("timeout", timeout)
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     emulator.on_event(queue.put_nowait)
     try:

@@ -101,24 +101,41 @@ def _json_or_text(raw: bytes) -> Any:
 _STATUS_AFTER = {"complete": "complete", "fail": "failed", "cancel": "canceled"}
 
 
-def job_reply(path: str) -> tuple[int, Any]:
-    """``200`` with the job, in the status a call to ``path`` leaves it in."""
-    status = _STATUS_AFTER.get(path.rsplit("/", 1)[-1], "executing")
+def job_reply(path: str, method: str = "POST", status: str | None = None) -> tuple[int, Any]:
+    """``200`` with the job, in the status a call to ``path`` leaves it in (a ``GET`` of
+    the job: ``status``, by default ``ready``, as the platform has a job before its ack)."""
+    if method == "GET":
+        status = status or "ready"
+    else:
+        status = _STATUS_AFTER.get(path.rsplit("/", 1)[-1], "executing")
     return (200, {"data": {**JOB_BODY["data"], "status": status}})
 
 
 class RecordingServer:
     """A real local aiohttp server that records every request and answers from a script.
 
-    Unscripted requests answer ``200`` with the job, ``executing`` (``complete``,
-    ``failed`` or ``canceled`` after those calls), as the platform would.
+    Unscripted requests answer ``200`` with the job, as the platform would: ``ready``
+    until it was acknowledged, then ``executing`` (``complete``, ``failed`` or ``canceled``
+    after those calls).
     """
 
     def __init__(self) -> None:
+        self.statuses: dict[str, str] = {}
+        """The status each job is in after the calls made on it (unscripted answers)."""
         self.requests: list[Recorded] = []
         self.script: list[Reply] = []
         self.responder: Callable[[Recorded], Reply] | None = None
         self.url = ""
+
+    def job_reply(self, rec: Recorded) -> tuple[int, Any]:
+        """The platform's answer to a job call: the job in the status the calls made on it
+        so far leave it in."""
+        parts = rec.path.split("/")  # "", "v1", "jobs", id, action?
+        job_id = parts[3] if len(parts) > 3 and parts[2] == "jobs" else ""
+        reply = job_reply(rec.path, rec.method, self.statuses.get(job_id))
+        if rec.method != "GET" and job_id:
+            self.statuses[job_id] = reply[1]["data"]["status"]
+        return reply
 
     def calls(self) -> list[tuple[str, str, Any]]:
         return [(r.method, r.path, r.json) for r in self.requests]
@@ -141,7 +158,7 @@ class RecordingServer:
         elif self.responder is not None:
             reply = self.responder(rec)
         else:
-            reply = job_reply(rec.path)
+            reply = self.job_reply(rec)
         if reply == "drop":
             assert request.transport is not None
             request.transport.close()

@@ -38,7 +38,12 @@ async def flatjobs(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:  # never left behind a test
+        proc.kill()
+        await proc.wait()
+        raise
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -149,6 +154,78 @@ def test_missing_configuration_exits_2(
     assert "FLATFILE_ENVIRONMENT_ID" in capsys.readouterr().err
 
 
+_NATS = ["--nats", "nats://127.0.0.1:1"]  # never reached: the settings are refused first
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (
+            [],
+            {},
+            "no Flatfile API token: set FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) to a "
+            "secret key of the environment",
+        ),
+        (
+            [],
+            {"FLATFILE_BEARER_TOKEN": " \n"},
+            "no Flatfile API token: set FLATFILE_BEARER_TOKEN (or FLATFILE_API_KEY) to a "
+            "secret key of the environment",
+        ),
+        (
+            [],
+            {"FLATFILE_API_KEY": "sk_x_123"},
+            "no environment id: set FLATFILE_ENVIRONMENT_ID or pass --environment-id",
+        ),
+        (
+            [*_NATS, "--max-deliver", "0"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--max-deliver must be a whole number 1..1000000, got 0",
+        ),
+        (
+            [*_NATS, "--partitions", "2000"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--partitions must be a whole number 1..1024, got 2000",
+        ),
+        (
+            [*_NATS, "--nats-replicas", "7"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--nats-replicas must be a whole number 1..5, got 7",
+        ),
+        (
+            [*_NATS, "--nats-stream", "a.b"],
+            {"FLATFILE_BEARER_TOKEN": "sk_x_123", "FLATFILE_ENVIRONMENT_ID": "us_env_1"},
+            "--nats-stream must be 1 to 64 letters, digits, '_' or '-', got 'a.b'",
+        ),
+    ],
+    ids=[
+        "no-token",
+        "blank-token",
+        "no-environment",
+        "max-deliver",
+        "partitions",
+        "replicas",
+        "stream",
+    ],
+)
+def test_configuration_errors_name_the_command_s_variables_and_options(
+    args: list[str],
+    env: dict[str, str],
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Was a bug: they named the library's keywords ("pass environment_id=...",
+    # "max_deliver must be"), which the command does not take.
+    monkeypatch.chdir(ROOT)
+    for name in ("FLATFILE_BEARER_TOKEN", "FLATFILE_API_KEY", "FLATFILE_ENVIRONMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", APP, *args]) == 2
+    assert capsys.readouterr().err == f"flatjobs run: error: {said}\n"
+
+
 def test_load_target_finds_listener_or_jobs_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     listener = load_target(APP)  # no `listener` attribute: `jobs` is wrapped
@@ -169,6 +246,59 @@ async def test_dev_exits_1_for_a_job_no_callback_handles() -> None:
     code, out, _ = await flatjobs("dev", APP, "--trigger", "space:unknown", "--exit-when-idle")
     assert code == 1
     assert "no callback of tests/apps/slow.py handles this job" in out
+
+
+async def test_dev_names_the_job_meant_by_a_mistyped_trigger() -> None:
+    code, out, _ = await flatjobs("dev", APP, "--trigger", "workbook:slwo", "--exit-when-idle")
+    assert code == 1
+    assert (
+        "  workbook:slwo                no callback of tests/apps/slow.py handles this job: "
+        "did you mean workbook:slow?"
+    ) in out.splitlines()
+
+
+async def test_dev_without_a_seed_says_so_when_a_job_fails_on_its_made_up_sheet() -> None:
+    # Was a bug: all it said was "sheet 'us_sh_emulator' not found".
+    args = ["examples/quickstart.py", "--trigger", "sheet:validate", "--exit-when-idle"]
+    code, out, _ = await flatjobs("dev", *args)
+    assert code == 1
+    lines = out.splitlines()
+    failed = next(n for n, line in enumerate(lines) if "FAILED" in line)
+    assert "sheet 'us_sh_emulator' not found" in lines[failed]
+    assert lines[failed + 1] == (
+        "  sheet:validate               the emulator holds no sheet: this job was about the "
+        "made-up us_sh_emulator; pass --seed FILE to give it a sheet to work on"
+    )
+    code, out, _ = await flatjobs("dev", *args, "--seed", "examples/data/contacts.json")
+    assert "--seed" not in out  # seeded: it ran on the seeded sheet
+
+
+@pytest.mark.parametrize("job", ["workbook:slow", "workbook:stubborn"])
+async def test_dev_timeout_bounds_the_whole_run_whatever_the_grace_period(job: str) -> None:
+    # Was a bug: --timeout 8 took 39 s, the jobs still running being given the grace period
+    # (and a body ignoring its cancellation kept the process alive for ever).
+    code, out, err = await flatjobs(
+        "dev",
+        APP,
+        "--trigger",
+        job,
+        "--exit-when-idle",
+        "--timeout",
+        "1",
+        "--grace-period",
+        "3600",
+        env={"SLOW_JOB_SECONDS": "3600"},
+        timeout=60,  # a bound on this test, far below the grace period
+    )
+    assert code == 1, err[-2000:]
+    lines = out.splitlines()
+    assert (
+        lines[-1] == "1 job(s): 0 complete, 1 failed (1 unexpectedly), 1 stopped at the 1s timeout"
+    )
+    assert lines[-2] == (
+        f"  {job:<28} FAILED The listener stopped before the job finished. Retry to run it "
+        "again.  [Retry]"
+    )
 
 
 async def sigterm_with_jobs_in_flight(
@@ -455,6 +585,87 @@ async def test_a_forbidden_environment_exits_2_naming_the_variable() -> None:
     assert "may not read environment us_env_other" in err
     assert "(403): check FLATFILE_ENVIRONMENT_ID (or --environment-id)" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("given", ["variable", "flag"])
+@pytest.mark.parametrize("source", ["push", "poll"])
+async def test_a_mistyped_environment_id_exits_2_naming_the_setting(
+    given: str, source: str
+) -> None:
+    # Was a bug: the runner started, the feed of an environment nobody has stayed empty,
+    # and nothing ever happened.
+    async with Emulator() as emu:
+        env = {**emu.env()}
+        args = ["run", APP, "--source", source]
+        if given == "variable":
+            env["FLATFILE_ENVIRONMENT_ID"] = "us_env_emulatr"
+        else:
+            args += ["--environment-id", "us_env_emulatr"]
+        code, _, err = await flatjobs(*args, env=env)
+    assert code == 2
+    assert err.strip() == (
+        f"flatjobs run: error: the Flatfile API at 127.0.0.1:{emu.port} knows no environment "
+        "'us_env_emulatr' (404: environment 'us_env_emulatr' not found (this emulator's is "
+        f"{emu.environment_id})): check FLATFILE_ENVIRONMENT_ID (or --environment-id)"
+    )
+
+
+async def _connects(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def test_serve_health_listens_on_the_loopback_by_default() -> None:
+    from flatjobs import serve_health
+
+    async with serve_health(0, metrics=False) as server:
+        assert server.host == "127.0.0.1"
+        assert await _connects("127.0.0.1", server.port)
+        assert not await _connects("127.0.0.2", server.port)
+
+
+@pytest.mark.parametrize(
+    ("given", "everywhere"), [([], False), (["0.0.0.0"], True)], ids=["default", "everywhere"]
+)
+async def test_the_health_server_listens_on_the_loopback_unless_told_otherwise(
+    given: list[str], everywhere: bool
+) -> None:
+    # Was a bug: --metrics-host defaulted to 0.0.0.0, serving /metrics to every network
+    # the machine is on. 127.0.0.2 is another address of this machine: reached only when
+    # the server listens on every address.
+    async with Emulator() as emu:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "flatjobs",
+            "run",
+            APP,
+            "--log-level",
+            "info",
+            "--metrics-port",
+            "0",
+            *(["--metrics-host", *given] if given else []),
+            cwd=ROOT,
+            env={**os.environ, **emu.env()},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        try:
+            line = await _said(proc.stderr, "", "health server listening")
+            found = re.search(r"address=(\S+):(\d+)", line)
+            assert found is not None, line
+            port = int(found[2])
+            assert found[1] == ("0.0.0.0" if everywhere else "127.0.0.1")
+            assert await _connects("127.0.0.1", port)
+            assert await _connects("127.0.0.2", port) is everywhere
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.communicate(), 30)
 
 
 async def test_an_api_out_of_reach_exits_2_naming_the_variable() -> None:

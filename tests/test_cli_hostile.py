@@ -141,6 +141,7 @@ async def test_out_of_range_option_values_are_one_line_usage_errors(
         ("run", str(app), "--concurrency", "0"),
         ("run", str(app), "--grace-period", "-1"),
         ("run", str(app), "--ready-grace", "-1"),
+        ("run", str(app), "--lookback", "0"),  # was a bug too: the sweep's ValueError
         ("run", str(app), "--metrics-port", "99999"),
         ("dev", str(app), "--concurrency", "0", "--trigger", "a:b", "--exit-when-idle"),
     ]

@@ -151,3 +151,149 @@ def test_no_page_or_docstring_points_to_documents_users_do_not_have() -> None:
         places += [p for p in (root / folder).rglob(pattern) if "_build" not in p.parts]
     pointing = [str(p.relative_to(root)) for p in places if "SPEC" in p.read_text()]
     assert pointing == []
+
+
+# ------------------------------------------------------------ what a reader copies
+
+INCLUDE = re.compile(r"```\{literalinclude\} (\S+)\n((?::[\w-]+:.*\n)*)```")
+INCLUDE_OPTIONS = {"language", "lines", "start-after", "end-before", "pyobject"}
+
+
+def _lines(spec: str, count: int) -> list[int]:
+    """The line numbers (1-based) a ``:lines:`` option selects, as Sphinx reads it."""
+    chosen: list[int] = []
+    for part in spec.split(","):
+        first, dash, last = part.strip().partition("-")
+        start = int(first) if first else 1
+        end = (int(last) if last else count) if dash else start
+        chosen.extend(range(start, min(end, count) + 1))
+    return chosen
+
+
+def _shown(source: str, options: dict[str, str]) -> str:
+    """What a literalinclude with ``options`` shows of ``source``."""
+    unknown = set(options) - INCLUDE_OPTIONS
+    assert not unknown, f"this test does not know the option(s) {unknown}: teach it"
+    text = source
+    if "pyobject" in options:
+        import ast
+
+        (node,) = [
+            n for n in ast.parse(source).body if getattr(n, "name", None) == options["pyobject"]
+        ]
+        start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        text = "".join(source.splitlines(keepends=True)[start - 1 : node.end_lineno])
+    if "lines" in options:
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[n - 1] for n in _lines(options["lines"], len(lines)))
+    if "start-after" in options:
+        text = text.split(options["start-after"], 1)[1].split("\n", 1)[1]
+    if "end-before" in options:
+        text = text.split(options["end-before"], 1)[0].rsplit("\n", 1)[0] + "\n"
+    return text
+
+
+def includes() -> list[tuple[str, str]]:
+    """Each Python literalinclude of the docs: (where, the code it shows)."""
+    found = []
+    for page in PAGES:
+        for path, block in INCLUDE.findall(page.read_text()):
+            options = dict(re.findall(r":([\w-]+):[ \t]*(.*)", block))
+            if options.get("language", "python") != "python":
+                continue
+            source = (page.parent / path).resolve().read_text()
+            found.append((f"{page.relative_to(ROOT)}:{path}", _shown(source, options)))
+    return found
+
+
+def test_there_are_includes_to_check() -> None:
+    assert len(includes()) >= 4
+
+
+@pytest.mark.parametrize(("where", "code"), includes(), ids=[w for w, _ in includes()])
+def test_every_included_piece_of_code_compiles_and_uses_what_it_imports(
+    where: str, code: str
+) -> None:
+    # Was a bug: getting-started showed lines 1-75 of a test module, which ended in the middle
+    # of a dict (a SyntaxError once copied) and imported modules those lines never used.
+    import ast
+
+    tree = ast.parse(compile(code, where, "exec", flags=ast.PyCF_ONLY_AST))
+    imported = {
+        (alias.asname or alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+        for alias in node.names
+    }
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert imported <= used, f"{where} imports what it never uses: {sorted(imported - used)}"
+
+
+def test_the_getting_started_tests_pass_as_the_page_tells_to_set_them_up(
+    tmp_path: Path,
+) -> None:
+    # The "Test it" section copied into a new project: its pytest configuration, its
+    # conftest.py and test_quickstart.py beside the quickstart and its data.
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    section = page.split("## Test it", 1)[1].split("\n## ", 1)[0]
+    (config,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    (tmp_path / "pyproject.toml").write_text(config)
+    named = dict(re.findall(r"in `(\w+\.py)`.*?\n```\{literalinclude\} (\S+)", section, re.S))
+    assert set(named) == {"conftest.py", "test_quickstart.py"}, named
+    for name, path in named.items():
+        (tmp_path / name).write_text((ROOT / "docs" / path).resolve().read_text())
+    (tmp_path / "quickstart.py").write_text((ROOT / "examples" / "quickstart.py").read_text())
+    (tmp_path / "data").mkdir()
+    for data in (ROOT / "examples" / "data").iterdir():
+        (tmp_path / "data" / data.name).write_bytes(data.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("2 passed")
+
+
+def test_the_seed_how_to_s_seed_loads_as_shown(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from flatjobs.emulator import Emulator
+
+    page = (ROOT / "docs" / "howto" / "seed.md").read_text()
+    (seed,) = re.findall(r"```json\n(.*?)```", page, re.S)
+    (table,) = re.findall(r"```text\n(.*?)```", page, re.S)
+    paths = re.findall(r'"records": "([^"]+)"', seed)
+    assert paths == ["contacts.csv"]
+    (tmp_path / "seed.json").write_text(seed)
+    (tmp_path / paths[0]).write_text(table)
+
+    async def load() -> tuple[int, int]:
+        async with Emulator(seed=tmp_path / "seed.json") as emu:
+            return len(emu.records("contacts")), len(emu.records("notes"))
+
+    contacts, notes = asyncio.run(load())
+    assert contacts == len(table.strip().splitlines()) - 1  # the header row
+    assert notes == len(json.loads(seed)["spaces"][0]["workbooks"][0]["sheets"][1]["records"])
+
+
+def test_the_configuration_page_says_what_help_says_of_the_emulator_s_push_port() -> None:
+    # Was a bug: the page said the emulator picks a new push port each time it starts;
+    # --help (and the emulator) take the port after --port, so that it stays the same.
+    import argparse
+
+    from flatjobs._cli import _parser
+
+    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (push_port,) = [a for a in commands.choices["emulator"]._actions if a.dest == "push_port"]
+    assert push_port.help is not None
+    assert "the port after --port" in push_port.help
+    page = " ".join((ROOT / "docs" / "howto" / "configuration.md").read_text().split())
+    assert "The push channel listens on the port after the API's" in page
+    assert "`--push-port` chooses another" in page
+    assert "new push port each time" not in page

@@ -327,6 +327,23 @@ async def test_feed_requires_an_environment(emu: Emulator) -> None:
             await c.request("GET", "/events")
 
 
+@pytest.mark.parametrize("environment", ["us_env_emulatr", "us_env_emulator/../x?y=1", " "])
+async def test_the_feed_of_an_environment_the_emulator_does_not_hold_is_404(
+    emu: Emulator, environment: str
+) -> None:
+    # As the platform: a mistyped environment id is refused, not an empty feed forever.
+    emu.trigger("a:b")
+    async with client_for(emu, retry=RetryPolicy(attempts=1)) as c:
+        with pytest.raises(FlatfileAPIError) as info:
+            await c.events.list_raw(environment_id=environment)
+        assert await c.events.list_raw(environment_id=emu.environment_id)
+    assert info.value.status == 404
+    assert info.value.body["errors"][0]["key"] == "environmentId"
+    assert info.value.detail == (
+        f"environment {environment!r} not found (this emulator's is {emu.environment_id})"
+    )
+
+
 # ------------------------------------------------------------ multi-part jobs
 
 
@@ -403,6 +420,37 @@ async def test_requests_without_the_token_get_401(emu: Emulator) -> None:
     assert info.value.status == 401
     async with aiohttp.ClientSession() as session, session.get(f"{emu.url}/v1/jobs") as resp:
         assert resp.status == 401
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer sk_wrong_token"])
+async def test_a_large_body_without_the_token_is_refused_before_it_is_read(
+    emu: Emulator, authorization: str | None
+) -> None:
+    # Was a bug: the whole body (up to 128 MB on a records route) was read into memory
+    # before the token was checked, so 8 anonymous 100 MB uploads cost 859 MB. Here the
+    # client sends 1 MB of the 100 MB it announces, then waits: only an answer given before
+    # the body is read can arrive.
+    declared = 100 * 1024**2
+    sent = 1024**2
+    head = (
+        "POST /v1/sheets/us_sh_1/records HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\n"
+        + (f"Authorization: {authorization}\r\n" if authorization else "")
+        + f"Content-Length: {declared}\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection(emu.host, emu.port)
+    try:
+        writer.write(head.encode() + b"[" + b" " * (sent - 1))
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    status, *headers = answer.decode().split("\r\n")
+    assert status == "HTTP/1.1 401 Unauthorized"
+    assert "Connection: close" in headers  # the rest of the body is no next request
+    assert [(r.route, r.status, r.json) for r in emu.requests] == [("records.insert", 401, None)]
 
 
 async def test_unknown_route_and_bad_json_get_json_errors(

@@ -90,6 +90,7 @@ async def test_instruments_see_events_jobs_progress_and_http_calls(
     assert recorder.calls["progress"] == 1
     assert recorder.ended == ["complete"]
     assert recorder.http == [
+        ("jobs.get", "GET", 200),  # the job is read: its body runs only if it is ready
         ("jobs.ack", "POST", 200),
         ("jobs.ack", "POST", 200),
         ("jobs.complete", "POST", 200),

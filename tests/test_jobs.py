@@ -61,6 +61,24 @@ def test_registration_rejects_a_job_that_is_not_a_string_or_mapping(bad: Any) ->
             pass
 
 
+def test_job_names_are_the_jobs_registered_once_each_in_order() -> None:
+    jobs = Jobs()
+
+    async def handler(event: FlatfileEvent, tick: Tick) -> None:
+        pass
+
+    async def parts(event: FlatfileEvent, tick: Tick, counts: JobPartsCounts) -> None:
+        pass
+
+    jobs.handle("workbook:export")(handler)
+    jobs.handle_part("workbook:export")(handler)
+    jobs.on_parts_completed("workbook:export")(parts)
+    jobs.handle("sheet:*")(handler)
+    jobs.handle({"job": "file:extract", "context.sheetSlug": "contacts"})(handler)
+    jobs.handle({"payload.operation": "dedupe"})(handler)  # names no job
+    assert jobs.job_names() == ["workbook:export", "sheet:*", "file:extract"]
+
+
 def test_bad_defaults_are_rejected() -> None:
     with pytest.raises(ValueError, match="timeout must be a positive number"):
         Jobs(timeout=-1)

@@ -32,13 +32,16 @@ from flatjobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
 from flatjobs.testing import client_for, make_event
 
-from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer, job_reply
+from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer
 
 JOB = "us_jb_1"
 ACK = ("POST", f"/v1/jobs/{JOB}/ack")
 COMPLETE = ("POST", f"/v1/jobs/{JOB}/complete")
 FAIL = ("POST", f"/v1/jobs/{JOB}/fail")
 GET = ("GET", f"/v1/jobs/{JOB}")
+RETRY = {"type": "retry", "label": "Retry"}
+READ = (*GET, "")
+"""The read of the job before its ack: its body runs only if the job is ready."""
 
 
 def raw_bodies(recorder: RecordingServer) -> list[tuple[str, str, str]]:
@@ -77,6 +80,7 @@ async def test_spec_row_handler_returns_nothing(
 
     await listener.use(jobs).dispatch(ready())
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*COMPLETE, '{"outcome":{"message":"Job complete"}}'),
     ]
@@ -98,6 +102,7 @@ async def test_spec_row_two_ticks_then_a_custom_outcome(
 
     await listener.use(jobs).dispatch(ready())
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*ACK, '{"progress":10,"info":"a"}'),
         (*ACK, '{"progress":50,"info":"b"}'),
@@ -115,7 +120,7 @@ async def test_spec_row_tick_without_info_omits_it(
         await tick(30)
 
     await listener.use(jobs).dispatch(ready())
-    assert raw_bodies(recorder)[1] == (*ACK, '{"progress":30}')
+    assert raw_bodies(recorder)[2] == (*ACK, '{"progress":30}')
 
 
 async def test_spec_row_handler_raises(recorder: RecordingServer, listener: Listener) -> None:
@@ -131,13 +136,15 @@ async def test_spec_row_handler_raises(recorder: RecordingServer, listener: List
 
     await listener.use(jobs).dispatch(ready())
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*FAIL, '{"info":"boom","outcome":{"acknowledge":true,"message":"boom"}}'),
     ]
     # An exception nobody wrote for the user names its type.
     recorder.requests.clear()
+    recorder.statuses.clear()  # the job is ready again, for a handler of another name
     await listener.dispatch(ready(job="workbook:import"))
-    assert raw_bodies(recorder)[1] == (
+    assert raw_bodies(recorder)[2] == (
         *FAIL,
         '{"info":"RuntimeError: boom","outcome":{"acknowledge":true,"message":"RuntimeError: boom"}}',
     )
@@ -150,7 +157,7 @@ async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
     recorder.responder = lambda r: (
         (400, {"errors": [{"message": "bad outcome"}]})
         if r.path.endswith("/complete")
-        else job_reply(r.path)
+        else recorder.job_reply(r)
     )
 
     @jobs.handle("workbook:export")
@@ -162,9 +169,18 @@ async def test_spec_row_complete_answers_400_then_fail_with_the_error_text(
         f"The job could not be completed: POST /v1/jobs/{JOB}/complete answered 400: bad outcome"
     )
     assert raw_bodies(recorder) == [
+        READ,
         (*ACK, '{"info":"Accepted","progress":0}'),
         (*COMPLETE, '{"outcome":{"message":"Job complete"}}'),
-        (*FAIL, body({"info": message, "outcome": {"acknowledge": True, "message": message}})),
+        (
+            *FAIL,
+            body(
+                {
+                    "info": message,
+                    "outcome": {"acknowledge": True, "message": message, "next": RETRY},
+                }
+            ),
+        ),
     ]
 
 
@@ -173,7 +189,8 @@ async def test_spec_row_first_ack_fails_body_never_runs_and_the_job_is_still_fai
 ) -> None:
     jobs = Jobs(progress_interval=0)
     ran: list[str] = []
-    recorder.script += [(500, {}), (500, {}), (500, {})]  # the ack and its two retries
+    # The read (ready), then the ack and its two retries fail.
+    recorder.script += [job_answer("ready"), (500, {}), (500, {}), (500, {})]
 
     @jobs.handle("workbook:export")
     async def export(event: FlatfileEvent, tick: Tick) -> None:
@@ -182,8 +199,11 @@ async def test_spec_row_first_ack_fails_body_never_runs_and_the_job_is_still_fai
     await listener.use(jobs).dispatch(ready())
     assert ran == []
     calls = [(r.method, r.path) for r in recorder.requests]
-    assert calls == [ACK, ACK, ACK, FAIL]  # the JS handler stops after the acks (SPEC §6)
+    # The job is read: still ready, so the ack did not land; it is acknowledged with the
+    # reason and failed (the JS handler stops after the acks, leaving it executing).
+    assert calls == [GET, ACK, ACK, ACK, GET, ACK, FAIL]
     assert "The job could not be started" in recorder.requests[-1].json["info"]
+    assert recorder.requests[-1].json["outcome"]["next"] == {"type": "retry", "label": "Retry"}
 
 
 async def test_spec_row_an_event_for_another_job_sends_nothing(
@@ -278,7 +298,9 @@ async def test_a_handler_returning_the_wrong_type_fails_the_job_naming_it(
 async def test_complete_and_fail_both_failing_is_logged_as_an_error_with_the_job_id(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
-    recorder.responder = lambda r: (200, JOB_BODY) if r.path.endswith("/ack") else (503, {})
+    recorder.responder = lambda r: (
+        recorder.job_reply(r) if r.method == "GET" or r.path.endswith("/ack") else (503, {})
+    )
     with capture_logs() as logs, pytest.raises(FlatfileAPIError):
         async with job_lifecycle(ready(), client=rclient):
             pass
@@ -294,6 +316,7 @@ async def test_a_retried_complete_that_had_landed_is_not_failed(
     # The first complete lands but its answer is lost; the retry is refused as the job is
     # already complete: the lifecycle reads the status and does not send fail.
     recorder.script += [
+        job_answer("ready"),
         (200, JOB_BODY),
         (503, {}),
         (400, {"errors": [{"message": "job is complete"}]}),
@@ -301,7 +324,8 @@ async def test_a_retried_complete_that_had_landed_is_not_failed(
     ]
     async with job_lifecycle(ready(), client=rclient):
         pass
-    assert [(r.method, r.path) for r in recorder.requests] == [ACK, COMPLETE, COMPLETE, GET]
+    calls = [(r.method, r.path) for r in recorder.requests]
+    assert calls == [GET, ACK, COMPLETE, COMPLETE, GET]
 
 
 async def test_timeout_cancels_the_body_and_fails_the_job(
@@ -357,7 +381,7 @@ async def test_a_second_cancellation_does_not_abandon_the_fail_call(
     async def slow_fail(r: Recorded) -> None:
         return None
 
-    recorder.responder = lambda r: job_reply(r.path)
+    recorder.responder = lambda r: recorder.job_reply(r)
     async with FlatfileClient(recorder.url, TOKEN) as client:
 
         async def handler() -> None:
@@ -386,7 +410,8 @@ async def test_platform_cancel_seen_in_a_progress_answer_cancels_the_body(
     recorder: RecordingServer, rclient: FlatfileClient
 ) -> None:
     # Answers: the "Accepted" ack, the first tick, then the platform says canceled.
-    recorder.script += [job_answer("executing"), job_answer("executing"), job_answer("canceled")]
+    recorder.script += [job_answer("ready"), job_answer("executing"), job_answer("executing")]
+    recorder.script.append(job_answer("canceled"))
     reached: list[str] = []
     with pytest.raises(JobCancelled, match=f"job {JOB} was canceled"):
         async with job_lifecycle(ready(), client=rclient, progress_interval=0) as tick:
@@ -397,7 +422,7 @@ async def test_platform_cancel_seen_in_a_progress_answer_cancels_the_body(
             await asyncio.sleep(10)
     assert reached == ["after first tick"]
     assert tick.cancelled
-    assert [r.path for r in recorder.requests] == [ACK[1]] * 3  # no complete, no fail
+    assert [r.path for r in recorder.requests] == [GET[1]] + [ACK[1]] * 3  # no complete, no fail
 
 
 async def test_platform_cancel_seen_as_a_refusal_cancels_the_body_against_the_emulator() -> None:
@@ -463,8 +488,8 @@ async def test_awaiting_a_coalesced_tick_resolves_at_once_and_the_latest_value_i
         second = tick(20)
         assert await first is None
         assert await second is None
-        assert [r.path for r in recorder.requests] == [ACK[1]]
-    assert [r.json for r in recorder.requests][1:] == [
+        assert [r.path for r in recorder.requests] == [GET[1], ACK[1]]
+    assert [r.json for r in recorder.requests][2:] == [
         {"progress": 20},
         {"outcome": {"message": "Job complete"}},
     ]
@@ -487,7 +512,7 @@ async def test_eta_is_sent_as_estimated_completion_at(
     async with job_lifecycle(ready(), client=rclient, progress_interval=0) as tick:
         await tick(10, eta=when)
         await tick(20, "x", eta=dt.timedelta(minutes=5))
-    first, second = (r.json for r in recorder.requests[1:3])
+    first, second = (r.json for r in recorder.requests[2:4])
     assert first == {"progress": 10, "estimatedCompletionAt": "2026-11-22T13:00:00.000Z"}
     sent = dt.datetime.fromisoformat(second["estimatedCompletionAt"])
     assert dt.timedelta(minutes=4) < sent - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=5)
@@ -544,3 +569,15 @@ async def test_debug_logs_receipt_and_completion_with_job_event_and_topic(
     assert [e["event"] for e in lines] == ["job received", "job completed"]
     for line in lines:
         assert (line["job_id"], line["event_id"], line["topic"]) == (JOB, event["id"], "job:ready")
+
+
+async def test_a_completed_job_logs_one_info_line_with_its_name_and_duration(
+    recorder: RecordingServer, rclient: FlatfileClient
+) -> None:
+    with capture_logs() as logs:
+        async with job_lifecycle(ready(), client=rclient):
+            pass
+    (line,) = [e for e in logs if e["log_level"] == "info"]
+    assert line["event"] == "job completed"
+    assert (line["job_id"], line["job"]) == (JOB, "workbook:export")
+    assert isinstance(line["seconds"], float)

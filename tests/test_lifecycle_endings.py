@@ -120,7 +120,43 @@ async def test_every_kind_of_bad_answer_to_complete_still_ends_the_job(
     with contextlib.suppress(FlatfileError):
         async with job_lifecycle(event, client=pclient):
             pass
-    assert emu.job(created.id).status == ends
+    job = emu.job(created.id)
+    assert job.status == ends
+    if ends == "failed":  # not the handler's doing: the user can run it again
+        assert job.outcome is not None
+        assert isinstance(job.outcome.next, RetryNext)
+
+
+@pytest.mark.parametrize(
+    ("kind", "runs"),
+    [
+        ("reset_after", True),  # every ack landed, every answer was lost: the job says so
+        ("stall", False),  # never answered: it did not land; the job is still ready
+        ("reset_before", False),
+        ("status", False),  # 503 after every retry
+    ],
+)
+async def test_a_lost_answer_to_the_ack_is_found_out_by_reading_the_job(
+    emu: Emulator, proxy: FaultProxy, pclient: FlatfileClient, kind: FaultKind, runs: bool
+) -> None:
+    created, event = ready_event(emu)
+    params: dict[str, Any] = {"seconds": None} if kind == "stall" else {}
+    if kind == "status":
+        params["status"] = 503
+    proxy.add(kind, paths=f"/v1/jobs/{created.id}/ack", limit=3, **params)  # each attempt
+    pclient.retry = RetryPolicy(attempts=3, request_timeout=0.2)
+    ran: list[bool] = []
+    with contextlib.suppress(FlatfileError):
+        async with job_lifecycle(event, client=pclient):
+            ran.append(True)
+    job = emu.job(created.id)
+    if runs:  # it landed: the body ran and the job completed
+        assert (ran, job.status) == ([True], "complete")
+    else:  # it did not: the body never ran, and the user sees why, with a Retry button
+        assert (ran, job.status) == ([], "failed")
+        assert job.outcome is not None
+        assert isinstance(job.outcome.next, RetryNext)
+        assert "could not be started" in (job.outcome.message or "")
 
 
 # ------------------------------------------------------------------ fail cannot fail for our reasons

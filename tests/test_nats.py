@@ -85,6 +85,15 @@ async def running(
         await asyncio.wait_for(task, 30)
 
 
+async def emptied(broker: Broker, timeout: float = 15.0) -> None:
+    """Wait until the stream holds no message. A job's message is acknowledged, and a
+    poison message terminated, without waiting for the server's answer (by design: see
+    the worker), so the stream shows it settled a moment after the worker counted it."""
+    async with asyncio.timeout(timeout):
+        while (await broker.js.stream_info("FLATJOBS")).state.messages:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
 async def until(check: Any, timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():  # noqa: ASYNC110 - other tasks make it true
@@ -224,7 +233,7 @@ async def test_events_are_dispatched_once_across_ingresses_and_workers_in_order_
         ):
             await until(lambda: len(seen) >= len(events))
             await asyncio.sleep(0.3)  # nothing more comes
-        assert (await b1.js.stream_info("FLATJOBS")).state.messages == 0
+        await emptied(b1)
     ids = [event_id for _, event_id in seen]
     assert sorted(ids) == sorted(e["id"] for e in events)  # each once
     for key in keys:
@@ -349,7 +358,7 @@ async def test_a_stale_delivery_is_fenced_by_the_lease(nats_server: NatsServer) 
                 assert info.state.messages == 1  # B's delivery is still there
                 release["B"].set()
                 await until(lambda: b.stats.worker is not None and b.stats.worker.acked == 1)
-        assert (await a_broker.js.stream_info("FLATJOBS")).state.messages == 0
+        await emptied(a_broker)
 
 
 async def _stalled(held: Any) -> None:
@@ -402,6 +411,37 @@ async def test_a_redelivered_job_is_an_orphan_only_once_it_is_silent(
     assert waited < 1.5 + 2.0 + 1.0  # silence, then at most an AckWait, plus slack
 
 
+async def test_a_new_job_ready_for_a_job_executing_elsewhere_does_not_start_it(
+    nats_server: NatsServer, emu: Emulator
+) -> None:
+    """Worker A runs a job; its lease lapsed (A paused past its TTL, or died). A second
+    ``job:ready`` for the job, with an id of its own, reaches worker B, which takes the
+    free lease: the job is executing, so B does not start its body again."""
+    ran: list[str] = []
+    jobs = Jobs(heartbeat=1.0)
+
+    @jobs.handle("workbook:work")
+    async def work(event: FlatfileEvent, tick: Tick) -> None:
+        ran.append(str(event.id))
+
+    listener = Listener().use(jobs)
+    async with client_for(emu) as client, await connect(nats_server.url, fast()) as broker:
+        listener.client = client
+        job = emu.trigger("workbook:work")
+        await client.jobs.ack(job.id, info="Accepted", progress=0)  # worker A runs it
+        ready = next(e for e in emu.events if e["topic"] == "job:ready")
+        again = {**ready, "id": "us_evt_again1"}
+        with structlog.testing.capture_logs() as logs:
+            async with running(listener, broker, "all", MemorySource([again])) as node:
+                worker = node.stats.worker
+                assert worker is not None
+                await until(lambda: worker.acked == 1)  # taken, read, settled
+            await emptied(broker)
+    assert ran == []
+    assert emu.job(job.id).status == "executing"
+    assert any("already executing" in e["event"] for e in logs)
+
+
 async def test_a_lease_is_held_by_one_and_lost_when_it_lapses(nats_server: NatsServer) -> None:
     async with (
         await connect(nats_server.url, fast()) as a,
@@ -445,7 +485,7 @@ async def test_a_poison_message_is_terminated_and_logged(nats_server: NatsServer
         with structlog.testing.capture_logs() as logs:
             async with running(listener, broker, "worker") as node:
                 await until(lambda: node.stats.worker is not None and node.stats.worker.poisoned)
-        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+        await emptied(broker)
     assert ran == []
     poison = [e for e in logs if "poison" in e["event"]]
     assert poison
@@ -512,7 +552,7 @@ async def test_an_event_published_again_after_a_broker_restart_runs_once(
         source.put(make_event("records:created", id="us_evt_x"))
         await until(lambda: seen["us_evt_x"] == 1)
         await asyncio.sleep(0.3)  # acknowledged: the stream holds nothing
-        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+        await emptied(broker)
         await asyncio.to_thread(nats_server.restart)
         with structlog.testing.capture_logs() as logs:
             source.put(make_event("records:created", id="us_evt_x"))
@@ -587,7 +627,7 @@ async def test_a_claimed_event_s_message_delivered_again_still_runs(
             assert worker is not None
             await until(lambda: seen == ["us_evt_claimed"], timeout=10)  # after AckWait
             await until(lambda: worker.acked == 1)
-        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+        await emptied(broker)
     assert worker.duplicates == 0
 
 
@@ -657,17 +697,12 @@ async def test_a_poisoned_job_is_failed_with_a_retry_button(
         (taken,) = await sub.fetch(1, timeout=5)  # and died without a word
         await sub.unsubscribe()
 
-        async def settled() -> bool:  # the term is sent without waiting for its answer
-            return (await broker.js.stream_info("FLATJOBS")).state.messages == 0
-
         async with running(listener, broker, "worker") as node:
             await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
             await until(lambda: node.stats.worker is not None and node.stats.worker.poisoned)
             # While a worker runs, the message leaves the stream (a term that raced a
             # redelivery is stale: the next delivery is terminated in turn).
-            async with asyncio.timeout(15):
-                while not await settled():  # noqa: ASYNC110 - polls the server's state
-                    await asyncio.sleep(0.05)
+            await emptied(broker)
     assert taken.metadata.num_delivered == 1
     ended = emu.job(job.id)
     assert ended.status == "failed"
@@ -705,7 +740,7 @@ async def test_a_job_s_message_is_handed_back_while_another_worker_holds_its_lea
             assert await other.leases.release(lease)
             await until(lambda: ran == ["us_evt_busy"], timeout=10)  # within an AckWait
             await until(lambda: worker.acked == 1)
-        assert (await broker.js.stream_info("FLATJOBS")).state.messages == 0
+        await emptied(broker)
     assert worker.busy <= 2  # handed back until the holder's lease could be free (AckWait)
 
 

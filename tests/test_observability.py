@@ -168,6 +168,8 @@ async def test_the_scope_hooks_nest_around_a_job_in_one_order(emu: Emulator) -> 
     assert order.calls == [
         "dispatch_started {'traceparent': 'x'}",
         "job_received",
+        "http_started jobs.get",
+        "http_call jobs.get 200",
         "http_started jobs.ack",
         "http_retry jobs.ack 1 502",
         "http_call jobs.ack 200",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import gzip
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ from structlog.testing import capture_logs
 from flatjobs import FlatfileClient, FlatfileEvent, Jobs, Listener, PollingSource, Runner, Tick
 from flatjobs.client import RetryPolicy
 from flatjobs.emulator import Emulator
+from flatjobs.errors import UnexpectedResponseError
 from flatjobs.sources import Delivery
 from flatjobs.testing import client_for
 
@@ -52,6 +54,7 @@ class Feed:
         self.cap: int | None = None  # the page size the server applies, whatever is asked
         self.ignore_page_number = False
         self.page_count: int | None = None  # a `pagination.pageCount` to report
+        self.date: str | None = None  # a Date header to send instead of `now`'s
         self.requests: list[dict[str, str]] = []
         self.url = ""
 
@@ -71,7 +74,7 @@ class Feed:
         if self.page_count is not None:
             body["pagination"] = {"currentPage": number, "pageCount": self.page_count}
         text = _dumps(body)
-        headers = {"Date": email.utils.format_datetime(self.now, usegmt=True)}
+        headers = {"Date": self.date or email.utils.format_datetime(self.now, usegmt=True)}
         return web.Response(text=text, content_type="application/json", headers=headers)
 
 
@@ -338,3 +341,210 @@ async def test_memory_of_ids_stays_bounded_when_a_push_channel_is_the_only_path(
     assert source.remembered < 5_000  # the last overlap window's, and one doubling
     assert not source.observe(event(99_999, start))  # the newest are still known
     await client.close()
+
+
+# ------------------------------------------------------------------ what is remembered
+
+
+async def test_a_malformed_event_with_a_real_events_id_does_not_hide_it(
+    feed: Feed, fclient: FlatfileClient
+) -> None:
+    # Was a bug: a malformed event (no context) carrying the id of a real one, read first,
+    # marked that id delivered: the real event was dropped as a duplicate, by the poll and
+    # by a push channel the feed backs. Only what the runner would take is remembered by id.
+    real = event(1, NOW - dt.timedelta(seconds=2))
+    forged = {"id": real["id"], "topic": "x:y", "createdAt": real["createdAt"]}
+    feed.events = [forged, real]
+    source = PollingSource(fclient, since=NOW - dt.timedelta(seconds=10))
+    assert [d.raw for d in await source.poll_once()] == [forged, real]
+    assert await source.poll_once() == []  # neither comes twice
+    late = event(2, NOW - dt.timedelta(seconds=1))
+    assert source.observe({"id": late["id"], "topic": ""})  # by push: malformed, first
+    assert source.observe(late)
+    assert not source.observe(late)
+
+
+# ------------------------------------------------------------------ dates no datetime holds
+
+# In UTC it is 10000-01-01T11:59:59.999999: past what Python's datetime can hold.
+BEYOND = "9999-12-31T23:59:59.999999-12:00"
+
+
+@pytest.mark.parametrize("created", [BEYOND, "9999-12-31T23:59:59.999Z"])
+async def test_an_event_dated_beyond_what_a_datetime_holds_is_logged_and_skipped(
+    feed: Feed, fclient: FlatfileClient, created: str
+) -> None:
+    # Was a bug: the poll did its arithmetic on the event's createdAt (`+ overlap`,
+    # in UTC) and raised OverflowError out of the source: the runner stopped, and later
+    # jobs stayed ready. Expected: that event is logged and skipped, once; the rest goes on.
+    odd = {**event(1, NOW), "createdAt": created}
+    feed.events = [event(0, NOW - dt.timedelta(seconds=2)), odd]
+    source = PollingSource(fclient, since=NOW - dt.timedelta(seconds=10))
+    with capture_logs() as logs:
+        assert ids(await source.poll_once()) == ["us_evt_000000"]
+        feed.events.append(event(2, NOW))
+        assert ids(await source.poll_once()) == ["us_evt_000002"]
+        assert source.observe({**odd, "id": "us_evt_pushed"}) is False  # by push: the same
+    assert source.skipped == 2
+    said = [e for e in logs if e["event"].startswith("an event's createdAt is out of range")]
+    assert [e["event_id"] for e in said] == ["us_evt_000001", "us_evt_pushed"]  # once each
+    assert source.cursor.year == NOW.year
+
+
+@pytest.mark.parametrize(
+    "date", ["Fri, 31 Dec 9999 23:59:59 -1200", "Fri, 31 Dec 9999 23:59:59 GMT"]
+)
+async def test_a_server_clock_beyond_what_a_datetime_holds_is_not_trusted(
+    feed: Feed, fclient: FlatfileClient, date: str
+) -> None:
+    # Was a bug: the Date header was turned into a UTC datetime (OverflowError for the
+    # first, out of the client's decoder), or a second was added to it (the second): the
+    # poll raised OverflowError, which no caller expects of a poll.
+    feed.events = [event(0, NOW - dt.timedelta(seconds=2))]
+    feed.date = date
+    source = PollingSource(fclient, since=NOW - dt.timedelta(seconds=10))
+    assert ids(await source.poll_once()) == ["us_evt_000000"]
+    assert await source.poll_once() == []
+
+
+async def test_the_runner_goes_on_past_an_event_dated_beyond_a_datetime(emu: Emulator) -> None:
+    # Was a bug: the whole path, as found: the poller raised OverflowError, the runner
+    # stopped, and the jobs triggered after that event stayed ready.
+    jobs = Jobs()
+    done: list[str] = []
+
+    @jobs.handle("workbook:export")
+    async def export(event: FlatfileEvent, tick: Tick) -> None:
+        done.append(str(event.job_id))
+
+    emu.store_event(
+        {
+            "id": "us_evt_beyond",
+            "topic": "x:y",
+            "createdAt": BEYOND,
+            "context": {"environmentId": emu.environment_id},
+        }
+    )
+    async with client_for(emu) as client:
+        listener = Listener(client=client).use(jobs)
+        source = PollingSource(client, interval=0.02, max_interval=0.05)
+        runner = Runner(listener, source)
+        running = asyncio.create_task(runner.run())
+        triggered = [emu.trigger("workbook:export").id for _ in range(3)]
+        for job_id in triggered:
+            await emu.wait_for(job_id, timeout=30)
+        runner.stop()
+        await running
+    assert sorted(done) == sorted(triggered)
+    assert source.skipped == 1
+
+
+# ------------------------------------------------------------------ answers too large
+
+
+class Streamer:
+    """A GET /v1/events server answering one long body, made as it is sent: what it sent
+    is counted, and sending stops when the client goes (or at `total` bytes)."""
+
+    def __init__(self, head: bytes, filler: bytes, total: int) -> None:
+        self.head, self.filler, self.total = head, filler, total
+        self.sent = 0
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            await response.write(self.head)
+            self.sent += len(self.head)
+            while self.sent < self.total:
+                await response.write(self.filler)
+                self.sent += len(self.filler)
+        except ConnectionError:
+            pass  # the client stopped reading and closed the connection
+        return response
+
+
+@pytest.fixture
+async def streamer() -> AsyncIterator[Streamer]:
+    # One string that never ends: JSON a parser reads cheaply (no objects built).
+    server_feed = Streamer(b'{"data":["', b"x" * 65536, 64 * 2**20)
+    app = web.Application()
+    app.router.add_get("/v1/events", server_feed.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    server_feed.url = str(server.make_url("")).rstrip("/")
+    yield server_feed
+    await server.close()
+
+
+async def test_an_answer_larger_than_the_limit_is_cut_off_with_a_clear_error(
+    streamer: Streamer,
+) -> None:
+    # Was a bug: an answer was read whole before anything looked at it: a 300 MB answer of
+    # the feed took the listener to 946 MB. Expected: reading stops at the limit, with an
+    # error naming the endpoint, the limit and the size (never the token).
+    policy = RetryPolicy(attempts=3)
+    async with FlatfileClient(
+        streamer.url, TOKEN, environment_id="us_env_1", retry=policy
+    ) as client:
+        with pytest.raises(UnexpectedResponseError) as err:
+            await client.events.list_raw(max_bytes=2**20)
+    message = str(err.value)
+    assert "GET /v1/events" in message
+    assert "larger than the limit of 1,048,576 bytes" in message
+    assert TOKEN not in message
+    assert TOKEN not in repr(err.value.body)
+    assert err.value.attempts == 1  # the same call would get the same answer
+    assert str(err.value.body).startswith('{"data":["xxx')
+    assert streamer.sent < 16 * 2**20, f"{streamer.sent:,} bytes sent: the answer was read on"
+
+
+async def test_a_compressed_answer_counts_at_its_real_size(feed: Feed) -> None:
+    # 32 MiB of JSON compressed to 32 KiB: the limit holds for what it unpacks to.
+    body = b'{"data":[' + b" " * (32 * 2**20) + b"]}"
+
+    async def bomb(request: web.Request) -> web.Response:
+        return web.Response(
+            body=gzip.compress(body),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    app = web.Application()
+    app.router.add_get("/v1/events", bomb)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("")).rstrip("/")
+    try:
+        async with FlatfileClient(url, TOKEN, environment_id="us_env_1") as client:
+            with pytest.raises(UnexpectedResponseError, match="bytes came before it was cut"):
+                await client.events.list_raw(max_bytes=2**20)
+            assert len(await client.events.list_raw(max_bytes=64 * 2**20)) == 0
+    finally:
+        await server.close()
+
+
+async def test_a_page_larger_than_the_limit_is_narrowed_and_an_event_too_large_skipped(
+    feed: Feed, fclient: FlatfileClient
+) -> None:
+    # The page of 8 is larger than the limit, each event is not, but one: the poll reads
+    # halves down to the events, delivers every one it can, and skips the one too large
+    # once it failed alike in three polls, as an event that cannot be decoded.
+    events = [{**event(n, NOW - dt.timedelta(seconds=2)), "pad": "p" * 300} for n in range(8)]
+    events[5]["pad"] = "P" * 5000
+    feed.events = events
+    source = PollingSource(
+        fclient, page_size=8, max_answer_bytes=2000, since=NOW - dt.timedelta(seconds=10)
+    )
+    with capture_logs() as logs:
+        for _ in range(2):
+            with pytest.raises(UnexpectedResponseError, match="larger than the limit"):
+                await source.poll_once()
+        got = await source.poll_once()
+    assert ids(got) == [e["id"] for n, e in enumerate(events) if n != 5]
+    assert source.skipped == 1
+    skipped = [
+        e for e in logs if e["event"] == "an event in the feed cannot be read; it is skipped"
+    ]
+    assert len(skipped) == 1
+    assert "larger than the limit of 2,000 bytes" in skipped[0]["error"]

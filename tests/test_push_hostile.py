@@ -15,8 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
 
-from flatjobs import FlatfileClient, PushSource
+from flatjobs import FlatfileClient, PushSource, serve_health
 from flatjobs.emulator import Emulator
 from flatjobs.sources import Delivery
 from flatjobs.testing import client_for
@@ -272,6 +275,17 @@ async def test_a_backfill_cut_at_max_pages_goes_on(emu: Emulator) -> None:
     assert delivered == len(early), f"{delivered} of the {len(early)} early events delivered"
 
 
+def test_the_wait_between_attempts_stays_bounded_however_long_the_failures_last() -> None:
+    # Was a bug: the wait was 0.5 * 2.0 ** (failures - 2): after about a thousand failures
+    # in a row (a push host out of reach for three hours, at one attempt every 10 s), the
+    # float overflowed and the source raised OverflowError, ending the runner.
+    client = FlatfileClient("http://127.0.0.1:9", "sk_x", environment_id="us_env_1")
+    source = PushSource(client, origin="http://127.0.0.1:9", max_backoff=10.0)
+    assert 0.4 <= source._backoff(2) <= 0.6  # 0.5 s, doubling, with jitter of 20 %
+    assert 1.6 <= source._backoff(4) <= 2.4
+    assert all(8.0 <= source._backoff(n) <= 12.0 for n in (10, 1_100, 10**9))
+
+
 # ------------------------------------------------------------------ attacks that hold
 
 
@@ -429,3 +443,211 @@ async def test_a_subscription_answer_with_a_bad_ttl_still_delivers(emu: Emulator
                 job = emu.trigger("a:b")
                 await _until(lambda: any(d.raw["context"].get("jobId") == job.id for d in got))
     assert source.refreshes >= 2  # a ttl in the past: refreshed each time, not crashed
+
+
+# ------------------------------------------------------------------ hosts that misbehave
+
+
+class PushHost:
+    """A push host of the test's making. A handshake (``tt=0``) is answered at once, as
+    PubNub does; each long-poll as ``mode`` says:
+
+    * ``hold``: never (held until the client goes), as PubNub holds a quiet channel's;
+    * ``empty``: at once, no message, the timetoken moved on;
+    * ``same``: at once, no message, the timetoken sent back;
+    * ``backwards``: at once, the same message again, and an older timetoken;
+    * ``huge``: a body that never ends (made as it is sent), then ``hold``.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.handshakes = 0
+        self.polls = 0
+        self.sent = 0  # bytes of the huge body sent
+        self.url = ""
+
+    async def subscribe(self, request: web.Request) -> web.StreamResponse:
+        tt = int(request.query.get("tt") or 0)
+        if tt == 0:
+            self.handshakes += 1
+            return web.json_response({"t": {"t": "17000000000000000", "r": 4}, "m": []})
+        self.polls += 1
+        message = {"d": {"id": "us_evt_again", "topic": "custom:again", "context": {}}}
+        if self.mode == "empty":
+            return web.json_response({"t": {"t": str(tt + 1), "r": 4}, "m": []})
+        if self.mode == "same":
+            return web.json_response({"t": {"t": str(tt), "r": 4}, "m": []})
+        if self.mode == "backwards":
+            return web.json_response({"t": {"t": str(tt - 1), "r": 4}, "m": [message]})
+        if self.mode == "huge":
+            self.mode = "hold"
+            return await self._endless(request)
+        await asyncio.Event().wait()  # held until the client goes (the handler is cancelled)
+        raise AssertionError("unreachable")
+
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        head, filler = b'{"t":{"t":"17000000000000001","r":4},"m":["', b"x" * 65536
+        try:
+            await response.write(head)
+            while self.sent < 64 * 2**20:
+                await response.write(filler)
+                self.sent += len(filler)
+        except ConnectionError:
+            pass  # the client stopped reading and closed the connection
+        return response
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        app = web.Application(handler_args={"handler_cancellation": True})
+        app.router.add_get("/v2/subscribe/{key}/{channel}/0", self.subscribe)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        self.url = str(server.make_url("")).rstrip("/")
+        try:
+            yield self.url
+        finally:
+            await server.close()
+
+
+async def test_a_stalled_channel_is_filled_from_the_feed_and_not_ready(emu: Emulator) -> None:
+    # Was a bug: a long-poll without an answer was sent again from the same timetoken, for
+    # ever: with the channel stalled (a black hole between the listener and the push host)
+    # nothing more was delivered but jobs the sweep found, and /readyz said ready.
+    # Expected: each long-poll without an answer is a gap the feed fills; when the
+    # handshake after it gets no answer either, the source says it is not connected.
+    async with FaultProxy(emu.push_url) as proxy, client_for(emu) as client:
+        source = PushSource(client, origin=proxy.url, hold=0.5)
+        async with (
+            collecting(source) as got,
+            serve_health(0, source=source, metrics=False) as health,
+            aiohttp.ClientSession() as http,
+        ):
+            await _until(lambda: source.connected)
+            proxy.add("stall", rate=1.0, paths="/v2/subscribe/*")
+            emu.emit("custom:wake", domain="space")  # ends the long-poll in flight
+            await _until(lambda: proxy.injected["stall"] >= 1)
+            during = emu.emit("custom:during", domain="space")  # by push: never arrives
+            await _until(lambda: during["id"] in _ids(got), 10)
+            await _until(lambda: not source.connected, 10)
+            async with http.get(f"{health.url}/readyz") as resp:
+                assert resp.status == 503
+                assert (await resp.json())["source"] == {"connected": False}
+            proxy.clear()  # the channel answers again: ready again
+            await _until(lambda: source.connected, 30)
+            after = emu.emit("custom:after", domain="space")
+            await _until(lambda: after["id"] in _ids(got))
+            async with http.get(f"{health.url}/readyz") as resp:
+                assert resp.status == 200
+    assert source.timeouts >= 1
+
+
+async def test_a_quiet_channel_held_past_hold_stays_ready_and_the_feed_fills_in(
+    emu: Emulator,
+) -> None:
+    # PubNub holds a quiet channel's long-poll for minutes, past `hold`: no answer then is
+    # no failure (the handshake after it is answered), but it is a gap all the same: an
+    # event the channel did not bring comes from the feed within `hold`.
+    host = PushHost("hold")
+    async with host.serving() as url, client_for(emu) as client:
+        source = PushSource(client, origin=url, hold=0.3)
+        async with collecting(source) as got:
+            await _until(lambda: source.connected)
+            stored = emu.emit("custom:feed-only", domain="space")  # the host never pushes
+            await _until(lambda: stored["id"] in _ids(got) and source.timeouts >= 3, 10)
+            assert source.connected
+    assert source.reconnects == 0
+    assert host.handshakes >= 3
+
+
+@pytest.mark.parametrize("mode", ["empty", "same", "backwards"])
+async def test_a_host_answering_every_long_poll_at_once_does_not_spin(
+    emu: Emulator, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was a bug: a long-poll answered at once was sent again at once: a host that never
+    # holds one (empty answers, or its timetoken sent back) drove the source at 56,000
+    # calls in 30 s, 60 % of a core, delivering nothing. Expected: it waits between calls,
+    # as after failures (0.5 s doubling to 10 s), the feed fills in, and the source says
+    # it is not connected. The waits are counted on a clock of the test's, not slept:
+    # within 30 s of waits, the host sees a handful of long-polls.
+    host = PushHost(mode)
+    waited: list[float] = []
+    async with host.serving() as url, client_for(emu) as client:
+        source = PushSource(client, origin=url)
+
+        async def wait(seconds: float) -> bool:
+            waited.append(seconds)
+            await asyncio.sleep(0)
+            return False
+
+        monkeypatch.setattr(source, "_wait", wait)
+        async with collecting(source) as got:
+            await _until(lambda: host.polls >= 1)
+            event = emu.emit("custom:x", domain="space")  # after the start's fill
+            await _until(lambda: sum(waited) >= 30 or host.polls >= 500, 20)
+            await _until(lambda: event["id"] in _ids(got))
+            assert not source.connected
+    assert host.polls <= 15, f"{host.polls} long-polls in {sum(waited):.1f} s of waiting"
+    assert host.polls - 1 <= source.instant <= host.polls  # (the last, cut short by the end)
+
+
+async def test_a_push_answer_larger_than_the_limit_is_cut_off_and_the_gap_filled(
+    emu: Emulator,
+) -> None:
+    # Was a bug: a push answer was read whole before anything looked at it: one 300 MB
+    # answer took the listener to 946 MB. Expected: reading stops at `max_answer_bytes`,
+    # a warning names the host and the size, and the feed fills the gap.
+    host = PushHost("huge")
+    async with host.serving() as url, client_for(emu) as client:
+        source = PushSource(client, origin=url, hold=1.0, max_answer_bytes=2**20)
+        with capture_logs() as logs:
+            async with collecting(source) as got:
+                await _until(lambda: host.sent > 0)
+                event = emu.emit("custom:x", domain="space")
+                await _until(lambda: event["id"] in _ids(got))
+                await _until(lambda: source.connected)
+    warned = [e for e in logs if e["event"] == "a push answer could not be read; subscribing again"]
+    assert len(warned) == 1
+    assert "127.0.0.1" in warned[0]["error"]
+    assert "larger than the limit of 1,048,576 bytes" in warned[0]["error"]
+    assert host.sent < 16 * 2**20, f"{host.sent:,} bytes sent: the answer was read on"
+
+
+async def test_a_malformed_message_carrying_a_real_events_id_does_not_hide_it(
+    emu: Emulator,
+) -> None:
+    # Was a bug: the channel's malformed message (no topic) carrying a real event's id,
+    # arriving first, marked the id delivered: the real event was dropped.
+    async with client_for(emu) as client:
+        source = PushSource(client, origin=emu.push_url)
+        async with collecting(source) as got:
+            await _until(lambda: source.connected)
+            channel = f"environment.{emu.environment_id}"
+            emu.push.publish([channel], {"id": "us_evt_real", "context": {}})
+            emu.push.publish([channel], {"id": "us_evt_real", "topic": "a:b", "context": {}})
+            await _until(lambda: any(d.raw.get("topic") == "a:b" for d in got))
+    assert [d.raw.get("topic") for d in got if d.raw.get("id") == "us_evt_real"] == [None, "a:b"]
+
+
+async def test_a_message_dated_beyond_what_a_datetime_holds_is_skipped(emu: Emulator) -> None:
+    # Was a bug: the source raised OverflowError on `9999-12-31T23:59:59.999999-12:00`
+    # (past year 9999 in UTC) and ended: no event was delivered after it.
+    async with client_for(emu) as client:
+        source = PushSource(client, origin=emu.push_url)
+        async with collecting(source) as got:
+            await _until(lambda: source.connected)
+            channel = f"environment.{emu.environment_id}"
+            emu.push.publish(
+                [channel],
+                {
+                    "id": "us_evt_beyond",
+                    "topic": "a:b",
+                    "context": {},
+                    "createdAt": "9999-12-31T23:59:59.999999-12:00",
+                },
+            )
+            marker = emu.emit("custom:marker", domain="space")
+            await _until(lambda: marker["id"] in _ids(got))
+    assert "us_evt_beyond" not in _ids(got)
+    assert source.feed.skipped == 1

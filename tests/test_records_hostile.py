@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -19,7 +19,12 @@ from aiohttp.test_utils import TestServer
 from flatjobs import FlatfileClient
 from flatjobs.client import Record
 from flatjobs.emulator import Emulator
-from flatjobs.errors import FlatfileAPIError, InvalidRequestError
+from flatjobs.errors import (
+    FlatfileAPIError,
+    FlatfileError,
+    InvalidRequestError,
+    UnexpectedResponseError,
+)
 from flatjobs.testing import client_for
 
 from .conftest import TOKEN
@@ -354,3 +359,99 @@ async def test_an_error_echoing_the_token_and_the_values_hides_the_token() -> No
             await client.records.update("us_sh_1", [record])
     for text in (str(err.value), repr(err.value), repr(err.value.body)):
         assert TOKEN not in text
+
+
+# ------------------------------------------------------------------ a page that repeats
+
+PAGE = 10  # records a page
+
+
+def _page(k: int) -> list[str]:
+    """The record ids of page ``k`` of a sheet that pages rightly."""
+    return [f"us_rc_{(k - 1) * PAGE + i}" for i in range(PAGE)]
+
+
+@contextlib.asynccontextmanager
+async def _paging(
+    ids_of: Callable[[int], list[str]], *, total: int | None
+) -> AsyncIterator[tuple[FlatfileClient, list[int]]]:
+    """A client on a real local server whose records' page ``n`` holds the records
+    ``ids_of(n)``, counting ``total`` when given; and the page numbers asked. Past 50
+    pages it answers empty: a reader that never stops, stops."""
+    asked: list[int] = []
+
+    async def records(request: web.Request) -> web.Response:
+        asked.append(int(request.query["pageNumber"]))
+        ids = ids_of(asked[-1]) if len(asked) <= 50 else []
+        data: dict[str, Any] = {"records": [{"id": i, "values": {"n": {"value": i}}} for i in ids]}
+        if total is not None and request.query.get("includeLength") == "true":
+            data["counts"] = {"total": total, "valid": total, "error": 0}
+        return web.json_response({"data": data})
+
+    app = web.Application()
+    app.router.add_get("/v1/sheets/{sheet_id}/records", records)
+    async with (
+        TestServer(app) as server,
+        FlatfileClient(str(server.make_url("")), TOKEN, environment_id="us_env_1") as client,
+    ):
+        yield client, asked
+
+
+@pytest.mark.parametrize(
+    ("ids_of", "total", "repeated", "earlier", "read"),
+    [
+        # A server that ignores pageNumber, counting three pages' worth, or not counting.
+        pytest.param(lambda n: _page(1), 3 * PAGE, 2, 1, [1], id="ignored-with-counts"),
+        pytest.param(lambda n: _page(1), None, 2, 1, [1], id="ignored-without-counts"),
+        # Honoured up to page 3, then page 3 again for any number past it.
+        pytest.param(lambda n: _page(min(n, 3)), None, 4, 3, [1, 2, 3], id="last-page-again"),
+        # Honoured up to page 3, then from page 1 again: not the page just read.
+        pytest.param(lambda n: _page((n - 1) % 3 + 1), None, 4, 1, [1, 2, 3], id="round-again"),
+        pytest.param(
+            lambda n: _page((n - 1) % 3 + 1), 10 * PAGE, 4, 1, [1, 2, 3], id="round-with-counts"
+        ),
+        # The same records in another order are the same page.
+        pytest.param(
+            lambda n: _page(1)[:: 1 if n == 1 else -1], None, 2, 1, [1], id="ignored-reordered"
+        ),
+    ],
+)
+async def test_a_page_that_repeats_an_earlier_one_stops_the_pages_naming_the_sheet(
+    ids_of: Callable[[int], list[str]],
+    total: int | None,
+    repeated: int,
+    earlier: int,
+    read: list[int],
+) -> None:
+    # Was a bug: `records.pages` trusted pageNumber. Against a server that ignores it, it
+    # yielded the same page again and again (with counts: 3 pages, 1 distinct; without, it
+    # never ended).
+    sheet_id = "us_sh_1/x?y"
+    ids: list[str] = []
+    numbers: list[int] = []
+    async with _paging(ids_of, total=total) as (client, asked):
+        with pytest.raises(UnexpectedResponseError) as info:
+            async for page in client.records.pages(sheet_id, page_size=PAGE):
+                numbers.append(page.number)
+                ids.extend(record.id for record in page)
+    message = str(info.value)
+    assert f"sheet {sheet_id}" in message
+    assert (
+        f"page {repeated} of sheet {sheet_id} holds the same records as page {earlier}" in message
+    )
+    assert "pageNumber" in message
+    assert isinstance(info.value, FlatfileError)
+    assert numbers == read  # every page yielded once; the repeat never is
+    assert len(ids) == len(set(ids)) == PAGE * len(read)
+    assert asked == [*range(1, repeated + 1)]  # nothing read past the repeat
+
+
+async def test_pages_that_share_some_records_are_read_to_the_end() -> None:
+    # A record inserted before the window while a handler edits pushes each page's last
+    # record onto the next page: pages that share a record are no repeat.
+    def shifted(number: int) -> list[str]:
+        return _page(number)[:-1] + _page(number + 1)[:1] if number <= 3 else []
+
+    async with _paging(shifted, total=None) as (client, _):
+        pages = [page async for page in client.records.pages("us_sh_1", page_size=PAGE)]
+    assert [page.number for page in pages] == [1, 2, 3]

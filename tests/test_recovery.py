@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from flatjobs._lifecycle import STOPPED_MESSAGE
 from flatjobs._reconcile import ORPHAN_MESSAGE
 from flatjobs.emulator import Emulator
-from flatjobs.models import TERMINAL_STATUSES
+from flatjobs.models import TERMINAL_STATUSES, RetryNext
 
 from .faultproxy import FaultProxy
 
@@ -36,9 +37,12 @@ async def listener(
     sweep: float = 0.5,
     source: str = "push",
     push: str | None = None,
+    log: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`flatjobs run` on the recovery app, pointed at ``url`` (and ``push``, the push
-    channel's origin); SIGTERM on the way out."""
+    channel's origin), its warnings and errors in ``log``; SIGTERM on the way out."""
+    stderr = contextlib.ExitStack()
     env = {
         **os.environ,
         **emu.env(),
@@ -63,16 +67,18 @@ async def listener(
         "0.5",
         "--log-level",
         "warning",
+        *extra,
         cwd=ROOT,
         env=env,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=stderr.enter_context(log.open("ab")) if log else asyncio.subprocess.DEVNULL,
     )
     try:
         yield proc
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 60)
+        with stderr:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 60)
 
 
 def runs_of(path: Path) -> collections.Counter[str]:
@@ -154,3 +160,88 @@ async def test_sigkill_with_jobs_in_flight_strands_no_job_and_runs_none_twice(
     assert all(j.outcome is not None and j.outcome.message == ORPHAN_MESSAGE for j in jobs)
     assert [i for i in ids if counts[i] != 1] == []  # each body ran once: before the kill
     assert emu.job(later).status == "complete"
+
+
+async def started_once(runs: Path, job_id: str) -> None:
+    async with asyncio.timeout(30):
+        while job_id not in runs_of(runs):  # noqa: ASYNC110 - another process writes it
+            await asyncio.sleep(0.05)
+
+
+async def read_by_lifecycle(emu: Emulator, job_id: str, after: int) -> None:
+    """Wait until a listener read ``job_id`` (its lifecycle's check before the ack) in
+    the emulator's requests from number ``after`` on."""
+    async with asyncio.timeout(30):
+        while not any(  # noqa: ASYNC110 - another process makes the request
+            r.route == "jobs.get" and r.path.endswith(job_id) for r in emu.requests[after:]
+        ):
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("stopped", [signal.SIGSTOP, signal.SIGKILL], ids=["paused", "dead"])
+async def test_a_new_job_ready_for_a_job_executing_elsewhere_does_not_start_its_body_again(
+    tmp_path: Path, stopped: signal.Signals
+) -> None:
+    runs, log = tmp_path / "runs", tmp_path / "second.log"
+    # The first listener starts the body, then is paused or killed mid-job.
+    async with Emulator() as emu, listener(emu.url, emu, runs, seconds=60, sweep=600) as first:
+        job = emu.trigger("workbook:work")
+        await started_once(runs, job.id)
+        first.send_signal(stopped)
+        # A second listener on the environment (a restart, or a second one started by
+        # mistake) gets two more job:ready events for it, with ids of their own.
+        async with listener(emu.url, emu, runs, seconds=0.05, sweep=600, log=log):
+            for _ in range(2):
+                seen = len(emu.requests)
+                emu.emit(
+                    "job:ready",
+                    domain="job",
+                    context={"jobId": job.id, "workbookId": job.source},
+                    payload={"job": "workbook:work", "status": "ready", "isPart": False},
+                )
+                await read_by_lifecycle(emu, job.id, seen)
+                async with asyncio.timeout(30):  # its warning is written
+                    while "already executing" not in log.read_text():  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+            assert runs_of(runs)[job.id] == 1  # not started again
+            assert emu.job(job.id).status == "executing"
+            # The user's Retry still runs it: the job is failed, retried, and run.
+            emu.state.finish(job.id, {"info": "given up"}, call="fail")
+            emu.retry(job.id)
+            await emu.wait_for(job.id, ["complete"], timeout=30)
+        if stopped == signal.SIGSTOP:
+            first.send_signal(signal.SIGKILL)  # never resumed: it would end the job
+    assert runs_of(runs)[job.id] == 2
+    warnings = [line for line in log.read_text().splitlines() if "already executing" in line]
+    assert len(warnings) == 1  # one clear line, naming the fix
+    assert "--workers" in warnings[0]
+    assert "--nats" in warnings[0]
+
+
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt", "SystemExit"])
+async def test_a_handler_raising_keyboardinterrupt_stops_the_listener_as_ctrl_c_does(
+    tmp_path: Path, raised: str
+) -> None:
+    runs, log = tmp_path / "runs", tmp_path / "run.log"
+    async with Emulator() as emu:
+        extra = ("--grace-period", "1")
+        async with listener(
+            emu.url, emu, runs, seconds=0.05, sweep=600, log=log, extra=extra
+        ) as proc:
+            finishing = [emu.trigger("workbook:work", input={"seconds": 0.5}).id for _ in range(2)]
+            stuck = [emu.trigger("workbook:work", input={"seconds": 60}).id for _ in range(2)]
+            await started_once(runs, stuck[-1])
+            interrupt = emu.trigger("workbook:work", input={"raise": raised}).id
+            code = await asyncio.wait_for(proc.wait(), 30)  # it stops by itself
+            jobs = {i: emu.job(i) for i in [*finishing, *stuck, interrupt]}
+    said = log.read_text()
+    assert code == 0, said[-3000:]  # as after Ctrl-C: a clean stop
+    assert "stopping: no new events are taken" in said  # what Ctrl-C says
+    assert f"a callback raised {raised}" in said
+    assert {jobs[i].status for i in finishing} == {"complete"}  # finished in the grace period
+    for job_id in [*stuck, interrupt]:  # failed, so the user can run them again
+        outcome = jobs[job_id].outcome
+        assert jobs[job_id].status == "failed"
+        assert outcome is not None
+        assert outcome.message == STOPPED_MESSAGE
+        assert isinstance(outcome.next, RetryNext)

@@ -258,7 +258,7 @@ async def test_the_token_is_in_no_log_error_or_repr(recorder: RecordingServer) -
     recorder.responder = lambda r: (
         (400, {"errors": [{"message": f"bad token Bearer {TOKEN} for {TOKEN}"}]})
         if r.path.endswith("/complete")
-        else (200, {"data": {"id": "us_jb_1", "status": "executing"}})
+        else recorder.job_reply(r)
     )
     raised: list[BaseException] = []
     objects: list[Any] = []

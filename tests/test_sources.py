@@ -218,3 +218,26 @@ async def test_events_stored_before_the_first_poll_are_replayed_whatever_the_sec
         mine = [d for d in got if d.raw["context"].get("jobId") == job]
         assert mine
         assert all(d.replayed for d in mine)
+
+
+# ------------------------------------------------------------------ what is remembered
+
+
+async def test_a_malformed_message_carrying_a_real_events_id_does_not_hide_it() -> None:
+    # Was a bug: the source remembered every id it passed on, malformed or not: a message
+    # the runner refuses (no topic) carrying a real event's id, arriving first, made the
+    # real event a "duplicate", dropped. Only an event that passes the runner's own check
+    # is remembered by its id; a malformed one is remembered by its content (passed on
+    # once, for the runner to log and skip).
+    real = {"id": "us_evt_1", "topic": "job:ready", "context": {"jobId": "us_jb_1"}}
+    forged = [
+        {"id": "us_evt_1"},  # no topic
+        {"id": "us_evt_1", "topic": "job:ready", "context": {}},  # no job id
+        {"id": "us_evt_1", "topic": "a:b", "context": "not an object"},
+        {"id": "us_evt_1", "topic": "job:ready", "context": {"jobId": "../x?y"}},
+    ]
+    for bad in forged:
+        source = MemorySource([bad, bad, real, real])
+        source.close()
+        assert [e async for e in source] == [bad, real]
+        assert source.duplicates == 2

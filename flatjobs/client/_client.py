@@ -32,6 +32,7 @@ from ._sheets import SheetsAPI, WorkbooksAPI
 from ._transport import (
     RETRYABLE_STATUSES,
     Answer,
+    AnswerTooLarge,
     Decoder,
     Endpoint,
     Form,
@@ -40,7 +41,9 @@ from ._transport import (
     decode_body,
     encode_json,
     query,
+    read_body,
     retry_after,
+    retry_wait,
     unexpected,
 )
 
@@ -255,16 +258,20 @@ class FlatfileClient:
         form: Form | None = None,
         decode: Decoder[T] = anything,
         retry: RetryPolicy | None = None,
+        max_bytes: int | None = None,
     ) -> T:
         """Send ``endpoint`` (its ``{}`` filled with ``ids``, each quoted) with retries (by
         ``retry``, or the client's policy), and return the answer as ``decode`` reads it.
         ``body`` is sent as JSON; ``form`` as multipart (retried only when it can be sent
-        again: a stream read once is sent once).
+        again: a stream read once is sent once). ``max_bytes`` caps the bytes read of the
+        answer (after decompression).
 
         Raises:
             InvalidRequestError: an id or the body cannot be sent (nothing was sent).
             FlatfileAPIError: an error status, after any retries.
-            UnexpectedResponseError: a 2xx answer ``decode`` refused, after any retries.
+            UnexpectedResponseError: a 2xx answer ``decode`` refused, after any retries;
+                or an answer longer than ``max_bytes`` (not retried: its reason names the
+                limit and the size, its body holds the answer's first KiB).
             FlatfileConnectionError: no answer could be had, after any retries.
         """
         path = endpoint.path(*ids)
@@ -274,11 +281,15 @@ class FlatfileClient:
         if isinstance(payload, Form) and not payload.replayable:
             policy = attrs.evolve(policy, attempts=1)
         if not _instruments:
-            return await self._send(endpoint.method, path, params_list, payload, decode, policy)
+            return await self._send(
+                endpoint.method, path, params_list, payload, decode, policy, max_bytes
+            )
         call = HttpCall.begin(endpoint.name, endpoint.method)
         started, status = time.perf_counter(), None
         try:
-            result = await self._send(endpoint.method, path, params_list, payload, decode, policy)
+            result = await self._send(
+                endpoint.method, path, params_list, payload, decode, policy, max_bytes
+            )
             status = 200
             return result
         except FlatfileAPIError as err:
@@ -314,6 +325,7 @@ class FlatfileClient:
         payload: bytes | Form | None,
         decode: Decoder[T],
         policy: RetryPolicy,
+        max_bytes: int | None = None,
     ) -> T: ...
 
     @overload
@@ -325,6 +337,7 @@ class FlatfileClient:
         payload: bytes | Form | None,
         decode: None,
         policy: RetryPolicy,
+        max_bytes: int | None = None,
     ) -> aiohttp.ClientResponse: ...
 
     async def _send(
@@ -335,6 +348,7 @@ class FlatfileClient:
         payload: bytes | Form | None,
         decode: Decoder[T] | None,
         policy: RetryPolicy,
+        max_bytes: int | None = None,
     ) -> T | aiohttp.ClientResponse:
         """One call with retries. With no ``decode``, the answer's response is returned
         open, its body unread, once its status is a success (the caller releases it)."""
@@ -371,7 +385,15 @@ class FlatfileClient:
                 answer_headers = response.headers
                 if decode is None and status < 400:
                     return response  # a stream: its body is the caller's to read
-                raw = await response.read()
+                raw = await read_body(response, max_bytes)
+            except AnswerTooLarge as big:
+                # Not retried: the same call gets the same answer. The rest is not read,
+                # so the connection cannot carry another request.
+                if response is not None:
+                    response.close()
+                raise unexpected(
+                    status, method, shown_path, decode_body(big.head), str(big), attempt
+                ) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 _log.debug(
@@ -405,7 +427,7 @@ class FlatfileClient:
                     response.release()
             if attempt >= policy.attempts:
                 raise failure
-            wait = policy.delay(attempt, wait_hint)
+            wait = retry_wait(policy, attempt, wait_hint)
             if loop.time() + wait >= deadline:
                 raise failure
             _log.info(

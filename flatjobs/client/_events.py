@@ -62,9 +62,19 @@ class EventsAPI:
         page_number: int | None = None,
         include_acknowledged: bool | None = None,
         retry: RetryPolicy | None = None,
+        max_bytes: int | None = None,
     ) -> Page[Any]:
         """One page of events as raw JSON values, for sources that must survive bad ones
-        (``retry``: a policy for this call only)."""
+        (``retry``: a policy for this call only).
+
+        Args:
+            max_bytes: the most bytes of the answer read (after decompression): a server
+                may answer more than the page asked. None reads it whole.
+
+        Raises:
+            UnexpectedResponseError: also for an answer longer than ``max_bytes``, naming
+                the limit and the size (not retried).
+        """
         params = {
             "environmentId": self._client.require_environment(environment_id),
             "spaceId": space_id,
@@ -75,7 +85,9 @@ class EventsAPI:
             "pageNumber": page_number,
             "includeAcknowledged": include_acknowledged,
         }
-        return await self._client.call(LIST, params=params, decode=_raw_page, retry=retry)
+        return await self._client.call(
+            LIST, params=params, decode=_raw_page, retry=retry, max_bytes=max_bytes
+        )
 
     async def list(
         self,

@@ -74,6 +74,11 @@ class JobsAPI:
         """``GET /jobs/{id}``."""
         return await self._client.call(GET, job_id, decode=_job)
 
+    async def status(self, job_id: str) -> str:
+        """``GET /jobs/{id}``, reading only the job's status (no model is built): what the
+        lifecycle asks before it acknowledges a job."""
+        return await self._client.call(GET, job_id, decode=_status)
+
     async def list(
         self,
         *,

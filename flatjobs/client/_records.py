@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from flatjobs.errors import UnexpectedResponseError
 from flatjobs.models import (
     CellValue,
     MessageType,
@@ -394,6 +395,18 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _repeated(sheet_id: str, number: int, earlier: int) -> UnexpectedResponseError:
+    """The error for page ``number`` of a sheet answering the records of page ``earlier``."""
+    return UnexpectedResponseError(
+        200,
+        LIST.method,
+        "/v1" + LIST.path(sheet_id),
+        None,
+        f"page {number} of sheet {sheet_id} holds the same records as page {earlier} (does "
+        "the server ignore pageNumber?): the pages stop there, later records unread",
+    )
+
+
 def _update_answer(count: int) -> Any:
     def decode(answer: Answer) -> UpdateResult:
         if answer.status == 304:
@@ -478,6 +491,12 @@ class RecordsAPI:
         read until that many records came, or a page is empty. Changing records so that
         they leave the filter while iterating shifts the pages: iterate unfiltered (or by
         ``ids``) when the handler's own changes affect the filter.
+
+        Raises:
+            UnexpectedResponseError: a page holds the same records as an earlier one (a
+                server that ignores ``pageNumber``, or answers its last page for any
+                number past it); the message names the sheet and both pages. That page is
+                not yielded.
         """
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
@@ -487,8 +506,20 @@ class RecordsAPI:
         total = first.counts.total if first.counts is not None else None
         page = first
         del first  # held, it would keep a third page in memory to the end
+        # A page whose records are those of an earlier page means the server does not
+        # page (the events poller stops alike at a page answered twice; here any earlier
+        # page counts: a server may also go round). Each page read is kept as a hash of
+        # its set of record ids: one int a page, where its ids would cost them all (a
+        # false match of 64-bit hashes is out of reach); a set, so the same records in
+        # another order are the same page; all the ids, not the first and last, so pages
+        # that merely share records (moved by a handler's edits) are no repeat.
+        read: dict[int, int] = {}  # the hash of a page's ids -> the page's number
         seen = 0
         while True:
+            key = hash(frozenset(record.id for record in page))
+            if key in read:
+                raise _repeated(sheet_id, page.number, read[key])
+            read[key] = page.number
             seen += len(page)
             number = page.number + 1
             more = bool(page) and (total is None or seen < total)

@@ -20,7 +20,7 @@ import email.utils
 import json
 import math
 import os
-import random
+import re
 import urllib.parse
 from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from typing import Any, Final, Generic, TypeVar
@@ -28,20 +28,25 @@ from typing import Any, Final, Generic, TypeVar
 import aiohttp
 import attrs
 
+from flatjobs._seconds import YEAR, backoff, check_seconds, seconds
 from flatjobs.errors import InvalidRequestError, UnexpectedResponseError
 from flatjobs.log import register_secret
 from flatjobs.models import Pagination, from_wire, to_wire
 
 __all__ = [
+    "DEFAULT_MAX_ANSWER_BYTES",
     "RETRYABLE_STATUSES",
     "Answer",
+    "AnswerTooLarge",
     "Endpoint",
     "Form",
     "Page",
     "RetryPolicy",
     "encode_json",
     "query",
+    "read_body",
     "retry_after",
+    "retry_wait",
     "segment",
     "set_testing",
 ]
@@ -85,9 +90,21 @@ def _check_jitter(instance: object, attribute: object, value: float) -> None:
         raise ValueError(f"RetryPolicy.jitter must be in [0, 1), got {value!r}")
 
 
+def _seconds_field(*, positive: bool) -> Any:
+    """An attrs validator: the field is a number of seconds (see :func:`check_seconds`)."""
+
+    def check(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+        check_seconds(f"RetryPolicy.{attribute.name}", value, positive=positive)
+
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How a request is retried.
+
+    Every duration is a number of seconds from 0 (above 0 for ``deadline`` and
+    ``request_timeout``) to a year: NaN, infinity and negatives are refused.
 
     Args:
         attempts: total attempts per request, the first included (Flatfile's JS SDK: 3).
@@ -99,41 +116,75 @@ class RetryPolicy:
     """
 
     attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    initial_delay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    max_delay: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    initial_delay: float = attrs.field(default=1.0, validator=_seconds_field(positive=False))
+    max_delay: float = attrs.field(default=30.0, validator=_seconds_field(positive=False))
     jitter: float = attrs.field(default=0.2, validator=_check_jitter)
-    deadline: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
-    request_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    deadline: float = attrs.field(default=60.0, validator=_seconds_field(positive=True))
+    request_timeout: float = attrs.field(default=60.0, validator=_seconds_field(positive=True))
 
     def delay(self, retry: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based)."""
+        """Seconds to wait before retry number ``retry`` (1-based): what the server asked
+        (``retry_after``), at most ``max_delay``; else (or if what it asked is no number
+        of seconds: NaN, infinite, negative) the backoff."""
         if _testing:
             return 0.0
-        if retry_after is not None:
-            return float(min(max(retry_after, 0.0), self.max_delay))
-        base = min(self.initial_delay * 2.0 ** (retry - 1), self.max_delay)
-        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+        asked = seconds(retry_after, longest=self.max_delay)
+        if asked is not None:
+            return asked
+        return backoff(retry, self.initial_delay, self.max_delay, self.jitter)
+
+
+def retry_wait(policy: RetryPolicy, retry: int, retry_after: float | None) -> float:
+    """What ``policy.delay`` answers, checked: the one door of every wait between attempts,
+    whatever a subclass of :class:`RetryPolicy` computes. A wait past a year is a year
+    (past any deadline: the caller gives up).
+
+    Raises:
+        ValueError: the policy answered no number of seconds (NaN, infinite, negative).
+    """
+    wanted = policy.delay(retry, retry_after)
+    wait = seconds(wanted)
+    if wait is None:
+        raise ValueError(
+            f"{type(policy).__name__}.delay() returned {wanted!r:.80}, which is no number "
+            "of seconds to wait"
+        )
+    return wait
+
+
+# Retry-After's seconds are digits (RFC 9110); a fraction is taken too. `float()` alone
+# would also read "nan", "inf", "-1" and "1e400": no waits, ignored like any garbage.
+_DECIMAL: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), or
+    None when neither holds a wait. A header that holds none (``nan``, ``-1``, ``inf``,
+    garbage) is ignored; a date in the past means now; a huge wait is cut to a year (the
+    policy cuts it further, to its ``max_delay``)."""
+    ms = _decimal(headers.get("retry-after-ms"))
     if ms is not None:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
+        return seconds(min(ms / 1000, YEAR))
     value = headers.get("Retry-After")
     if value is None:
         return None
+    number = _decimal(value)
+    if number is not None:
+        return seconds(min(number, YEAR))  # digits too many for a float are inf: cut
     try:
-        return float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return (when - dt.datetime.now(dt.UTC)).total_seconds()
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, its local offset unknown (RFC 5322)
+        when = when.replace(tzinfo=dt.UTC)
+    return seconds(min(max((when - dt.datetime.now(dt.UTC)).total_seconds(), 0.0), YEAR))
+
+
+def _decimal(text: str | None) -> float | None:
+    """``text`` as a number if it is written in digits (``"120"``, ``"1.5"``)."""
+    if text is None or not _DECIMAL.fullmatch(text := text.strip()):
+        return None
+    return float(text)
 
 
 # --------------------------------------------------------------------------- URLs
@@ -300,13 +351,60 @@ class Answer:
             return None
         try:
             return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # no date, or none a datetime holds
             return None
 
 
 Decoder = Callable[[Answer], T]
 """Reads a success answer into what the caller gets; raises ``ValueError`` when the answer
 is not what the endpoint returns (the request is then retried)."""
+
+
+DEFAULT_MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
+"""The default cap on an answer a listener reads without asking for it in pages (a push
+answer, a page of the events feed): 16 MiB, far above any real one."""
+_CHUNK: Final = 64 * 1024
+_HEAD: Final = 1024  # bytes of a refused answer kept, to tell which it was
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than its reader's limit; only its first bytes were read."""
+
+    def __init__(self, limit: int, read: int, declared: int | None, head: bytes) -> None:
+        self.limit = limit
+        self.read = read
+        """Bytes read (decompressed) when it was refused."""
+        self.declared = declared
+        """Its ``Content-Length``, when it had one."""
+        self.head = head
+        """Its first bytes (up to 1 KiB)."""
+        size = (
+            f"its Content-Length says {declared:,}"
+            if declared is not None and declared > limit
+            else f"{read:,} bytes came before it was cut off"
+        )
+        super().__init__(f"the answer is larger than the limit of {limit:,} bytes: {size}")
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """The body of ``response``, reading at most ``limit`` bytes of it (after any
+    decompression, so a compressed bomb counts at its real size); all of it when None.
+
+    Raises:
+        AnswerTooLarge: the body is longer than ``limit`` (or its ``Content-Length`` says
+            so): nothing more is read; the caller closes the connection.
+    """
+    if limit is None:
+        return await response.read()
+    declared = response.content_length
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit or (declared is not None and declared > limit and len(body) >= _HEAD):
+            raise AnswerTooLarge(limit, len(body), declared, bytes(body[:_HEAD]))
+    if declared is not None and declared > limit:
+        raise AnswerTooLarge(limit, len(body), declared, bytes(body[:_HEAD]))
+    return bytes(body)
 
 
 def decode_body(raw: bytes) -> Any:

@@ -46,6 +46,7 @@ from typing import Any, Literal, Self
 
 from aiohttp import web
 
+from flatjobs._seconds import check_seconds
 from flatjobs.models import (
     TERMINAL_STATUSES,
     Document,
@@ -60,11 +61,13 @@ from flatjobs.models import (
 
 from ._app import BODY_TIMEOUT, ROUTES, RecordedRequest, build_app
 from ._data import DataStore
+from ._errors import EmulatorError
 from ._faults import Fault, FaultInjector, FaultPlan
+from ._feed import RawJSON
 from ._panel import add_panel
 from ._pubnub import PushServer
 from ._seed import Seeded, SeedError, SeedSource, load_seed
-from ._state import EmulatorError, PlatformState, RawJSON
+from ._state import PlatformState
 
 __all__ = [
     "ROUTES",
@@ -129,6 +132,9 @@ class Emulator:
         push_hold: float = 20.0,
         push_ttl: float = 15.0,
     ) -> None:
+        check_seconds("body_timeout", body_timeout, positive=True)
+        check_seconds("push_hold", push_hold)
+        check_seconds("push_ttl", push_ttl, unit="minutes")
         self.token = token
         self.body_timeout = body_timeout
         self.environment_id = environment_id
@@ -482,6 +488,7 @@ class Emulator:
         self, job_id: str, statuses: Iterable[str] = TERMINAL_STATUSES, *, timeout: float = 10.0
     ) -> Job:
         """Wait until the job reaches one of ``statuses`` (default: any terminal status)."""
+        check_seconds("timeout", timeout)
         wanted = frozenset(str(s) for s in statuses)
         job = self.state.jobs.get(job_id)
         if job is not None and job.status in wanted:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._state import EmulatorError
+from ._errors import EmulatorError
 
 __all__ = [
     "MAX_DEPTH",

@@ -12,6 +12,8 @@ from collections import Counter
 
 import attrs
 
+from flatjobs._seconds import check_seconds
+
 __all__ = ["Fault", "FaultInjector", "FaultPlan"]
 
 
@@ -22,6 +24,10 @@ def _routes(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
 def _rate(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0 <= value <= 1:
         raise ValueError(f"Fault.rate must be within 0..1, got {value!r}")
+
+
+def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    check_seconds(f"Fault.{attribute.name}", value)
 
 
 @attrs.frozen(kw_only=True)
@@ -44,8 +50,10 @@ class Fault:
     routes: tuple[str, ...] = attrs.field(default=("*",), converter=_routes)
     rate: float = attrs.field(default=1.0, validator=_rate)
     status: int | None = None
-    retry_after: float | None = None
-    latency: float = 0.0
+    retry_after: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_seconds)
+    )
+    latency: float = attrs.field(default=0.0, validator=_seconds)
     drop: bool = False
     drop_after: bool = False
     limit: int | None = None

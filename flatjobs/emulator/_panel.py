@@ -38,9 +38,11 @@ from aiohttp import web
 
 from flatjobs.models import FilesNext, Job, to_wire
 
-from ._app import PANEL_ROUTES, _bytes
+from ._app import PANEL_ROUTES
 from ._data import DataStore
-from ._state import EmulatorError, PlatformState
+from ._errors import EmulatorError
+from ._http import download
+from ._state import PlatformState
 
 __all__ = ["PREFIX", "Platform", "add_panel"]
 
@@ -281,7 +283,7 @@ class _Panel:
         )
 
     async def file_download(self, request: web.Request) -> web.Response:
-        return _bytes(*self.data.file_content(request.match_info["file_id"]))
+        return download(*self.data.file_content(request.match_info["file_id"]))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: every job at once, then what changes, as it changes."""

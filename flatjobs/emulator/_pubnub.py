@@ -30,6 +30,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from flatjobs._seconds import check_seconds
+
 __all__ = ["PushServer"]
 
 REGION: Final = 4  # any non-zero region: PubNub's JS SDK refuses a falsy one
@@ -54,6 +56,8 @@ class PushServer:
     def __init__(
         self, subscribe_key: str = "sub-c-emulator", *, hold: float = 20.0, ttl: float = 15.0
     ) -> None:
+        check_seconds("hold", hold)
+        check_seconds("ttl", ttl, unit="minutes")
         self.subscribe_key = subscribe_key
         self.hold = hold
         self.ttl = ttl

@@ -60,8 +60,8 @@ from typing import Any
 
 import attrs
 
-from ._data import _DOCUMENT, _FIELD, _SHEET, _SPACE, _WORKBOOK, DataStore, paused_gc
-from ._state import EmulatorError
+from ._data import DOCUMENT, FIELD, SHEET, SPACE, WORKBOOK, DataStore, paused_gc
+from ._errors import EmulatorError
 
 __all__ = ["SeedError", "SeedSource", "Seeded", "load_seed"]
 
@@ -119,11 +119,11 @@ class _Names:
 
 
 _TOP = {"spaces", "workbooks", "documents", "files"}
-_SPACE_KEYS = set(_SPACE) | {"id", "workbooks", "documents", "files"}
-_WORKBOOK_KEYS = (set(_WORKBOOK) - {"spaceId", "environmentId"}) | {"id"}
-_SHEET_KEYS = set(_SHEET) | {"id", "records"}
-_FIELD_KEYS = set(_FIELD) | {"required", "options"}
-_DOCUMENT_KEYS = set(_DOCUMENT) | {"id"}
+_SPACE_KEYS = set(SPACE) | {"id", "workbooks", "documents", "files"}
+_WORKBOOK_KEYS = (set(WORKBOOK) - {"spaceId", "environmentId"}) | {"id"}
+_SHEET_KEYS = set(SHEET) | {"id", "records"}
+_FIELD_KEYS = set(FIELD) | {"required", "options"}
+_DOCUMENT_KEYS = set(DOCUMENT) | {"id"}
 _FILE_KEYS = {"id", "name", "path", "content", "mode", "mimetype", "actions"}
 
 

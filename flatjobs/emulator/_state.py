@@ -1,16 +1,14 @@
-"""The emulator's in-memory platform: jobs, their state machine, the event feed, secrets.
+"""The emulator's in-memory platform: jobs and their state machine, and secrets, over the
+event feed (``_feed.py``).
 
-Pure logic, no HTTP: the app in ``_app.py`` turns requests into calls on
+Pure logic, no HTTP: the routes (``_routes/``) turn requests into calls on
 :class:`PlatformState` and :class:`EmulatorError` into Flatfile-like error bodies. Built on
 the wire models only; it never touches the client.
 """
 
 from __future__ import annotations
 
-import bisect
-import datetime as dt
 import enum
-import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -32,7 +30,10 @@ from flatjobs.models import (
     to_wire,
 )
 
-__all__ = ["EmulatorError", "PlatformState", "RawJSON", "SecretRecord"]
+from ._errors import EmulatorError
+from ._feed import EventFeed, utcnow
+
+__all__ = ["PlatformState", "SecretRecord"]
 
 
 NOT_STARTED = frozenset(
@@ -50,22 +51,6 @@ LEGAL_FROM: dict[str, frozenset[str]] = {
 }
 
 
-class EmulatorError(Exception):
-    """A request the platform would refuse; becomes ``{"errors": [{"key", "message"}]}``."""
-
-    def __init__(self, status: int, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.key = key
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message}
-        if self.key:
-            error["key"] = self.key
-        return {"errors": [error]}
-
-
 @attrs.define
 class SecretRecord:
     name: str
@@ -74,31 +59,6 @@ class SecretRecord:
     space_id: str | None = None
     actor_id: str | None = None
     id: str = ""
-
-
-def _created_at(event: Any) -> dt.datetime:
-    if isinstance(event, RawJSON):
-        if event.created_at is None:
-            raise ValueError("no createdAt")
-        return event.created_at
-    return from_wire(event["createdAt"], dt.datetime)
-
-
-_MIN = dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
-def _created_at_or_min(event: Any) -> dt.datetime:
-    """Where a stored event sorts in the feed: an unreadable one sorts first."""
-    try:
-        return _created_at(event)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return _MIN
-
-
-def utcnow() -> dt.datetime:
-    """Now, to the millisecond, as the platform writes its timestamps."""
-    now = dt.datetime.now(dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 MAX_PARTS = 1000
@@ -120,18 +80,7 @@ def _check_enum(body: Mapping[str, Any], key: str, enum: type[enum.StrEnum]) -> 
         raise EmulatorError(400, f"{key} must be one of {allowed}, got {value!r:.40}", key=key)
 
 
-class RawJSON:
-    """An event stored as the JSON text it came as (one nested too deeply to build from
-    Python values), served verbatim."""
-
-    __slots__ = ("created_at", "text")
-
-    def __init__(self, text: str, created_at: dt.datetime | None) -> None:
-        self.text = text
-        self.created_at = created_at
-
-
-class PlatformState:
+class PlatformState(EventFeed):
     """Jobs, events and secrets of one emulated environment."""
 
     def __init__(
@@ -142,77 +91,18 @@ class PlatformState:
         space_id: str = "us_sp_emulator",
         parts_shape: Literal["counts", "list"] = "counts",
     ) -> None:
-        self.environment_id = environment_id
+        super().__init__(environment_id=environment_id)
         self.account_id = account_id
         self.space_id = space_id
         self.parts_shape = parts_shape
         self.jobs: dict[str, Job] = {}
-        self.events: list[dict[str, Any]] = []
-        self._events_by_id: dict[str, dict[str, Any]] = {}
         self.secrets: list[SecretRecord] = []
         self._job_context: dict[str, dict[str, Any]] = {}
-        self._mixed_feed = False  # events of other environments, or stored as they came
-        self._seq = 0
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self.locate: Callable[[str | None], Mapping[str, Any]] = lambda source: {}
         """The event context of a job's source (its space, workbook, sheet slug...), when
         the emulator holds that resource; the data store sets it."""
 
-    # ----------------------------------------------------------- ids and events
-
-    def new_id(self, prefix: str) -> str:
-        """A new id with ``prefix`` (``us_rc_``...), unique across the emulator."""
-        self._seq += 1
-        return f"{prefix}{self._seq:07d}"
-
-    _next_id = new_id
-
-    def on_event(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``callback(raw_event)`` synchronously for every event emitted."""
-        self._listeners.append(callback)
-
-    def off_event(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Stop calling ``callback``; a callback never added is ignored."""
-        if callback in self._listeners:
-            self._listeners.remove(callback)
-
-    def store_event(self, raw: Any) -> None:
-        """Put ``raw`` (a value, or :class:`RawJSON`) in the feed in ``createdAt`` order
-        (first, when it has none)."""
-        when = _created_at_or_min(raw)
-        index = bisect.bisect_right(self.events, when, key=_created_at_or_min)
-        self.events.insert(index, raw)
-        self._mixed_feed = True
-        if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
-            self._events_by_id[raw["id"]] = dict(raw)
-
-    def emit(
-        self,
-        topic: str,
-        *,
-        domain: str,
-        context: Mapping[str, Any],
-        payload: Mapping[str, Any],
-        attributes: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Append an event to the feed and tell the ``on_event`` callbacks."""
-        event: dict[str, Any] = {
-            "id": self._next_id("us_evt_"),
-            "topic": topic,
-            "domain": domain,
-            "context": dict(context),
-            "payload": dict(payload),
-            "createdAt": to_wire(utcnow()),
-        }
-        if attributes is not None:
-            event["attributes"] = dict(attributes)
-        if context.get("environmentId") != self.environment_id:
-            self._mixed_feed = True
-        self.events.append(event)
-        self._events_by_id[event["id"]] = event
-        for callback in self._listeners:
-            callback(event)
-        return event
+    # ----------------------------------------------------------- the events of jobs
 
     def _emit_job_event(self, topic: str, job: Job, **extra: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -280,7 +170,7 @@ class PlatformState:
         wire = to_wire(config)
         located = dict(self.locate(config.source))
         wire.update(
-            id=self._next_id("us_jb_"),
+            id=self.new_id("us_jb_"),
             status=JobStatus.CREATED.value,
             createdAt=to_wire(now),
             updatedAt=to_wire(now),
@@ -540,76 +430,6 @@ class PlatformState:
         except ValueError as exc:
             raise EmulatorError(400, f"invalid {cls.__name__}: {exc}") from exc
 
-    # ----------------------------------------------------------- events
-
-    def get_event(self, event_id: str) -> dict[str, Any]:
-        """``GET /events/{id}``."""
-        event = self._events_by_id.get(event_id)
-        if event is None:
-            raise EmulatorError(404, f"event {event_id} not found", key="eventId")
-        return event
-
-    def ack_event(self, event_id: str, actor: str = "us_usr_emulator") -> None:
-        """``POST /events/{id}/ack``."""
-        event = self.get_event(event_id)
-        event["acknowledgedAt"] = to_wire(utcnow())
-        event["acknowledgedBy"] = actor
-
-    def list_events(
-        self, query: Mapping[str, str], *, size: int | None = None, number: int = 1
-    ) -> list[Any]:
-        """``GET /events`` with since, topic, domain, space and acknowledged filters: page
-        ``number`` of ``size`` (all of them when ``size`` is None), in time order."""
-        if not query.get("environmentId"):
-            raise EmulatorError(400, "environmentId is required", key="environmentId")
-        since: dt.datetime | None = None
-        if "since" in query:
-            try:
-                since = from_wire(query["since"], dt.datetime)
-            except ValueError as exc:
-                raise EmulatorError(
-                    400, f"since must be an ISO 8601 timestamp: {exc}", key="since"
-                ) from exc
-        include_acked = query.get("includeAcknowledged") == "true"
-        # The feed is in time order: `since` is a binary search, not a parse of every event.
-        start = (
-            0 if since is None else bisect.bisect_left(self.events, since, key=_created_at_or_min)
-        )
-        skip = (number - 1) * size if size is not None else 0
-        filtered = (
-            self._mixed_feed
-            or query["environmentId"] != self.environment_id
-            or not include_acked
-            or any(k in query for k in ("spaceId", "domain", "topic"))
-        )
-        if not filtered:  # every event matches: a page is a slice, however big the feed
-            first = start + skip
-            return self.events[first : first + size if size is not None else None]
-        out: list[Any] = []
-        for event in itertools.islice(self.events, start, None):
-            if not self._listed(event, query, include_acked):
-                continue
-            if skip:
-                skip -= 1
-                continue
-            out.append(event)
-            if size is not None and len(out) >= size:
-                break
-        return out
-
-    @staticmethod
-    def _listed(event: Any, query: Mapping[str, str], include_acked: bool) -> bool:
-        context = event.get("context") if isinstance(event, Mapping) else None
-        if not isinstance(context, Mapping):
-            return True  # stored as hostile as it came: served as it is
-        return (
-            context.get("environmentId") == query["environmentId"]
-            and ("spaceId" not in query or context.get("spaceId") == query["spaceId"])
-            and ("domain" not in query or event.get("domain") == query["domain"])
-            and ("topic" not in query or event.get("topic") == query["topic"])
-            and (include_acked or "acknowledgedAt" not in event)
-        )
-
     # ----------------------------------------------------------- secrets
 
     def add_secret(
@@ -629,7 +449,7 @@ class PlatformState:
                 environment_id=environment_id or self.environment_id,
                 space_id=space_id,
                 actor_id=actor_id,
-                id=self._next_id("us_sec_"),
+                id=self.new_id("us_sec_"),
             )
         )
 

@@ -29,6 +29,7 @@ from nats.js.api import (
 )
 from nats.js.kv import KeyValue
 
+from flatjobs._seconds import check_seconds
 from flatjobs.errors import ConfigurationError
 from flatjobs.log import get_logger
 
@@ -384,6 +385,7 @@ async def connect(
     """
     settings = settings or NatsSettings()
     check_url(url)
+    check_seconds("timeout", timeout, positive=True)
     shown = shown_url(url)
     events = _Events()
     attempts = 3  # a refused connection fails in about 1.5 s; a silent host, in `timeout`

@@ -36,6 +36,7 @@ import nats.js.errors as jse
 
 from flatjobs._event import FlatfileEvent, is_valid_id
 from flatjobs._reconcile import Reconciler
+from flatjobs._seconds import check_seconds
 from flatjobs.errors import FlatfileError, InvalidEventError
 from flatjobs.instruments import forward
 from flatjobs.log import get_logger, shorten
@@ -132,6 +133,7 @@ class Ingress:
         sweep: Reconciler | None = None,
         cursor_every: float = 1.0,
     ) -> None:
+        check_seconds("cursor_every", cursor_every, positive=True)
         self.broker = broker
         self.listener = listener
         self.source = source

@@ -46,6 +46,7 @@ from nats.js import errors as jse
 from flatjobs._event import Delivery, is_valid_id, job_id_of
 from flatjobs._lifecycle import failure_details
 from flatjobs._reconcile import Reconciler, job_event
+from flatjobs._seconds import check_seconds, seconds
 from flatjobs.errors import FlatfileError, JobError
 from flatjobs.instruments import Instrument, _instruments, add_instrument
 from flatjobs.log import get_logger, shorten
@@ -159,6 +160,7 @@ class WorkerSource:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        check_seconds("fetch_timeout", fetch_timeout, positive=True)
         self.broker = broker
         self.settings = broker.settings
         self.listener = listener
@@ -379,8 +381,10 @@ class WorkerSource:
             holder = await self.broker.leases.holder(key)
             until = holder.get("until") if holder else None
             wait = until - time.time() + 0.2 if isinstance(until, int | float) else 1.0
+            # Read back as JSON, a lease's expiry may be NaN: then as if it were unknown.
+            delay = seconds(min(max(wait, 0.2), settings.ack_wait))
             self.stats.busy += 1
-            await self._finish(held, "nak", delay=min(max(wait, 0.2), settings.ack_wait))
+            await self._finish(held, "nak", delay=delay if delay is not None else 1.0)
             return
         held.lease = lease
         self._register(held, key)

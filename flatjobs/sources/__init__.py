@@ -11,6 +11,8 @@ once: de-duplication is its job. Those that ship with flatjobs:
 * :class:`MemorySource` yields what a test puts in it.
 """
 
+from flatjobs.client._transport import DEFAULT_MAX_ANSWER_BYTES as DEFAULT_MAX_ANSWER_BYTES
+
 from ._base import Delivery as Delivery
 from ._base import EventSource as EventSource
 from ._base import SeenIds as SeenIds
@@ -21,6 +23,7 @@ from ._push import DEFAULT_PUSH_ORIGIN as DEFAULT_PUSH_ORIGIN
 from ._push import PushSource as PushSource
 
 __all__ = [
+    "DEFAULT_MAX_ANSWER_BYTES",
     "DEFAULT_PUSH_ORIGIN",
     "Delivery",
     "EventSource",

@@ -8,7 +8,7 @@ from typing import Any
 
 from flatjobs.instruments import _instruments, notify
 
-from ._base import Delivery, SeenIds, event_key
+from ._base import Delivery, SeenIds, dedupe_key
 
 __all__ = ["MemorySource"]
 
@@ -17,7 +17,8 @@ class MemorySource:
     """An in-memory source for tests: ``put()`` events, ``close()`` to end the stream.
 
     Like every source it delivers an event id once: a redelivered event is dropped and
-    counted in :attr:`duplicates` (``dedupe=False`` delivers everything put).
+    counted in :attr:`duplicates` (``dedupe=False`` delivers everything put). A malformed
+    event is passed on once, for the runner to log and skip, without taking its id.
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class MemorySource:
             if done:
                 return
             raw = event.raw if isinstance(event, Delivery) else event
-            if self._seen is not None and not self._seen.add(event_key(raw)):
+            if self._seen is not None and not self._seen.add(dedupe_key(raw)):
                 self.duplicates += 1
                 if _instruments:
                     notify("event_duplicate")

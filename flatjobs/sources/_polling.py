@@ -19,7 +19,9 @@ What it guarantees, and how:
   seconds one reads the whole overlap window again, to find events stored late (up to
   ``overlap / 2`` seconds late, always).
 * **Bounded.** A poll reads at most ``max_pages`` pages, and stops when the server answers
-  the same page twice (a server that ignores ``pageNumber``).
+  the same page twice (a server that ignores ``pageNumber``). At most ``max_answer_bytes``
+  of an answer are read (16 MiB by default): a page larger than that is narrowed down as
+  one that cannot be decoded, so one event larger than that is, in the end, skipped.
 * **Any page size, with or without ``pagination``** (Flatfile's events list has none): a
   poll reads pages until one is empty (or the last by ``pagination``), so a server that
   applies a smaller page size than asked loses nothing.
@@ -37,13 +39,15 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+from flatjobs._seconds import check_seconds
 from flatjobs.client import FlatfileClient, Page, RetryPolicy
+from flatjobs.client._transport import DEFAULT_MAX_ANSWER_BYTES
 from flatjobs.errors import FlatfileError, UnexpectedResponseError
 from flatjobs.instruments import _instruments, notify
-from flatjobs.log import get_logger
+from flatjobs.log import get_logger, shorten
 from flatjobs.models import from_wire
 
-from ._base import Delivery, event_key
+from ._base import Delivery, content_key, dedupe_key, event_key
 
 __all__ = ["PollingSource"]
 
@@ -56,12 +60,35 @@ _SECOND: Final = dt.timedelta(seconds=1)
 _PRUNE_AT = 1024  # remembered ids before the first pruning
 
 
+# The latest date reckoned with: what a poll adds to a date before it (the overlap window,
+# a second) stays a date. An event dated later, or further out than a datetime can hold in
+# UTC (`9999-12-31T23:59:59-12:00`), is logged and skipped.
+_LATEST: Final = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+_FOREVER: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+class _OutOfRange(Exception):
+    """An event's ``createdAt`` is a date too far out to reckon with."""
+
+
 def _created_at(raw: Any) -> dt.datetime | None:
+    """An event's ``createdAt`` in UTC; None when it has none, or it is no date.
+
+    Raises:
+        _OutOfRange: a date no datetime holds in UTC, or one from the year 9999.
+    """
     value = raw.get("createdAt") if isinstance(raw, dict) else None
-    try:
-        return from_wire(value, dt.datetime) if value is not None else None
-    except (ValueError, TypeError, OverflowError):
+    if value is None:
         return None
+    try:
+        when = from_wire(value, dt.datetime).astimezone(dt.UTC)
+    except (ValueError, TypeError):
+        return None
+    except OverflowError:
+        raise _OutOfRange() from None
+    if when >= _LATEST:
+        raise _OutOfRange()
+    return when
 
 
 class PollingSource:
@@ -79,6 +106,9 @@ class PollingSource:
         max_pages: the most pages one poll reads; the rest waits for the next poll.
         since: where to start; by default ``overlap`` seconds before now.
         include_acknowledged: also take events another consumer has acknowledged.
+        max_answer_bytes: the most bytes read of one answer of the feed (after
+            decompression; None: no limit). A larger page is read again in halves; an
+            event larger than this alone is logged and skipped.
     """
 
     def __init__(
@@ -94,15 +124,19 @@ class PollingSource:
         max_pages: int = 200,
         since: dt.datetime | None = None,
         include_acknowledged: bool = True,
+        max_answer_bytes: int | None = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        if not 0 < interval <= max_interval:
+        check_seconds("interval", interval, positive=True)
+        check_seconds("max_interval", max_interval, positive=True)
+        check_seconds("overlap", overlap, positive=True)
+        if not interval <= max_interval:
             raise ValueError(
                 f"need 0 < interval <= max_interval, got {interval} and {max_interval}"
             )
-        if not overlap > 0:
-            raise ValueError(f"overlap must be a positive number of seconds, got {overlap!r}")
         if page_size < 1 or max_pages < 1:
             raise ValueError(f"page_size and max_pages must be >= 1, got {page_size}, {max_pages}")
+        if max_answer_bytes is not None and max_answer_bytes < 1:
+            raise ValueError(f"max_answer_bytes must be >= 1 (or None), got {max_answer_bytes}")
         self.client = client
         self.environment_id = client.require_environment(environment_id)
         self.space_id = space_id
@@ -112,6 +146,7 @@ class PollingSource:
         self.page_size = 2 ** int(math.log2(page_size))
         self.max_pages = max_pages
         self.include_acknowledged = include_acknowledged
+        self.max_answer_bytes = max_answer_bytes
         self._cursor = dt.datetime.now(dt.UTC) - self.overlap
         if since is not None:
             self.cursor = since
@@ -129,7 +164,8 @@ class PollingSource:
         self.duplicates = 0
         """Events read again and dropped: their id was delivered already."""
         self.skipped = 0
-        """Events that could not be read even alone, logged and skipped."""
+        """Events that could not be read even alone, or whose ``createdAt`` is a date out
+        of range (no datetime holds it), logged and skipped."""
         self.connected = False
         """Whether the feed answers: True once a poll succeeded, False again after a poll
         of :meth:`__aiter__` failed (a readiness probe reads it)."""
@@ -157,17 +193,44 @@ class PollingSource:
     def observe(self, raw: Any) -> bool:
         """Note an event another path delivered (a push channel): it is not delivered again,
         and the cursor moves past it. Returns False when it was delivered already."""
-        key = event_key(raw)
-        if key in self._seen:
-            self._duplicate()
-            return False
-        created = _created_at(raw)
         now = dt.datetime.now(dt.UTC)
-        self._seen[key] = (created or now) + self.overlap
+        fresh, created = self._take(raw, now)
+        if not fresh:
+            return False
         if created is not None:
             self._cursor = max(self._cursor, min(created, now))
         self._forget(now)  # a push channel may be the only path for days
         return True
+
+    def _take(self, raw: Any, now: dt.datetime) -> tuple[bool, dt.datetime | None]:
+        """Whether ``raw`` is to be delivered (it was not already, and its date can be
+        reckoned with), and its ``createdAt``; it is remembered either way."""
+        try:
+            created = _created_at(raw)
+        except _OutOfRange:
+            # Remembered by its content, not by the id it carries: the feed answers it in
+            # every poll (no cursor passes it), and it is logged once.
+            key = content_key(raw)
+            if key in self._seen:
+                self._duplicate()
+                return False, None
+            self._seen[key] = _FOREVER
+            self.skipped += 1
+            _log.error(
+                "an event's createdAt is out of range (no date a datetime can hold); the "
+                "event is skipped",
+                event_id=shorten(str(raw.get("id")), 80),
+                created_at=shorten(str(raw.get("createdAt")), 80),
+            )
+            return False, None
+        key = dedupe_key(raw)
+        if key in self._seen:
+            self._duplicate()
+            return False, None
+        # Remembered while a full poll may read it again: until the cursor is an overlap
+        # past it (an event from the future, until the cursor gets there).
+        self._seen[key] = (created or now) + self.overlap
+        return True, created
 
     def _duplicate(self) -> None:
         self.duplicates += 1
@@ -197,6 +260,8 @@ class PollingSource:
             (self._cursor - self.overlap, 1) if full else (self._cursor + _TICK, 1)
         )
         items, server_now, more = await self._read(since, first)
+        if server_now is not None and server_now >= _LATEST:
+            server_now = None  # a clock from the year 9999 is no clock to reckon with
         self._resume = (since, first + self.max_pages) if more else None
         # Everything was read: commit.
         if self._started is None:
@@ -212,14 +277,9 @@ class PollingSource:
         fresh: list[Delivery] = []
         newest = self._cursor
         for raw in items:
-            created = _created_at(raw)
-            key = event_key(raw)
-            if key in self._seen:
-                self._duplicate()
+            fresh_one, created = self._take(raw, now)
+            if not fresh_one:
                 continue
-            # Remembered while a full poll may read it again: until the cursor is an
-            # overlap past it (an event from the future, until the cursor gets there).
-            self._seen[key] = (created or now) + self.overlap
             if created is not None:
                 newest = max(newest, min(created, now))  # never past the server's clock
             replayed = created is None or created < self._started
@@ -340,6 +400,7 @@ class PollingSource:
             page_number=number,
             include_acknowledged=self.include_acknowledged,
             retry=retry,
+            max_bytes=self.max_answer_bytes,
         )
 
     # ----------------------------------------------------------- the stream

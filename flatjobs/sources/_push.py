@@ -16,6 +16,19 @@ is delivered once.
 
 The token is refreshed before it expires (at 80 % of ``ttl``) and whenever the channel
 answers 403. Reconnections back off exponentially, with jitter.
+
+A long-poll that gets no answer within ``hold`` is a gap too: PubNub holds a quiet one for
+minutes, so the source cannot tell a quiet channel from a stalled one, and fills from the
+feed either way. It then handshakes again, which tells them apart: a handshake answers at
+once. The source says it is not connected (``/readyz`` answers 503) when the handshake after
+a long-poll without an answer gets none either: within ``hold`` + 10 s of the channel going
+silent, 40 s by default. A long-poll answered at once (in under 0.25 s) with no message, or
+with a timetoken that did not move on, is a gap as well, and the next call waits, as after
+a failure: a host that answers every call at once cannot spin the source; twice in a row,
+and the source is not connected until a long-poll is answered as the protocol does.
+
+At most ``max_answer_bytes`` of an answer are read: a larger one is an answer that cannot
+be read (logged, naming the host and the size, and a gap).
 """
 
 from __future__ import annotations
@@ -25,7 +38,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import random
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Final, TypeVar
@@ -33,7 +45,9 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import yarl
 
+from flatjobs._seconds import backoff, check_seconds
 from flatjobs.client import FlatfileClient
+from flatjobs.client._transport import DEFAULT_MAX_ANSWER_BYTES, AnswerTooLarge, read_body
 from flatjobs.errors import ConfigurationError, FlatfileError
 from flatjobs.log import get_logger
 from flatjobs.models import Subscription
@@ -48,6 +62,9 @@ DEFAULT_PUSH_ORIGIN: Final = "https://ps.pndsn.com"
 _log = get_logger("flatjobs.sources")
 _T = TypeVar("_T")
 _FULL: Final = 100  # the most messages PubNub puts in one answer (and keeps per channel)
+_HANDSHAKE: Final = 10.0  # seconds a handshake may take (it is answered at once)
+_INSTANT: Final = 0.25  # a long-poll answered sooner, with nothing new, was not held
+_NOT_READY_AFTER: Final = 2  # such answers in a row before the source says it is not connected
 
 
 class _Denied(Exception):
@@ -93,16 +110,18 @@ class PushSource:
         space_id: listen on that space's channel instead of the environment's.
         origin: the push host (``FLATFILE_PUSH_ORIGIN``, else PubNub's own); the emulator
             serves one on its own port (``emulator.env()`` sets it).
-        hold: seconds a long-poll may wait for an answer before it is sent again from the
-            same timetoken (nothing is lost: the channel keeps what was published
-            meanwhile); as Flatfile's own driver, 30 s, so a connection that died silently
-            is noticed within that.
+        hold: seconds a long-poll may wait for an answer; as Flatfile's own driver, 30 s.
+            Without one by then, the feed fills the gap and the source handshakes again,
+            so a connection that died silently costs at most that (see above).
         max_backoff: the longest wait between reconnection attempts.
         overlap: as :class:`PollingSource`'s, for the feed that fills gaps.
         since: where the feed starts at the first gap (the start): by default ``overlap``
             seconds ago. Jobs that became ready before are run by the reconciliation sweep
             either way; to get every other event published while no listener ran, pass
             the time of the last event a previous run handled.
+        max_answer_bytes: the most bytes read of one answer, of the channel or of the
+            feed (after decompression; None: no limit); 16 MiB by default. A larger push
+            answer is a gap the feed fills; see :class:`PollingSource` for the feed's.
     """
 
     def __init__(
@@ -116,7 +135,10 @@ class PushSource:
         max_backoff: float = 10.0,
         overlap: float = 5.0,
         since: dt.datetime | None = None,
+        max_answer_bytes: int | None = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
+        check_seconds("hold", hold, positive=True)
+        check_seconds("max_backoff", max_backoff)
         self.client = client
         self.environment_id = client.require_environment(environment_id)
         self.space_id = space_id
@@ -130,13 +152,16 @@ class PushSource:
             space_id=space_id,
             overlap=overlap,
             since=since,
+            max_answer_bytes=max_answer_bytes,
         )
+        self.max_answer_bytes = max_answer_bytes
         self._closed = asyncio.Event()
         self._credentials: Subscription | None = None
         self._refresh_at = 0.0
         self.connected = False
-        """Whether the channel answers now (the last call to it was answered, and the gap
-        before it filled)."""
+        """Whether the channel answers now: its last handshake was answered and the gap
+        before it filled, and its long-polls are held as the protocol does (not answered
+        at once with nothing, twice in a row). ``/readyz`` reads it."""
         self.received = 0
         """Messages received on the channel."""
         self.backfilled = 0
@@ -146,7 +171,9 @@ class PushSource:
         self.reconnects = 0
         """Reconnections after a failure."""
         self.timeouts = 0
-        """Long-polls that got no answer within ``hold`` and were sent again."""
+        """Long-polls that got no answer within ``hold`` (each a gap the feed filled)."""
+        self.instant = 0
+        """Long-polls answered at once with nothing new (each a gap, and a wait)."""
 
     @property
     def duplicates(self) -> int:
@@ -163,6 +190,7 @@ class PushSource:
             timetoken, region = "0", ""
             gap = True  # at start, the feed fills in what happened before we listened
             failures = 0  # in a row: the first of a kind is tried again at once, then back off
+            unheld = 0  # long-polls in a row answered at once with nothing new
             while not self._closed.is_set():
                 try:
                     if failures > 1 and await self._wait(self._backoff(failures)):
@@ -183,26 +211,32 @@ class PushSource:
                             FlatfileError,
                         ) as exc:
                             trouble, timetoken = exc, "0"
+                            self.connected = False  # said now: the feed may take a while
                     if gap:
                         async for delivery in self._fill():
                             yield delivery
                         gap = False
                     if trouble is not None:
                         raise trouble
-                    self.connected = True  # the channel answered; the gap is filled
+                    # The channel answered and the gap is filled: connected, unless its
+                    # long-polls come back at once with nothing.
+                    self.connected = unheld < _NOT_READY_AFTER
                     if time.monotonic() >= self._refresh_at:  # before the token expires
                         await self._unless_closed(self._refresh())
+                    sent = time.monotonic()
                     try:
-                        timetoken, region, messages = await self._subscribe(
+                        next_tt, next_region, messages = await self._subscribe(
                             session, timetoken, region
                         )
                     except TimeoutError as exc:
                         if isinstance(exc, aiohttp.ClientError):
                             raise  # no connection at all: reconnect, below
-                        # No answer within `hold`: ask again from the same timetoken. The
-                        # channel kept what was published meanwhile; a dead connection
-                        # shows itself on the next call.
+                        # No answer within `hold`: a quiet channel (PubNub holds a long-poll
+                        # for minutes) or a stalled one. The feed fills what a stall may
+                        # have lost, and the handshake that comes first tells which it was.
                         self.timeouts += 1
+                        gap = True
+                        _log.debug("no answer on the push channel within hold", hold=self.hold)
                         continue
                 except _Closed:
                     return
@@ -233,8 +267,25 @@ class PushSource:
                         failures=failures - 1,
                     )
                     continue
-                failures = 0
-                self.connected = True
+                if time.monotonic() - sent < _INSTANT and (
+                    not messages or int(next_tt) <= int(timetoken)
+                ):
+                    # Answered at once with nothing new: this host does not hold long-polls
+                    # (or sends the timetoken back). Asking again at once would spin: wait
+                    # as after a failure, and let the feed bring what the channel did not.
+                    self.instant += 1
+                    unheld, failures, gap = unheld + 1, failures + 1, True
+                    self.connected = unheld < _NOT_READY_AFTER
+                    if unheld == _NOT_READY_AFTER:
+                        _log.warning(
+                            "the push channel answers at once with nothing new; waiting "
+                            "between calls, the feed filling in",
+                            origin=self.origin,
+                        )
+                else:
+                    timetoken, region = next_tt, next_region
+                    failures = unheld = 0
+                    self.connected = True
                 if len(messages) >= _FULL:
                     # A full answer: the channel's buffer may have overflowed, and what it
                     # dropped is older than this answer. Fill from where we stood before
@@ -250,14 +301,14 @@ class PushSource:
     def _backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` in a row: 0.5 s doubling to ``max_backoff``,
         with jitter."""
-        base = min(0.5 * 2.0 ** max(failures - 2, 0), self.max_backoff)
-        return base * random.uniform(0.8, 1.2)
+        return backoff(failures - 1, 0.5, self.max_backoff, 0.2)
 
     async def _connect(self, session: aiohttp.ClientSession) -> tuple[str, str]:
         """A token if needed, then the handshake: the channel's timetoken and region now."""
         if self._credentials is None or time.monotonic() >= self._refresh_at:
             await self._unless_closed(self._refresh())
-        timetoken, region, _ = await self._subscribe(session, "0", "")
+        timeout = aiohttp.ClientTimeout(total=min(self.hold, _HANDSHAKE), connect=_HANDSHAKE)
+        timetoken, region, _ = await self._subscribe(session, "0", "", timeout)
         return timetoken, region
 
     async def _fill(self) -> AsyncIterator[Delivery]:
@@ -306,9 +357,14 @@ class PushSource:
         self._refresh_at = time.monotonic() + ttl * 60 * 0.8
 
     async def _subscribe(
-        self, session: aiohttp.ClientSession, timetoken: str, region: str
+        self,
+        session: aiohttp.ClientSession,
+        timetoken: str,
+        region: str,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> tuple[str, str, list[Any]]:
-        """One subscribe call: the next timetoken and region, and the messages."""
+        """One subscribe call (``timeout``: the session's, unless given): the next
+        timetoken and region, and the messages."""
         assert self._credentials is not None
         credentials = self._credentials
         key = credentials.subscribe_key
@@ -321,7 +377,12 @@ class PushSource:
         }
         if region:
             params["tr"] = region
-        status, raw = await self._unless_closed(_get(session, url, params))
+        try:
+            status, raw = await self._unless_closed(
+                _get(session, url, params, timeout, self.max_answer_bytes)
+            )
+        except AnswerTooLarge as big:
+            raise _Unreadable(f"the subscribe answer of {url.host}: {big}") from None
         if status == 403:
             raise _Denied()
         if status == 400:  # PubNub's answer to a timetoken or key it does not take
@@ -344,10 +405,18 @@ class PushSource:
 
 
 async def _get(
-    session: aiohttp.ClientSession, url: yarl.URL, params: dict[str, str]
+    session: aiohttp.ClientSession,
+    url: yarl.URL,
+    params: dict[str, str],
+    timeout: aiohttp.ClientTimeout | None,
+    limit: int | None,
 ) -> tuple[int, bytes]:
-    async with session.get(url, params=params) as resp:
-        return resp.status, await resp.read()
+    async with session.get(url, params=params, timeout=timeout or session.timeout) as resp:
+        try:
+            return resp.status, await read_body(resp, limit)
+        except AnswerTooLarge:
+            resp.close()  # the rest is not read: the connection cannot be used again
+            raise
 
 
 def _event_of(message: Any) -> Any:

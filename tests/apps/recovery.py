@@ -31,6 +31,10 @@ async def work(event: FlatfileEvent, tick: Tick) -> str:
     await tick(10, "working")
     await asyncio.sleep(SECONDS)
     await tick(90, "almost")
-    if (event.payload.get("input") or {}).get("fail"):
+    given = event.payload.get("input") or {}
+    if given.get("fail"):
         raise RuntimeError("asked to fail")
+    if given.get("raise") in ("KeyboardInterrupt", "SystemExit"):
+        raise KeyboardInterrupt if given["raise"] == "KeyboardInterrupt" else SystemExit(3)
+    await asyncio.sleep(float(given.get("seconds", 0)))
     return "worked"

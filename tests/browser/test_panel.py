@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import pytest_asyncio
@@ -558,6 +558,45 @@ async def test_an_outcome_without_acknowledge_is_a_toast(page: Page, emu: Emulat
     await expect(toast).to_have_count(0)
     # A toast asks for no acknowledgement: nothing is sent.
     assert "job:outcome-acknowledged" not in _topics(emu, job_id)
+
+
+async def test_a_finished_card_shows_its_outcome_and_toasts_cover_no_job(
+    page: Page, emu: Emulator
+) -> None:
+    # Was a bug: the toasts sat over the top of the jobs list, covering the newest job, and
+    # a card that ended kept its last progress text ("Sent 96 of 120 contacts").
+    await _open(page, emu)
+    ended: list[tuple[str, str]] = []
+    calls: list[Literal["complete", "fail"]] = ["complete", "fail", "complete"]
+    for n, call in enumerate(calls):
+        job = emu.trigger_action(emu.workbook("Contacts").id, "submit")  # background
+        emu.state.ack(job.id, {"progress": 80, "info": f"Sent 96 of 120 contacts ({n})"})
+        card = _card(page, job.id)
+        await expect(card.locator(".info")).to_have_text(f"Sent 96 of 120 contacts ({n})")
+        message = f"{'Sent' if call == 'complete' else 'Refused'} 120 contacts ({n})"
+        emu.state.finish(job.id, {"outcome": {"message": message}}, call=call)
+        ended.append((job.id, message))
+    for job_id, message in ended:
+        await expect(_card(page, job_id).locator(".info")).to_have_text(message)
+        await expect(page.locator(f'.toast[data-job-id="{job_id}"]')).to_be_visible()
+    cards = [await _card(page, job_id).bounding_box() for job_id, _ in ended]
+    toasts = [await t.bounding_box() for t in await page.locator(".toast").all()]
+    assert len(toasts) == 3
+
+    def overlap(a: Any, b: Any) -> bool:
+        return bool(
+            a["x"] < b["x"] + b["width"]
+            and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"]
+            and b["y"] < a["y"] + a["height"]
+        )
+
+    assert not [(c, t) for c in cards for t in toasts if overlap(c, t)]
+    top = cards[-1]  # the newest job, first in the list
+    assert top is not None
+    point = [top["x"] + top["width"] / 2, top["y"] + top["height"] / 2]
+    on_top = "([x, y]) => document.elementFromPoint(x, y).closest('#jobs .job') !== null"
+    assert await page.evaluate(on_top, point)  # what a click there reaches: the card
 
 
 async def test_actions_are_disabled_while_they_cannot_run(page: Page, emu: Emulator) -> None:

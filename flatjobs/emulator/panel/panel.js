@@ -635,7 +635,10 @@ function renderJob(job) {
   card.querySelector(".badge").textContent = job.status;
   card.querySelector(".job-name").textContent = `${job.type}:${job.operation} · ${job.mode ?? "background"} · ${job.id}`;
   setProgress(card.querySelector(".progress"), job.status === "complete" ? 100 : job.progress);
-  card.querySelector(".info").textContent = job.info ?? "";
+  // An ended job's card says how it ended, as its outcome does, not its last progress.
+  const ended = job.status === "complete" || job.status === "failed";
+  const outcome = ended ? job.outcome?.message || job.outcome?.heading : null;
+  card.querySelector(".info").textContent = outcome || job.info || "";
   card.querySelector(".eta").textContent = eta(job);
   card.querySelector(".acknowledged").hidden = !job.outcomeAcknowledgedAt;
   card.querySelector(".cancel").hidden = !UNFINISHED.has(job.status);

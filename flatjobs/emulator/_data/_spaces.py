@@ -1,0 +1,222 @@
+"""Spaces and their documents: the ``/spaces`` endpoints.
+
+A space holds workbooks, files and documents: deleting it deletes them, each with its
+event, before its own ``space:deleted``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flatjobs.emulator import _checks as ck
+from flatjobs.emulator._checks import Check, Params
+
+from ._files import Files
+from ._store import Store, not_found, now
+from ._workbooks import Workbooks
+
+__all__ = ["DOCUMENT", "SPACE", "SPACES_PAGE_SIZE", "Document", "Documents", "Space", "Spaces"]
+
+SPACES_PAGE_SIZE = 10
+SPACE: dict[str, Check] = {
+    "name": ck.string,
+    "displayOrder": ck.integer,
+    "guestAuthentication": ck.string_list,
+    "spaceConfigId": ck.string,
+    "environmentId": ck.string,
+    "primaryWorkbookId": ck.string,
+    "metadata": ck.json_object,
+    "settings": ck.json_object,
+    "actions": ck.action_list,
+    "access": ck.string_list,
+    "autoConfigure": ck.boolean,
+    "namespace": ck.string,
+    "labels": ck.string_list,
+    "translationsPath": ck.string,
+    "languageOverride": ck.string,
+    "appId": ck.string,
+    "isAppTemplate": ck.boolean,
+}
+"""A SpaceConfig (every field optional)."""
+DOCUMENT: dict[str, Check] = {
+    "title": ck.string,
+    "body": ck.string,
+    "treatments": ck.string_list,
+    "actions": ck.action_list,
+}
+"""A DocumentConfig."""
+
+
+class Space:
+    """A space: its fields as the API shows them (name, metadata, actions...)."""
+
+    __slots__ = ("created_at", "environment_id", "fields", "id", "updated_at")
+    domain = "space"
+
+    def __init__(self, id: str, environment_id: str, fields: dict[str, Any]) -> None:
+        self.id = id
+        self.environment_id = environment_id
+        self.fields = fields
+        self.created_at = self.updated_at = now()
+
+    @property
+    def name(self) -> str:
+        return str(self.fields.get("name", ""))
+
+    def context(self) -> dict[str, Any]:
+        return {"spaceId": self.id}
+
+    def actions(self) -> list[dict[str, Any]]:
+        return list(self.fields.get("actions") or [])
+
+
+class Document:
+    """A document of a space: its fields as the API shows them (title, body...)."""
+
+    __slots__ = ("created_at", "fields", "id", "space", "updated_at")
+    domain = "document"
+
+    def __init__(self, id: str, space: Space, fields: dict[str, Any]) -> None:
+        self.id = id
+        self.space = space
+        self.fields = fields
+        self.created_at = self.updated_at = now()
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "spaceId": self.space.id,
+            "environmentId": self.space.environment_id,
+            **self.fields,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+    def context(self) -> dict[str, Any]:
+        return {"spaceId": self.space.id, "documentId": self.id}
+
+    def actions(self) -> list[dict[str, Any]]:
+        return list(self.fields.get("actions") or [])
+
+
+class Spaces:
+    """``/spaces``: made, listed, changed, deleted with everything they hold."""
+
+    def __init__(
+        self, store: Store, workbooks: Workbooks, files: Files, documents: Documents
+    ) -> None:
+        self.store = store
+        self.workbooks = workbooks
+        self.files = files
+        self.documents = documents
+
+    def wire(self, space: Space) -> dict[str, Any]:
+        """A space as the API answers it."""
+        store = self.store
+        out = {
+            "id": space.id,
+            "environmentId": space.environment_id,
+            "guestAuthentication": ["magic_link"],
+            **space.fields,
+            "workbooksCount": sum(w.space is space for w in store.workbooks.values()),
+            "filesCount": sum(f.space is space for f in store.files.values()),
+            "createdAt": space.created_at,
+            "updatedAt": space.updated_at,
+        }
+        out.setdefault("name", "")
+        return out
+
+    def create(self, body: Any, *, id: str | None = None) -> dict[str, Any]:
+        """``POST /spaces`` (SpaceConfig; every field optional)."""
+        store = self.store
+        fields = ck.read(body if body is not None else {}, SPACE)
+        store.check_environment(fields)
+        fields.pop("environmentId", None)
+        space = Space(store.new_id("us_sp_", id), store.state.environment_id, fields)
+        store.spaces[space.id] = space
+        store.emit("space:created", "space", space.context(), {})
+        return self.wire(space)
+
+    def get(self, space_id: str) -> dict[str, Any]:
+        """``GET /spaces/{id}``."""
+        return self.wire(self.store.space(space_id))
+
+    def update(self, space_id: str, body: Any) -> dict[str, Any]:
+        """``PATCH /spaces/{id}``: the fields given replace those held."""
+        store = self.store
+        space = store.space(space_id)
+        fields = ck.read(body, SPACE)
+        store.check_environment(fields)
+        fields.pop("environmentId", None)
+        space.fields.update(fields)
+        space.updated_at = now()
+        store.emit("space:updated", "space", space.context(), {})
+        return self.wire(space)
+
+    def delete(self, space_id: str) -> None:
+        """``DELETE /spaces/{id}``, with its workbooks, files and documents."""
+        store = self.store
+        space = store.space(space_id)
+        for workbook in [w for w in store.workbooks.values() if w.space is space]:
+            self.workbooks.delete(workbook.id)
+        for file in [f for f in store.files.values() if f.space is space]:
+            self.files.delete(file.id)
+        for document in [d for d in store.documents.values() if d.space is space]:
+            self.documents.delete(space.id, document.id)
+        del store.spaces[space_id]
+        store.emit("space:deleted", "space", space.context(), {})
+
+    def list(self, params: Params) -> list[dict[str, Any]]:
+        """``GET /spaces``: this environment's spaces, oldest first (paged by the caller)."""
+        env = ck.one(params, "environmentId")
+        if env is not None and env != self.store.state.environment_id:
+            return []
+        return [self.wire(s) for s in self.store.spaces.values()]
+
+
+class Documents:
+    """``/spaces/{id}/documents``: a space's documents."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def find(self, space_id: str, document_id: str) -> Document:
+        """The document of that space, or a 404."""
+        space = self.store.space(space_id)
+        found = self.store.documents.get(document_id)
+        if found is None or found.space is not space:
+            raise not_found("document", document_id, "documentId")
+        return found
+
+    def create(self, space_id: str, body: Any, *, id: str | None = None) -> dict[str, Any]:
+        """``POST /spaces/{id}/documents`` (DocumentConfig: ``title`` and ``body`` required)."""
+        store = self.store
+        space = store.space(space_id)
+        fields = ck.read(body, DOCUMENT, required=("title", "body"))
+        document = Document(store.new_id("us_dc_", id), space, fields)
+        store.documents[document.id] = document
+        store.emit("document:created", "document", document.context(), {})
+        return document.wire()
+
+    def get(self, space_id: str, document_id: str) -> dict[str, Any]:
+        """``GET /spaces/{id}/documents/{documentId}``."""
+        return self.find(space_id, document_id).wire()
+
+    def update(self, space_id: str, document_id: str, body: Any) -> dict[str, Any]:
+        """``PATCH /spaces/{id}/documents/{documentId}``: the fields given replace those held."""
+        document = self.find(space_id, document_id)
+        document.fields.update(ck.read(body, DOCUMENT))
+        document.updated_at = now()
+        self.store.emit("document:updated", "document", document.context(), {})
+        return document.wire()
+
+    def delete(self, space_id: str, document_id: str) -> None:
+        """``DELETE /spaces/{id}/documents/{documentId}``."""
+        document = self.find(space_id, document_id)
+        del self.store.documents[document_id]
+        self.store.emit("document:deleted", "document", document.context(), {})
+
+    def list(self, space_id: str) -> list[dict[str, Any]]:
+        """``GET /spaces/{id}/documents``."""
+        space = self.store.space(space_id)
+        return [d.wire() for d in self.store.documents.values() if d.space is space]
