@@ -27,18 +27,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._event import FlatfileEvent as FlatfileEvent
-from ._jobs import Jobs as Jobs
-from ._lifecycle import JobResult as JobResult
-from ._lifecycle import job_lifecycle as job_lifecycle
-from ._lifecycle import observe_jobs as observe_jobs
-from ._listener import DispatchResult as DispatchResult
-from ._listener import Listener as Listener
-from ._reconcile import Reconciler as Reconciler
-from ._runner import Runner as Runner
-from ._runner import RunStats as RunStats
-from ._runner import run as run
-from ._tick import Tick as Tick
 from .client import FlatfileClient as FlatfileClient
 from .client import Record as Record
 from .client import RecordPage as RecordPage
@@ -57,11 +45,23 @@ from .errors import JobSkipped as JobSkipped
 from .errors import JobTimeout as JobTimeout
 from .errors import SecretNotFound as SecretNotFound
 from .errors import UnexpectedResponseError as UnexpectedResponseError
+from .events._event import FlatfileEvent as FlatfileEvent
+from .jobs._lifecycle import JobResult as JobResult
+from .jobs._lifecycle import job_lifecycle as job_lifecycle
+from .jobs._lifecycle import observe_jobs as observe_jobs
+from .jobs._registry import Jobs as Jobs
+from .jobs._tick import Tick as Tick
+from .listener._listener import DispatchResult as DispatchResult
+from .listener._listener import Listener as Listener
 from .models import Job as Job
 from .models import JobCompleteDetails as JobCompleteDetails
 from .models import JobOutcome as JobOutcome
 from .models import JobStatus as JobStatus
 from .models import Next as Next
+from .running._runner import Runner as Runner
+from .running._runner import RunStats as RunStats
+from .running._runner import run as run
+from .running._sweep import Reconciler as Reconciler
 from .sources import EventSource as EventSource
 from .sources import MemorySource as MemorySource
 from .sources import PollingSource as PollingSource

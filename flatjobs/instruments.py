@@ -58,9 +58,9 @@ from .log import get_logger
 if TYPE_CHECKING:
     import aiohttp
 
-    from ._event import FlatfileEvent
-    from ._lifecycle import JobResult
-    from ._listener import DispatchResult
+    from .events._event import FlatfileEvent
+    from .jobs._lifecycle import JobResult
+    from .listener._listener import DispatchResult
 
 __all__ = [
     "HttpCall",

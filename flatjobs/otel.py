@@ -54,9 +54,9 @@ if TYPE_CHECKING:
     import aiohttp
     import yarl
 
-    from ._event import FlatfileEvent
-    from ._lifecycle import JobResult
-    from ._listener import DispatchResult
+    from .events._event import FlatfileEvent
+    from .jobs._lifecycle import JobResult
+    from .listener._listener import DispatchResult
 
 __all__ = ["TRACER_NAME", "OpenTelemetry", "extract", "inject", "instrument", "url_filter"]
 

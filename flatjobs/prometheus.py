@@ -31,9 +31,9 @@ from .instruments import (
 )
 
 if TYPE_CHECKING:
-    from ._event import FlatfileEvent
-    from ._lifecycle import JobResult
-    from ._listener import DispatchResult
+    from .events._event import FlatfileEvent
+    from .jobs._lifecycle import JobResult
+    from .listener._listener import DispatchResult
 
 __all__ = ["JOB_BUCKETS", "LATENCY_BUCKETS", "PrometheusMetrics", "instrument", "metrics"]
 

@@ -50,22 +50,22 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from structlog.testing import capture_logs
 
-from ._event import FlatfileEvent, job_id_of
-from ._lifecycle import JobResult, observe_jobs
-from ._progress import ProgressUpdate
-from ._reconcile import Reconciler
-from ._runner import Runner, RunStats
 from ._seconds import check_seconds
-from ._tick import RESOLVED, CompletionValue, Tick, completion_details
 from .client import FlatfileClient, RetryPolicy
 from .emulator import Emulator
+from .events._event import FlatfileEvent, job_id_of
+from .jobs._lifecycle import JobResult, observe_jobs
+from .jobs._progress import ProgressUpdate
+from .jobs._tick import RESOLVED, CompletionValue, Tick, completion_details
 from .models import TERMINAL_STATUSES, Job, JobCompleteDetails, JobStatus
+from .running._runner import Runner, RunStats
+from .running._sweep import Reconciler
 from .sources import EventSource, PollingSource, PushSource
 
 if TYPE_CHECKING:
     import pytest
 
-    from ._listener import Listener
+    from .listener._listener import Listener
 
 __all__ = [
     "Emulated",

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flatjobs._cli import TargetError, load_target, main
+from flatjobs.dev._cli import TargetError, load_target, main
 from flatjobs.emulator import Emulator
 
 ROOT = Path(__file__).parent.parent

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flatjobs._cli import main
+from flatjobs.dev._cli import main
 from flatjobs.emulator import Emulator
 
 APP = """

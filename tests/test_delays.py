@@ -38,7 +38,7 @@ from flatjobs import (
     Runner,
     job_lifecycle,
 )
-from flatjobs._cli import main
+from flatjobs.dev._cli import main
 from flatjobs.emulator import Emulator, Fault
 from flatjobs.testing import make_event, run_job
 

@@ -57,10 +57,10 @@ def test_there_are_docstring_examples_in_every_layer() -> None:
     }
     assert {
         "flatjobs",
-        "flatjobs._listener",
-        "flatjobs._jobs",
-        "flatjobs._lifecycle",
-        "flatjobs._runner",
+        "flatjobs.listener._listener",
+        "flatjobs.jobs._registry",
+        "flatjobs.jobs._lifecycle",
+        "flatjobs.running._runner",
         "flatjobs.client._client",
         "flatjobs.emulator",
     } <= with_examples
@@ -287,7 +287,7 @@ def test_the_configuration_page_says_what_help_says_of_the_emulator_s_push_port(
     # --help (and the emulator) take the port after --port, so that it stays the same.
     import argparse
 
-    from flatjobs._cli import _parser
+    from flatjobs.dev._cli import _parser
 
     (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
     (push_port,) = [a for a in commands.choices["emulator"]._actions if a.dest == "push_port"]

@@ -28,8 +28,8 @@ from flatjobs import (
     Tick,
     job_lifecycle,
 )
-from flatjobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
+from flatjobs.jobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.testing import client_for, make_event
 
 from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer

@@ -29,8 +29,8 @@ from flatjobs import (
     Tick,
     job_lifecycle,
 )
-from flatjobs._lifecycle import MAX_MESSAGE_CHARS, STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
+from flatjobs.jobs._lifecycle import MAX_MESSAGE_CHARS, STOPPED_MESSAGE
 from flatjobs.models import Job, RetryNext
 from flatjobs.testing import client_for
 

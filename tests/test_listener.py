@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from flatjobs import ConfigurationError, FlatfileEvent, InvalidEventError, Listener, SecretNotFound
-from flatjobs._matching import match_event
 from flatjobs.emulator import Emulator
+from flatjobs.events._matching import match_event
 from flatjobs.models import Event, from_wire
 from flatjobs.testing import client_for, make_event
 

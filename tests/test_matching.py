@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from flatjobs._matching import (
+from flatjobs.events._matching import (
     FilterMatcher,
     FlatEvent,
     RouteIndex,

@@ -23,7 +23,6 @@ import pytest
 import structlog
 
 from flatjobs import FlatfileEvent, Jobs, Listener, MemorySource, PollingSource, Tick
-from flatjobs._reconcile import ORPHAN_MESSAGE
 from flatjobs.emulator import Emulator
 from flatjobs.errors import ConfigurationError
 from flatjobs.models import TERMINAL_STATUSES, Next
@@ -39,6 +38,7 @@ from flatjobs.nats import (
     connect,
     token,
 )
+from flatjobs.running._sweep import ORPHAN_MESSAGE
 from flatjobs.sources import EventSource
 from flatjobs.testing import client_for, make_event
 

@@ -41,9 +41,9 @@ from flatjobs import (
     serve_health,
 )
 from flatjobs._otel_auto import FlatjobsInstrumentor
-from flatjobs._reconcile import Reconciler
 from flatjobs.emulator import Emulator
 from flatjobs.instruments import Instrument, add_instrument, forward, instruments
+from flatjobs.running._sweep import Reconciler
 from flatjobs.sources import Delivery
 from flatjobs.testing import client_for
 
@@ -102,7 +102,7 @@ async def run_events(emu: Emulator, jobs: Jobs, events: list[Any]) -> None:
 def test_importing_flatjobs_imports_no_observability_library() -> None:
     code = (
         "import sys, flatjobs, flatjobs.client, flatjobs.sources, flatjobs.instruments, "
-        "flatjobs._health, flatjobs._cli\n"
+        "flatjobs._health, flatjobs.dev._cli\n"
         "print(sorted({m.split('.')[0] for m in sys.modules "
         "if m.startswith(('opentelemetry', 'prometheus_client'))}))"
     )

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from flatjobs._cli import main
+from flatjobs.dev._cli import main
 from flatjobs.emulator import Emulator, Fault
 from flatjobs.emulator._panel import PANEL, _Panel, _Stream
 

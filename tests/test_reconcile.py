@@ -20,9 +20,9 @@ from flatjobs import (
     Tick,
     job_lifecycle,
 )
-from flatjobs._reconcile import ORPHAN_MESSAGE, job_event
 from flatjobs.emulator import Emulator
 from flatjobs.models import RetryNext
+from flatjobs.running._sweep import ORPHAN_MESSAGE, job_event
 from flatjobs.sources import Delivery
 from flatjobs.testing import client_for
 

@@ -40,11 +40,11 @@ from flatjobs import (
     Tick,
     job_lifecycle,
 )
-from flatjobs._cli import _configure_logging
-from flatjobs._lifecycle import MAX_MESSAGE_CHARS, failure_details
 from flatjobs._otel_auto import filter_urls
+from flatjobs.dev._cli import _configure_logging
 from flatjobs.emulator import Emulator
 from flatjobs.instruments import add_instrument
+from flatjobs.jobs._lifecycle import MAX_MESSAGE_CHARS, failure_details
 from flatjobs.log import (
     MAX_LOGGED_CHARS,
     REDACTED,

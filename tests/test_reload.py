@@ -107,7 +107,7 @@ async def test_reload_swaps_the_code_for_new_events_and_keeps_running_jobs_on_th
 def test_reload_without_watchfiles_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from flatjobs._reload import Reloader
+    from flatjobs.dev._reload import Reloader
     from flatjobs.errors import ConfigurationError
 
     monkeypatch.setitem(sys.modules, "watchfiles", None)  # as if not installed

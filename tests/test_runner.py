@@ -9,8 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from flatjobs import FlatfileEvent, Jobs, Listener, MemorySource, Runner, Tick
-from flatjobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
+from flatjobs.jobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.testing import client_for, make_event
 
 

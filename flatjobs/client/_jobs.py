@@ -7,8 +7,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from flatjobs._progress import ProgressUpdate
 from flatjobs.errors import UnexpectedResponseError
+from flatjobs.jobs._progress import ProgressUpdate
 from flatjobs.models import (
     Job,
     JobCancelDetails,

@@ -34,12 +34,12 @@ import attrs
 import nats.errors
 import nats.js.errors as jse
 
-from flatjobs._event import FlatfileEvent, is_valid_id
-from flatjobs._reconcile import Reconciler
 from flatjobs._seconds import check_seconds
 from flatjobs.errors import FlatfileError, InvalidEventError
+from flatjobs.events._event import FlatfileEvent, is_valid_id
 from flatjobs.instruments import forward
 from flatjobs.log import get_logger, shorten
+from flatjobs.running._sweep import Reconciler
 from flatjobs.sources import Delivery, EventSource, PollingSource, event_key
 
 from ._broker import TRANSIENT, Broker, _reason
@@ -48,7 +48,7 @@ from ._settings import RUN_TOPICS, token
 from ._worker import HEADER_FETCH, HEADER_ORPHANED, HEADER_REPLAYED
 
 if TYPE_CHECKING:
-    from flatjobs._listener import Listener
+    from flatjobs.listener._listener import Listener
 
 __all__ = ["Ingress", "IngressStats", "order_key"]
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from flatjobs._reconcile import Reconciler
-from flatjobs._runner import Runner, RunStats, signals_stop
 from flatjobs.log import get_logger
+from flatjobs.running._runner import Runner, RunStats, signals_stop
+from flatjobs.running._sweep import Reconciler
 from flatjobs.sources import EventSource
 
 from ._broker import Broker
@@ -20,7 +20,7 @@ from ._ingress import Ingress, IngressStats
 from ._worker import WorkerSource, WorkerStats
 
 if TYPE_CHECKING:
-    from flatjobs._listener import Listener
+    from flatjobs.listener._listener import Listener
 
 __all__ = [
     "ROLES",

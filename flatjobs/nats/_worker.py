@@ -43,20 +43,20 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import errors as jse
 
-from flatjobs._event import Delivery, is_valid_id, job_id_of
-from flatjobs._lifecycle import failure_details
-from flatjobs._reconcile import Reconciler, job_event
 from flatjobs._seconds import check_seconds, seconds
 from flatjobs.errors import FlatfileError, JobError
+from flatjobs.events._event import Delivery, is_valid_id, job_id_of
 from flatjobs.instruments import Instrument, _instruments, add_instrument
+from flatjobs.jobs._lifecycle import failure_details
 from flatjobs.log import get_logger, shorten
 from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus, Next
+from flatjobs.running._sweep import Reconciler, job_event
 
 from ._broker import RUN_CONSUMER, TRANSIENT, Broker, _reason
 from ._lease import Lease, LeaseLost
 
 if TYPE_CHECKING:
-    from flatjobs._listener import Listener
+    from flatjobs.listener._listener import Listener
 
 __all__ = [
     "HEADER_FETCH",

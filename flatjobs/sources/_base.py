@@ -14,8 +14,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
-from flatjobs._event import Delivery, FlatfileEvent
 from flatjobs.errors import InvalidEventError
+from flatjobs.events._event import Delivery, FlatfileEvent
 
 __all__ = ["Delivery", "EventSource", "SeenIds", "content_key", "dedupe_key", "event_key"]
 

@@ -37,19 +37,20 @@ import attrs
 import structlog
 import yarl
 
-from . import _meta
-from ._event import job_id_of
-from ._jobs import Jobs
-from ._listener import Listener
-from ._reconcile import Reconciler
+from flatjobs import _meta
+from flatjobs._seconds import YEAR
+from flatjobs.client import FlatfileClient, RetryPolicy
+from flatjobs.errors import ConfigurationError, FlatfileAPIError, FlatfileError
+from flatjobs.events._event import job_id_of
+from flatjobs.jobs._registry import Jobs
+from flatjobs.listener._listener import Listener
+from flatjobs.log import redact_tokens, shorten
+from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus
+from flatjobs.running._runner import Runner, run, signals_stop
+from flatjobs.running._sweep import Reconciler
+from flatjobs.sources import EventSource, PollingSource, PushSource
+
 from ._reload import Reloader
-from ._runner import Runner, run, signals_stop
-from ._seconds import YEAR
-from .client import FlatfileClient, RetryPolicy
-from .errors import ConfigurationError, FlatfileAPIError, FlatfileError
-from .log import redact_tokens, shorten
-from .models import TERMINAL_STATUSES, Job, JobStatus
-from .sources import EventSource, PollingSource, PushSource
 
 __all__ = ["TargetError", "load_target", "main"]
 
@@ -483,7 +484,7 @@ def _health(args: argparse.Namespace, source: object) -> AbstractAsyncContextMan
     broker's and the source's (``Connectivity``)."""
     if args.metrics_port is None:
         return contextlib.nullcontext()
-    from ._health import serve_health
+    from flatjobs._health import serve_health
 
     return _listening(
         serve_health(args.metrics_port, host=args.metrics_host, source=source),
@@ -515,7 +516,7 @@ _NATS_FLAGS = {
 async def _run_nats(args: argparse.Namespace, listener: Listener, client: FlatfileClient) -> int:
     """``flatjobs run --nats``: this process's role in a distributed deployment."""
     try:
-        from .nats import Connectivity, NatsSettings, Role, connect, run_distributed
+        from flatjobs.nats import Connectivity, NatsSettings, Role, connect, run_distributed
     except ImportError:
         raise ConfigurationError(
             "--nats needs the nats extra: pip install -e '.[nats]' in a checkout of flatjobs"
@@ -738,9 +739,10 @@ def _on_made_up_source(emu: Any, display: Any) -> Callable[[dict[str, Any]], Non
 
 
 async def _dev(args: argparse.Namespace) -> int:
+    from flatjobs.emulator import Emulator
+    from flatjobs.testing import emulated
+
     from ._display import ProgressDisplay
-    from .emulator import Emulator
-    from .testing import emulated
 
     # --timeout bounds the whole run, start-up included (--exit-when-idle).
     deadline = asyncio.get_running_loop().time() + args.timeout
@@ -825,10 +827,10 @@ async def _dev(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flatjobs`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    from .emulator import SeedError
+    from flatjobs.emulator import SeedError
 
     if args.command == "emulator":
-        from .emulator import serve
+        from flatjobs.emulator import serve
 
         try:
             with contextlib.suppress(KeyboardInterrupt):

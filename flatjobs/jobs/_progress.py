@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .models import to_wire
+from flatjobs.models import to_wire
 
 __all__ = ["ProgressUpdate", "check_progress"]
 

@@ -28,17 +28,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ._event import Delivery, job_id_of
-from ._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
-from ._seconds import check_seconds
-from .errors import FlatfileError, JobError
-from .instruments import _instruments, notify
-from .log import get_logger
-from .models import TERMINAL_STATUSES, Job, JobStatus, Next, source_context, to_wire
+from flatjobs._seconds import check_seconds
+from flatjobs.errors import FlatfileError, JobError
+from flatjobs.events._event import Delivery, job_id_of
+from flatjobs.instruments import _instruments, notify
+from flatjobs.jobs._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
+from flatjobs.log import get_logger
+from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus, Next, source_context, to_wire
 
 if TYPE_CHECKING:
-    from ._listener import Listener
-    from .client import FlatfileClient
+    from flatjobs.client import FlatfileClient
+    from flatjobs.listener._listener import Listener
 
 __all__ = ["ORPHAN_MESSAGE", "Reconciler", "SweepReport", "job_event"]
 

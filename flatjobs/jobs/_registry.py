@@ -39,8 +39,14 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
-from ._callables import callable_name, is_async_callable
-from ._event import FlatfileEvent
+from flatjobs._callables import callable_name, is_async_callable
+from flatjobs.errors import JobAlreadyRunning, JobError, JobSkipped
+from flatjobs.events._event import FlatfileEvent
+from flatjobs.events._matching import FilterMatcher, RouteIndex, TopicMatcher
+from flatjobs.listener._listener import Listener
+from flatjobs.log import get_logger
+from flatjobs.models import JobEventPayload, JobPartsCounts, Next, from_wire
+
 from ._lifecycle import (
     DEFAULT_HEARTBEAT,
     DEFAULT_PROGRESS_INTERVAL,
@@ -48,12 +54,7 @@ from ._lifecycle import (
     check_job_options,
     running_jobs,
 )
-from ._listener import Listener
-from ._matching import FilterMatcher, RouteIndex, TopicMatcher
 from ._tick import CompletionValue, Tick
-from .errors import JobAlreadyRunning, JobError, JobSkipped
-from .log import get_logger
-from .models import JobEventPayload, JobPartsCounts, Next, from_wire
 
 __all__ = ["Handler", "JobRoute", "Jobs", "PartsHandler"]
 

@@ -24,13 +24,14 @@ import math
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from flatjobs.instruments import _instruments, notify
+from flatjobs.log import get_logger
+from flatjobs.models import JobCompleteDetails, JobOutcome
+
 from ._progress import ProgressUpdate
-from .instruments import _instruments, notify
-from .log import get_logger
-from .models import JobCompleteDetails, JobOutcome
 
 if TYPE_CHECKING:
-    from .models import Job
+    from flatjobs.models import Job
 
 __all__ = ["CompletionValue", "Tick", "completion_details"]
 

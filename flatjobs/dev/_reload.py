@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 
-from ._runner import Runner
-from .client import FlatfileClient
-from .errors import ConfigurationError
+from flatjobs.client import FlatfileClient
+from flatjobs.errors import ConfigurationError
+from flatjobs.running._runner import Runner
 
 __all__ = ["Reloader", "watched_folder"]
 
@@ -66,7 +66,7 @@ class Reloader:
     Args:
         target: the ``TARGET`` argument (``module:attr`` or ``file.py:attr``).
         say: where to report, a line at a time.
-        load: how to load the target (``flatjobs._cli.load_target``).
+        load: how to load the target (``flatjobs.dev._cli.load_target``).
 
     Raises:
         ConfigurationError: watchfiles is not installed.
@@ -94,7 +94,7 @@ class Reloader:
         The import runs in a thread of its own, so code that takes long to import (or never
         ends) does not stop the emulator, the jobs running, or Ctrl-C; after
         :attr:`import_timeout` seconds it is given up on (its thread left behind)."""
-        from ._listener import Listener
+        from flatjobs.listener._listener import Listener
 
         names = sorted({Path(p).name for p in changed})
         what = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

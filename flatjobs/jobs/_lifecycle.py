@@ -52,11 +52,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import attrs
 
-from ._event import FlatfileEvent
-from ._progress import ProgressUpdate, check_eta, check_info, check_progress
-from ._seconds import check_seconds
-from ._tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
-from .errors import (
+from flatjobs._seconds import check_seconds
+from flatjobs.errors import (
     FlatfileAPIError,
     FlatfileError,
     InvalidEventError,
@@ -68,9 +65,10 @@ from .errors import (
     JobTimeout,
     UnexpectedResponseError,
 )
-from .instruments import _instruments, notify
-from .log import get_logger, redact_head, shorten
-from .models import (
+from flatjobs.events._event import FlatfileEvent
+from flatjobs.instruments import _instruments, notify
+from flatjobs.log import get_logger, redact_head, shorten
+from flatjobs.models import (
     TERMINAL_STATUSES,
     Event,
     Job,
@@ -82,8 +80,11 @@ from .models import (
     to_wire,
 )
 
+from ._progress import ProgressUpdate, check_eta, check_info, check_progress
+from ._tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
+
 if TYPE_CHECKING:
-    from .client import FlatfileClient
+    from flatjobs.client import FlatfileClient
 
 __all__ = [
     "DEFAULT_HEARTBEAT",
@@ -393,7 +394,7 @@ class JobLifecycle:
             try:
                 self._client = self.event.client
             except RuntimeError:  # an event no listener dispatched
-                from .client import FlatfileClient
+                from flatjobs.client import FlatfileClient
 
                 self._client = FlatfileClient()
         return self._client

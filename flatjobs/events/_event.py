@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
-from ._callables import is_async_callable
+from flatjobs._callables import is_async_callable
+from flatjobs.errors import InvalidEventError
+from flatjobs.log import shorten
+from flatjobs.models import Context, Event, evolve, from_wire, to_wire
+
 from ._matching import FlatEvent
-from .errors import InvalidEventError
-from .log import shorten
-from .models import Context, Event, evolve, from_wire, to_wire
 
 if TYPE_CHECKING:
-    from .client import FlatfileClient
+    from flatjobs.client import FlatfileClient
 
 __all__ = ["Callback", "Delivery", "FlatfileEvent", "is_valid_id", "job_id_of"]
 
@@ -292,7 +293,7 @@ class FlatfileEvent:
             flatjobs.SecretNotFound: there is no such secret.
             flatjobs.ConfigurationError: the event has no environment id and none was given.
         """
-        from .errors import ConfigurationError, SecretNotFound
+        from flatjobs.errors import ConfigurationError, SecretNotFound
 
         ctx = self.context
         env = environment_id or ctx.environment_id or ""

@@ -9,7 +9,7 @@
 >>> result = asyncio.run(listener.dispatch(make_event(job="sheet:dedupe")))
 job:ready sheet:dedupe
 >>> result.ran
-('flatjobs._listener.on_sheet_job',)
+('flatjobs.listener._listener.on_sheet_job',)
 
 Ordering and isolation follow ``@flatfile/listener``'s: the callbacks matching an event run one after
 another in registration order, a parent listener's before its children's; an exception in
@@ -40,15 +40,15 @@ from typing import (
 
 import attrs
 
-from ._callables import callable_name, is_async_callable
-from ._event import Callback, FlatfileEvent
-from ._matching import FilterKey, FilterMatcher, RouteIndex, TopicMatcher
-from .errors import InvalidEventError
-from .log import get_logger
-from .models import Event
+from flatjobs._callables import callable_name, is_async_callable
+from flatjobs.errors import InvalidEventError
+from flatjobs.events._event import Callback, FlatfileEvent
+from flatjobs.events._matching import FilterKey, FilterMatcher, RouteIndex, TopicMatcher
+from flatjobs.log import get_logger
+from flatjobs.models import Event
 
 if TYPE_CHECKING:
-    from .client import FlatfileClient
+    from flatjobs.client import FlatfileClient
 
 __all__ = [
     "Callback",
@@ -182,7 +182,7 @@ class Listener:
         """The client callbacks use; set it to bind the listener (and its children)."""
         root = self._root()
         if root._client is None:
-            from .client import FlatfileClient
+            from flatjobs.client import FlatfileClient
 
             root._client = FlatfileClient()
             root._owns_client = True

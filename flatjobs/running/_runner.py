@@ -48,17 +48,17 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from ._event import FlatfileEvent
-from ._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
-from ._seconds import check_seconds
-from .errors import FlatfileError, InvalidEventError, JobError
-from .instruments import _instruments, notify
-from .log import get_logger, shorten
-from .models import Next
-from .sources import Delivery, EventSource
+from flatjobs._seconds import check_seconds
+from flatjobs.errors import FlatfileError, InvalidEventError, JobError
+from flatjobs.events._event import FlatfileEvent
+from flatjobs.instruments import _instruments, notify
+from flatjobs.jobs._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
+from flatjobs.log import get_logger, shorten
+from flatjobs.models import Next
+from flatjobs.sources import Delivery, EventSource
 
 if TYPE_CHECKING:
-    from ._listener import DispatchResult, Listener
+    from flatjobs.listener._listener import DispatchResult, Listener
 
 __all__ = ["RunStats", "Runner"]
 

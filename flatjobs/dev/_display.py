@@ -9,16 +9,8 @@ import datetime as dt
 import sys
 from typing import Any, TextIO
 
-from ._event import job_id_of
-from .models import (
-    DownloadNext,
-    FilesNext,
-    IdNext,
-    Job,
-    JobStatus,
-    RetryNext,
-    UrlNext,
-)
+from flatjobs.events._event import job_id_of
+from flatjobs.models import DownloadNext, FilesNext, IdNext, Job, JobStatus, RetryNext, UrlNext
 
 __all__ = ["ProgressDisplay"]
 
