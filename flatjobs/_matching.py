@@ -112,6 +112,9 @@ def _glob_test(pattern: str, sep: str) -> Callable[[str], bool]:
     return lambda text: compiled.fullmatch(text) is not None
 
 
+_LITERAL_RUN: Final = re.compile(r"[^*?\\]*", re.DOTALL)
+
+
 def _literal_start(segments: Iterable[str]) -> str:
     """The text every match of a ``:``-glob starts with: its whole literal segments and their
     separators, then the literal run that starts the first segment that is not literal. A
@@ -124,11 +127,11 @@ def _literal_start(segments: Iterable[str]) -> str:
             break
         if i:
             out.append(":")
-        for n, ch in enumerate(segment):
-            if ch in _GLOB_CHARS:
-                out.append(segment[:n])
-                return "".join(out)
-        out.append(segment)
+        run = _LITERAL_RUN.match(segment)
+        assert run is not None  # it matches the empty text at least
+        out.append(run[0])
+        if run.end() < len(segment):
+            break
     return "".join(out)
 
 
@@ -252,16 +255,18 @@ _NUMBER: Final = 4
 class _Value:
     """One compiled filter value."""
 
-    __slots__ = ("kind", "pattern", "test", "value")
+    __slots__ = ("anchor", "kind", "pattern", "test", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
         self.pattern: str | None = None
         self.test: Callable[[str], bool] | None = None
+        self.anchor: tuple[str, str] | None = None  # how an index finds it, see _anchor
         if isinstance(value, str):
             self.kind = _TEXT
             self.pattern = value or "**"  # an empty filter value acts as "**"
             self.test = _glob_test(self.pattern, ":")
+            self.anchor = _anchor(self.pattern)
         elif value is None:
             self.kind = _NULL
         elif isinstance(value, bool):
@@ -388,7 +393,7 @@ _GLOB: Final = 2
 class _Key:
     """One compiled filter key and its values (any value may match)."""
 
-    __slots__ = ("key", "kind", "regex", "values")
+    __slots__ = ("anchors", "key", "kind", "regex", "values")
 
     def __init__(self, key: str, value: Any) -> None:
         pattern = key if ("*" in key or "." in key) else f"**.{key}"
@@ -402,6 +407,11 @@ class _Key:
             self.regex = re.compile(glob_to_regex(pattern, "."), re.DOTALL)
         items = value if isinstance(value, list) else [value]
         self.values = tuple(_Value(v) for v in items)
+        # An index can find a route by this key when every value has an anchor (else: empty).
+        anchors = [v.anchor for v in self.values]
+        self.anchors: frozenset[tuple[str, str]] = (
+            frozenset(a for a in anchors if a is not None) if None not in anchors else frozenset()
+        )
 
     def matches(self, event: FlatEvent) -> bool:
         values = self.values
@@ -517,8 +527,8 @@ class _GlobIndex(Generic[P]):
         self._suffix_lengths: list[int] = []
         self._anywhere: list[P] = []
 
-    def add(self, pattern: str, payload: P) -> None:
-        anchor = _anchor(pattern)
+    def add(self, anchor: tuple[str, str] | None, payload: P) -> None:
+        """Add a glob by its anchor (see :func:`_anchor`)."""
         if anchor is None:
             self._anywhere.append(payload)
             return
@@ -562,18 +572,6 @@ class _GlobIndex(Generic[P]):
             out.extend(self._anywhere)
 
 
-def _route_anchors(key: _Key) -> frozenset[tuple[str, str]] | None:
-    """The anchors (see :func:`_anchor`) under which a route can be found by ``key``: one
-    per value; None if some value has none (a number, ``**``), or there is no value."""
-    anchors = set()
-    for value in key.values:
-        anchor = _anchor(value.pattern) if value.pattern is not None else None
-        if anchor is None:
-            return None
-        anchors.add(anchor)
-    return frozenset(anchors) if anchors else None
-
-
 class _Bucket(Generic[T]):
     """The routes of one topic pattern, found by the value of one of their filter keys where
     they can be (and all of them otherwise)."""
@@ -588,45 +586,43 @@ class _Bucket(Generic[T]):
         """Index ``routes``, each by the filter key whose values it shares with the fewest
         other routes here (the fewest candidates per event; then literal values, then the
         longest anchors), so that a key all of them filter on alike is not chosen."""
-        usable = [
-            [
-                (key, anchors)
-                for f in route.filters
-                for key in f.keys
-                if (anchors := _route_anchors(key)) is not None
-            ]
-            for route in routes
-        ]
-        shared = collections.Counter(
-            pair
-            for options in usable
-            for pair in {((k.kind, k.key), a) for k, anchors in options for a in anchors}
-        )
+        usable = [[k for f in route.filters for k in f.keys if k.anchors] for route in routes]
+        shared: collections.Counter[tuple[int, str, tuple[str, str]]] | None = None
 
-        def cost(option: tuple[_Key, frozenset[tuple[str, str]]]) -> tuple[int, int, int]:
-            key, anchors = option
+        def cost(key: _Key) -> tuple[int, int, int]:
+            assert shared is not None
             return (
-                sum(shared[(key.kind, key.key), a] for a in anchors),
-                sum(side != "=" for side, _ in anchors),
-                -min(len(text) for _, text in anchors),
+                sum(shared[key.kind, key.key, a] for a in key.anchors),
+                sum(side != "=" for side, _ in key.anchors),
+                -min(len(text) for _, text in key.anchors),
             )
 
-        for route, options in zip(routes, usable, strict=True):
-            if not options:
+        for route, keys in zip(routes, usable, strict=True):
+            if not keys:
                 self.plain.append(route)
                 continue
-            key, _ = min(options, key=cost)
-            _, index = self.by_key.setdefault((key.kind, key.key), (key, _GlobIndex()))
-            for value in key.values:
-                assert value.pattern is not None  # a key with anchors has text values only
-                index.add(value.pattern, route)
+            if len(keys) == 1:
+                key = keys[0]
+            else:
+                if shared is None:  # counted once, when some route has a choice
+                    shared = collections.Counter(
+                        (k.kind, k.key, a) for ks in usable for k in ks for a in k.anchors
+                    )
+                key = min(keys, key=cost)
+            id = key.kind, key.key
+            if id not in self.by_key:
+                self.by_key[id] = key, _GlobIndex()
+            index = self.by_key[id][1]
+            for anchor in key.anchors:
+                index.add(anchor, route)
 
     def collect(
         self, flat: FlatEvent, texts: dict[tuple[int, str], set[str]], out: list[Route[T]]
     ) -> None:
         """Append to ``out`` the routes here that may match the event (``texts``: the texts
         of its values by filter key, filled as keys are first read, shared by buckets)."""
-        out.extend(self.plain)
+        if self.plain:
+            out.extend(self.plain)
         for id, (key, index) in self.by_key.items():
             found = texts.get(id)
             if found is None:
@@ -672,7 +668,7 @@ class RouteIndex(Generic[T]):
             bucket: _Bucket[T] = _Bucket()
             bucket.fill(routes_here)
             if pattern in tests:
-                self._by_glob.add(pattern, (tests[pattern], bucket))
+                self._by_glob.add(_anchor(pattern), (tests[pattern], bucket))
             else:
                 self._by_topic[pattern] = bucket
         self._any_glob = bool(tests)
