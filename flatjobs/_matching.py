@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = TypeVar("P")
 _GLOB_CHARS: Final = frozenset("*?\\")
 _GLOBSTAR: Final = object()
 
@@ -255,18 +256,17 @@ _NUMBER: Final = 4
 class _Value:
     """One compiled filter value."""
 
-    __slots__ = ("anchor", "kind", "pattern", "test", "value")
+    __slots__ = ("anchor", "kind", "test", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        self.pattern: str | None = None
         self.test: Callable[[str], bool] | None = None
         self.anchor: tuple[str, str] | None = None  # how an index finds it, see _anchor
         if isinstance(value, str):
             self.kind = _TEXT
-            self.pattern = value or "**"  # an empty filter value acts as "**"
-            self.test = _glob_test(self.pattern, ":")
-            self.anchor = _anchor(self.pattern)
+            pattern = value or "**"  # an empty filter value acts as "**"
+            self.test = _glob_test(pattern, ":")
+            self.anchor = _anchor(pattern)
         elif value is None:
             self.kind = _NULL
         elif isinstance(value, bool):
@@ -498,9 +498,6 @@ class Route(Generic[T]):
     value: T
 
 
-P = TypeVar("P")
-
-
 class _GlobIndex(Generic[P]):
     """``:``-globs, each with a payload, found without trying each glob.
 
@@ -609,10 +606,10 @@ class _Bucket(Generic[T]):
                         (k.kind, k.key, a) for ks in usable for k in ks for a in k.anchors
                     )
                 key = min(keys, key=cost)
-            id = key.kind, key.key
-            if id not in self.by_key:
-                self.by_key[id] = key, _GlobIndex()
-            index = self.by_key[id][1]
+            key_id = key.kind, key.key
+            if key_id not in self.by_key:
+                self.by_key[key_id] = key, _GlobIndex()
+            index = self.by_key[key_id][1]
             for anchor in key.anchors:
                 index.add(anchor, route)
 
@@ -623,10 +620,10 @@ class _Bucket(Generic[T]):
         of its values by filter key, filled as keys are first read, shared by buckets)."""
         if self.plain:
             out.extend(self.plain)
-        for id, (key, index) in self.by_key.items():
-            found = texts.get(id)
+        for key_id, (key, index) in self.by_key.items():
+            found = texts.get(key_id)
             if found is None:
-                found = texts[id] = key.event_texts(flat)
+                found = texts[key_id] = key.event_texts(flat)
             for text in found:
                 index.collect(text, out)
 
