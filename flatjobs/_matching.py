@@ -283,7 +283,7 @@ class _Value:
             return any(self.matches(v) for v in event_value)
         kind = self.kind
         if kind == _TEXT:
-            text = js_string(event_value)
+            text = event_value if event_value.__class__ is str else js_string(event_value)
             return bool(text) and self.test(text)  # type: ignore[misc]
         if kind == _BOOL:
             return isinstance(event_value, bool) and event_value == self.value
@@ -414,12 +414,13 @@ class _Key:
         )
 
     def matches(self, event: FlatEvent) -> bool:
+        # Loops, not any() over a generator: this runs for every route an event may match.
         values = self.values
-        return any(
-            fv.matches(ev)
-            for ev in event.values_at(self.kind, self.key, self.regex)
-            for fv in values
-        )
+        for found in event.values_at(self.kind, self.key, self.regex):
+            for value in values:
+                if value.matches(found):
+                    return True
+        return False
 
     def matches_value(self, value: Any) -> bool:
         """Whether one of this key's values matches ``value``."""
@@ -464,7 +465,10 @@ class FilterMatcher:
         self.keys = tuple(_Key(k, v) for k, v in flat.items())
 
     def __call__(self, event: FlatEvent) -> bool:
-        return all(key.matches(event) for key in self.keys)
+        for key in self.keys:  # noqa: SIM110 - a loop costs less than all() over a generator
+            if not key.matches(event):
+                return False
+        return True
 
     @property
     def matches_all(self) -> bool:
@@ -696,7 +700,14 @@ class RouteIndex(Generic[T]):
         if len(candidates) > 1:
             # A route is found once per topic pattern and filter value that may match.
             candidates = sorted(set(candidates), key=_order)
-        return [route for route in candidates if all(f(flat) for f in route.filters)]
+        matched = []
+        for route in candidates:
+            for matcher in route.filters:
+                if not matcher(flat):
+                    break
+            else:
+                matched.append(route)
+        return matched
 
     def match(self, raw: Mapping[str, Any], flat: FlatEvent | None = None) -> list[T]:
         """The values of the routes ``raw`` matches, in order."""
