@@ -189,7 +189,7 @@ def globs(count: int, with_js: bool) -> None:
                     f"{1e6 / glob[1]:,.1f}",
                     f"{glob[2]:.2f}",
                     f"{1e6 / js_rate:,.0f}" if js_rate else "n/a",
-                    f"{glob[0] / js_rate:,.0f}x" if js_rate else "n/a",
+                    f"{glob[0] / js_rate:,.1f}x" if js_rate else "n/a",
                 ]
             )
     table(
