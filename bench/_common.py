@@ -68,6 +68,9 @@ def js_reference() -> Path | None:
         if result.returncode != 0:
             print(f"JS reference: skipped (npm ci failed: {result.stderr.strip()[:200]})")
             return None
+    # The scripts are copied every time: a script added since the install runs too.
+    for script in JS_REFERENCE.glob("*.cjs"):
+        shutil.copy2(script, target)
     return target
 
 

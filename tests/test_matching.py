@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from flatjobs.events._matching import (
@@ -15,7 +15,9 @@ from flatjobs.events._matching import (
     FlatEvent,
     RouteIndex,
     TopicMatcher,
+    _anchor,
     flatten,
+    glob_to_regex,
     js_string,
     match_event,
 )
@@ -319,3 +321,237 @@ def test_a_route_index_reuses_a_view_built_by_another_index() -> None:
     view = first.flatten(event)  # indexes "sheetId" only
     assert first.match(event, view) == [1]
     assert second.match(event, view) == [2]  # "job" was not indexed: found by a scan
+
+
+def test_every_case_of_the_fidelity_corpus_agrees_when_all_share_one_route_index() -> None:
+    # 2,000 routes of literal and glob topics and filter values in one index: each case's
+    # own route is found for its event exactly when the JS listener runs its callback.
+    corpus = _corpus()
+    index = RouteIndex(
+        (TopicMatcher(case["topics"]), (FilterMatcher(case["filter"]),), i)
+        for i, (case, _) in enumerate(corpus)
+    )
+    disagreements = [
+        (i, case["topics"], case["filter"], want)
+        for i, (case, want) in enumerate(corpus)
+        if (i in index.match(case["event"])) is not want
+    ]
+    assert disagreements == []
+
+
+class _CountingFilter(FilterMatcher):
+    """A filter that counts how often the index tests it."""
+
+    tested = 0
+
+    def __call__(self, event: FlatEvent) -> bool:
+        _CountingFilter.tested += 1
+        return super().__call__(event)
+
+
+def test_a_route_index_tests_only_the_glob_routes_an_event_can_match() -> None:
+    # 4,000 routes on glob topics with glob job values: an event is tested against the one
+    # it matches and the few whose literal start it shares (file:op3?, file:op39? and
+    # file:op399? for file:op3999s), not against every glob.
+    shapes: list[tuple[str | list[str], dict[str, str]]] = [
+        ("job:*", {"job": "app{k}:*"}),
+        ("*:ready", {"job": "*:op{k}"}),
+        ("job:**", {"job": "workbook:op{k}-*", "context.sheetId": "us_sh_*"}),
+        (["records:*", "job:*"], {"job": "file:op{k}?"}),
+    ]
+    index = RouteIndex(
+        (
+            TopicMatcher(shapes[k % 4][0]),
+            (_CountingFilter({key: v.format(k=k) for key, v in shapes[k % 4][1].items()}),),
+            k,
+        )
+        for k in range(4000)
+    )
+    jobs = ["app{k}:export", "sheet:op{k}", "workbook:op{k}-fast", "file:op{k}s"]
+    for k in (0, 1, 2, 3, 1234, 3999):
+        event = {
+            "topic": "job:ready",
+            "context": {"sheetId": "us_sh_1"},
+            "payload": {"job": jobs[k % 4].format(k=k)},
+        }
+        _CountingFilter.tested = 0
+        assert index.match(event) == [k]
+        assert _CountingFilter.tested == (len(str(k)) if k % 4 == 3 else 1)
+
+
+# The anchors: every text a glob matches starts (or ends) with the glob's anchor.
+
+_anchor_segments = st.sampled_from(
+    ["a", "b", "ab", "", "*", "?", "**", "a*", "*b", "a?b", "a**b", "\\", "\\*", "a\\", "\\:"]
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "anchor"),
+    [
+        ("job:*", ("<", "job:")), ("job:re*", ("<", "job:re")), ("job:**", ("<", "job")),
+        ("a:**:b", ("<", "a")), ("*:ready", (">", ":ready")), ("**:ready", (">", "ready")),
+        ("a**b:c", (">", "b:c")), ("a\\:b", (">", ":b")), ("x:y", ("=", "x:y")),
+        ("**", None), ("*:*", None), ("*:ready:*", None), ("\\*", None),
+    ],
+)  # fmt: skip
+def test_a_glob_is_found_by_the_literal_text_all_its_matches_start_or_end_with(
+    pattern: str, anchor: tuple[str, str] | None
+) -> None:
+    assert _anchor(pattern) == anchor
+
+
+@settings(max_examples=300)
+@given(st.lists(_anchor_segments, min_size=1, max_size=5).map(":".join), st.data())
+def test_property_every_match_of_a_glob_has_its_anchor(pattern: str, data: Any) -> None:
+    anchor = _anchor(pattern)
+    assume(anchor is not None)
+    assert anchor is not None
+    regex = glob_to_regex(pattern, ":")
+    text = data.draw(st.from_regex(regex, fullmatch=True, alphabet="ab:*\\"))
+    side, literal = anchor
+    assert literal or side == "="
+    assert {"=": text.__eq__, "<": text.startswith, ">": text.endswith}[side](literal)
+
+
+# The index against the straightforward linear matcher: every route tried, in order.
+
+_glob_segments = st.sampled_from(
+    ["a", "b", "ab", "", "*", "?", "**", "a*", "*b", "a**b", "\\*", "5", "true", "x" * 300]
+)
+_globs = st.lists(_glob_segments, min_size=1, max_size=4).map(":".join)
+_texts = st.lists(
+    st.sampled_from(["a", "b", "ab", "", "5", "true", "*", "x" * 300]), min_size=1, max_size=4
+).map(":".join)
+_numbers = st.sampled_from([0, 5, 5.0, -0.0, 1e21, 2**60, float("nan"), float("inf")])
+_filter_leaves = _globs | st.none() | st.booleans() | _numbers
+_filter_keys = st.sampled_from(
+    ["a", "k", "a.k", "*.k", "**", "**.k", "a.*", "p.**", "", "5", "x" * 300]
+)
+_filter_values = st.recursive(
+    _filter_leaves | st.lists(_filter_leaves, max_size=3),
+    lambda inner: st.dictionaries(_filter_keys, inner, max_size=2),
+    max_leaves=4,
+)
+_filters = st.none() | st.dictionaries(_filter_keys, _filter_values, max_size=3) | _globs
+_route_topics = _globs | st.lists(_globs, max_size=3)
+_random_routes = st.tuples(_route_topics, st.lists(_filters, max_size=2))
+_event_leaves = _texts | st.none() | st.booleans() | _numbers
+_event_values = st.recursive(
+    _event_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["a", "k", "p", "", "a.k", "5", "x" * 300]), inner, max_size=3
+        )
+    ),
+    max_leaves=12,
+)
+_events = st.builds(
+    lambda topic, body: {**body, "topic": topic},
+    _texts,
+    st.dictionaries(st.sampled_from(["a", "k", "p", "", "a.k"]), _event_values, max_size=4),
+)
+
+
+def _glob_like(text: str) -> st.SearchStrategy[str]:
+    """Globs made from ``text``: each segment kept, or turned into a wildcard that matches
+    it, or into one that does not; a ``**`` put in or not; so that many of them match."""
+    forms = [
+        lambda seg: seg,
+        lambda seg: seg,
+        lambda seg: "*",
+        lambda seg: "?" * len(seg),
+        lambda seg: seg[:1] + "*",
+        lambda seg: "*" + seg[-1:],
+        lambda seg: "**",
+        lambda seg: "**:" + seg,
+        lambda seg: seg + ":**",
+        lambda seg: seg + "b",  # no match
+    ]
+    segments = text.split(":")
+    return st.lists(st.sampled_from(forms), min_size=len(segments), max_size=len(segments)).map(
+        lambda chosen: ":".join(f(seg) for f, seg in zip(chosen, segments, strict=True))
+    )
+
+
+def _route_like(raw: dict[str, Any]) -> st.SearchStrategy[tuple[Any, list[Any]]]:
+    """Routes made from the event ``raw``: topics like its topic, filters on its paths (by
+    bare key, by full path, or by a glob path) with values like its values."""
+    paths = sorted(flatten({k: v for k, v in raw.items() if k != "topic"}).items())
+    topics = _glob_like(raw["topic"])
+
+    def value_like(value: Any) -> st.SearchStrategy[Any]:
+        text = js_string(value) if not isinstance(value, dict | list) else ""
+        return st.just(value) | _glob_like(text) | st.lists(_glob_like(text) | _globs, max_size=2)
+
+    def filter_like(path: str, value: Any) -> st.SearchStrategy[Any]:
+        keys = st.sampled_from([path, path.rpartition(".")[2], "**." + path, "*." + path])
+        return st.dictionaries(keys, value_like(value), min_size=1, max_size=2)
+
+    filters = st.sampled_from(paths).flatmap(lambda pv: filter_like(*pv)) if paths else _filters
+    return st.tuples(
+        topics | st.lists(topics | _globs, max_size=2),
+        st.lists(filters, max_size=2) | st.lists(_filters, max_size=1),
+    )
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    event: dict[str, Any] = {"k": "a:b"}
+    for _ in range(depth):
+        event = {"a": event}
+    return {"topic": "a:b", "p": event}
+
+
+def _linear(routes: list[tuple[Any, list[Any]]], raw: dict[str, Any]) -> list[int]:
+    """The oracle: every route tried in registration order, by the matchers themselves."""
+    flat = FlatEvent(raw)
+    return [
+        i
+        for i, (topics, filters) in enumerate(routes)
+        if TopicMatcher(topics)(raw["topic"]) and all(FilterMatcher(f)(flat) for f in filters)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_events, min_size=1, max_size=3), st.data())
+def test_property_a_route_index_matches_what_trying_every_route_in_order_does(
+    events: list[dict[str, Any]], data: Any
+) -> None:
+    # Routes made from the events (so that many match) among random ones (so that most
+    # do not), hostile values on both sides.
+    made = st.sampled_from(events).flatmap(_route_like)
+    routes = data.draw(st.lists(made | _random_routes, min_size=1, max_size=12))
+    _assert_index_agrees(routes, events)
+
+
+@pytest.mark.parametrize(
+    ("routes", "events"),
+    [
+        ([("**:**", [])], [{"topic": "a:b:c"}]),
+        ([("a:b", [{"k": "a:*"}]), ("**", [{"k": ""}]), ("*:b", [{"a.k": "a:**"}])], [_deep(200)]),
+        ([("a", [{"k": "5"}]), ("a", [{"k": 5}]), ("a", [{"k": "true"}])], [{"topic": "a", "k": 5.0}]),
+        ([("a", [{"k": "5"}, {"k": "*"}])], [{"topic": "a", "a": {"k": [[5.0], True]}}]),
+        ([("a", [{"k": "a:*"}]), ("a", [{"k": ["b", "a:*"]}])], [{"topic": "a", "k": ["a:b", "b"]}]),
+        ([("job:**", []), ("**:ready", []), ("*:ready", [])], [{"topic": "ready"}, {"topic": "job"}]),
+        ([(["a:*", "a:b", "*:b"], [{"k": ["x*", "*x"]}])], [{"topic": "a:b", "k": "xax"}]),
+        ([("a", [{"k": "x" * 5000 + "*"}])], [{"topic": "a", "k": "x" * 6000}]),
+        ([("a", [{"k": True}]), ("a", [{"k": "true"}])], [{"topic": "a", "k": True}]),
+        ([("a", [{"k": None}]), ("a", [{"k": "null"}])], [{"topic": "a", "k": None}]),
+        ([("a", [{"k": []}]), ("a", [{"k": {}}])], [{"topic": "a", "k": []}]),
+        ([("", []), ([], [])], [{"topic": "a"}, {"topic": ""}, {"topic": 5}]),
+    ],
+)  # fmt: skip
+def test_a_route_index_agrees_with_trying_every_route_on_hostile_cases(
+    routes: list[tuple[Any, list[Any]]], events: list[dict[str, Any]]
+) -> None:
+    _assert_index_agrees(routes, events)
+
+
+def _assert_index_agrees(routes: list[tuple[Any, list[Any]]], events: list[dict[str, Any]]) -> None:
+    index = RouteIndex(
+        (TopicMatcher(topics), tuple(FilterMatcher(f) for f in filters), i)
+        for i, (topics, filters) in enumerate(routes)
+    )
+    for raw in events:
+        assert index.match(raw) == _linear(routes, raw)

@@ -18,13 +18,17 @@ bare key ``k`` means ``**.k``. A string value is a ``:``-glob over the event val
 JavaScript renders it; other values compare by type-strict equality.
 
 A :class:`RouteIndex` holds many (topics, filters, value) routes and finds the ones an
-event matches, in registration order: by literal topic, then by a literal filter value
-where it can, so routes that cannot match cost nothing. Both the listener (its callbacks)
-and the ``Jobs`` registry (its handlers) route through one.
+event matches, in registration order: by topic pattern, then by a filter value where it
+can, a glob like a literal one (a glob is found by the literal text all its matches start
+or end with: ``job:*`` by ``job:``, ``*:ready`` by ``:ready``), so routes that cannot
+match cost nothing; the routes found are then tested as above. Both the listener (its
+callbacks) and the ``Jobs`` registry (its handlers) route through one.
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import decimal
 import math
 import re
@@ -48,6 +52,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = TypeVar("P")
 _GLOB_CHARS: Final = frozenset("*?\\")
 _GLOBSTAR: Final = object()
 
@@ -108,17 +113,55 @@ def _glob_test(pattern: str, sep: str) -> Callable[[str], bool]:
     return lambda text: compiled.fullmatch(text) is not None
 
 
+_LITERAL_RUN: Final = re.compile(r"[^*?\\]*", re.DOTALL)
+
+
+def _literal_start(segments: Iterable[str]) -> str:
+    """The text every match of a ``:``-glob starts with: its whole literal segments and their
+    separators, then the literal run that starts the first segment that is not literal. A
+    ``**`` segment stops it before its separator, since it may match no segment at all.
+    Given the segments reversed and each one reversed, it reads the text every match ends
+    with, reversed (``*``, ``?`` and ``\\`` stop it from either end)."""
+    out: list[str] = []
+    for i, segment in enumerate(segments):
+        if segment == "**":
+            break
+        if i:
+            out.append(":")
+        run = _LITERAL_RUN.match(segment)
+        assert run is not None  # it matches the empty text at least
+        out.append(run[0])
+        if run.end() < len(segment):
+            break
+    return "".join(out)
+
+
+def _anchor(pattern: str) -> tuple[str, str] | None:
+    """How a ``:``-glob is found without being tried: ``("=", text)`` for a literal pattern,
+    ``("<", prefix)`` or ``(">", suffix)`` for the longer literal text every match starts or
+    ends with, or None when matches need not share one (``**``, ``*:*``)."""
+    if _is_literal(pattern):
+        return "=", pattern
+    prefix = _literal_start(pattern.split(":"))
+    suffix = _literal_start(pattern[::-1].split(":"))[::-1]
+    if prefix and len(prefix) >= len(suffix):
+        return "<", prefix
+    if suffix:
+        return ">", suffix
+    return None
+
+
 # --------------------------------------------------------------------------- topics
 
 
 class TopicMatcher:
     """Compiled topic patterns: a string or a list of strings, any of which may match.
 
-    ``literals`` holds the patterns without glob characters, so a dispatcher can index its
-    callbacks by topic; ``wildcard`` is true when some pattern needs the regex.
+    ``literals`` holds the patterns without glob characters and ``globs`` the others, each
+    with its compiled test, so a dispatcher can index its callbacks by pattern.
     """
 
-    __slots__ = ("_tests", "literals", "patterns", "wildcard")
+    __slots__ = ("globs", "literals", "patterns")
 
     def __init__(self, topics: str | Sequence[str]) -> None:
         if isinstance(topics, str):
@@ -132,15 +175,16 @@ class TopicMatcher:
         self.patterns = patterns
         normalised = [p or "**" for p in patterns]  # "" acts as "**", as in @flatfile/listener
         self.literals = frozenset(p for p in normalised if _is_literal(p))
-        self.wildcard = any(not _is_literal(p) for p in normalised)
-        self._tests = [_glob_test(p, ":") for p in normalised if not _is_literal(p)]
+        self.globs: dict[str, Callable[[str], bool]] = {
+            p: _glob_test(p, ":") for p in normalised if not _is_literal(p)
+        }
 
     def __call__(self, topic: Any) -> bool:
         if not isinstance(topic, str) or not topic:
             return False
         if topic in self.literals:
             return True
-        return any(test(topic) for test in self._tests)
+        return any(test(topic) for test in self.globs.values())
 
     def __repr__(self) -> str:
         return f"TopicMatcher({list(self.patterns)!r})"
@@ -212,18 +256,17 @@ _NUMBER: Final = 4
 class _Value:
     """One compiled filter value."""
 
-    __slots__ = ("kind", "literal", "test", "value")
+    __slots__ = ("anchor", "kind", "test", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        self.literal: str | None = None
         self.test: Callable[[str], bool] | None = None
+        self.anchor: tuple[str, str] | None = None  # how an index finds it, see _anchor
         if isinstance(value, str):
             self.kind = _TEXT
             pattern = value or "**"  # an empty filter value acts as "**"
             self.test = _glob_test(pattern, ":")
-            if _is_literal(pattern):
-                self.literal = pattern
+            self.anchor = _anchor(pattern)
         elif value is None:
             self.kind = _NULL
         elif isinstance(value, bool):
@@ -240,7 +283,7 @@ class _Value:
             return any(self.matches(v) for v in event_value)
         kind = self.kind
         if kind == _TEXT:
-            text = js_string(event_value)
+            text = event_value if event_value.__class__ is str else js_string(event_value)
             return bool(text) and self.test(text)  # type: ignore[misc]
         if kind == _BOOL:
             return isinstance(event_value, bool) and event_value == self.value
@@ -350,7 +393,7 @@ _GLOB: Final = 2
 class _Key:
     """One compiled filter key and its values (any value may match)."""
 
-    __slots__ = ("index_texts", "key", "kind", "regex", "values")
+    __slots__ = ("anchors", "key", "kind", "regex", "values")
 
     def __init__(self, key: str, value: Any) -> None:
         pattern = key if ("*" in key or "." in key) else f"**.{key}"
@@ -364,21 +407,20 @@ class _Key:
             self.regex = re.compile(glob_to_regex(pattern, "."), re.DOTALL)
         items = value if isinstance(value, list) else [value]
         self.values = tuple(_Value(v) for v in items)
-        # When every value is a literal text, the key can index callbacks by that text.
-        literals = [v.literal for v in self.values]
-        self.index_texts: frozenset[str] | None = (
-            frozenset(t for t in literals if t is not None)
-            if self.values and self.kind != _GLOB and all(t is not None for t in literals)
-            else None
+        # An index can find a route by this key when every value has an anchor (else: empty).
+        anchors = [v.anchor for v in self.values]
+        self.anchors: frozenset[tuple[str, str]] = (
+            frozenset(a for a in anchors if a is not None) if None not in anchors else frozenset()
         )
 
     def matches(self, event: FlatEvent) -> bool:
+        # Loops, not any() over a generator: this runs for every route an event may match.
         values = self.values
-        return any(
-            fv.matches(ev)
-            for ev in event.values_at(self.kind, self.key, self.regex)
-            for fv in values
-        )
+        for found in event.values_at(self.kind, self.key, self.regex):
+            for value in values:
+                if value.matches(found):
+                    return True
+        return False
 
     def matches_value(self, value: Any) -> bool:
         """Whether one of this key's values matches ``value``."""
@@ -423,18 +465,14 @@ class FilterMatcher:
         self.keys = tuple(_Key(k, v) for k, v in flat.items())
 
     def __call__(self, event: FlatEvent) -> bool:
-        return all(key.matches(event) for key in self.keys)
+        for key in self.keys:  # noqa: SIM110 - a loop costs less than all() over a generator
+            if not key.matches(event):
+                return False
+        return True
 
     @property
     def matches_all(self) -> bool:
         return not self.keys
-
-    def index_key(self) -> _Key | None:
-        """The key a dispatcher can index this filter by, if any."""
-        for key in self.keys:
-            if key.index_texts:
-                return key
-        return None
 
     def __repr__(self) -> str:
         return f"FilterMatcher({self.source!r})"
@@ -464,46 +502,145 @@ class Route(Generic[T]):
     value: T
 
 
+class _GlobIndex(Generic[P]):
+    """``:``-globs, each with a payload, found without trying each glob.
+
+    :meth:`collect` gives the payloads of every glob that may match a text: literal globs by
+    equality, the others by the literal text all their matches start or end with (one dict
+    lookup per distinct length of those texts), and those with none every time. It may give
+    a glob that does not match (``job:*`` for ``job:a:b``): callers test what it gives.
+    """
+
+    __slots__ = (
+        "_anywhere",
+        "_exact",
+        "_prefix_lengths",
+        "_prefixes",
+        "_suffix_lengths",
+        "_suffixes",
+    )
+
+    def __init__(self) -> None:
+        self._exact: dict[str, list[P]] = {}
+        self._prefixes: dict[str, list[P]] = {}
+        self._prefix_lengths: list[int] = []  # the distinct lengths of the prefixes, in order
+        self._suffixes: dict[str, list[P]] = {}
+        self._suffix_lengths: list[int] = []
+        self._anywhere: list[P] = []
+
+    def add(self, anchor: tuple[str, str] | None, payload: P) -> None:
+        """Add a glob by its anchor (see :func:`_anchor`)."""
+        if anchor is None:
+            self._anywhere.append(payload)
+            return
+        side, text = anchor
+        if side == "=":
+            self._exact.setdefault(text, []).append(payload)
+            return
+        by_text, lengths = (
+            (self._prefixes, self._prefix_lengths)
+            if side == "<"
+            else (self._suffixes, self._suffix_lengths)
+        )
+        if len(text) not in lengths:
+            bisect.insort(lengths, len(text))
+        by_text.setdefault(text, []).append(payload)
+
+    def collect(self, text: str, out: list[P]) -> None:
+        """Append to ``out`` the payloads of the globs that may match ``text``."""
+        hits = self._exact.get(text)
+        if hits:
+            out.extend(hits)
+        if self._prefix_lengths:
+            by_text = self._prefixes
+            size = len(text)
+            for n in self._prefix_lengths:
+                if n > size:
+                    break
+                hits = by_text.get(text[:n])
+                if hits:
+                    out.extend(hits)
+        if self._suffix_lengths:
+            by_text = self._suffixes
+            size = len(text)
+            for n in self._suffix_lengths:
+                if n > size:
+                    break
+                hits = by_text.get(text[-n:])
+                if hits:
+                    out.extend(hits)
+        if self._anywhere:
+            out.extend(self._anywhere)
+
+
 class _Bucket(Generic[T]):
-    """Routes that may match one topic, indexed by a literal filter value where possible."""
+    """The routes of one topic pattern, found by the value of one of their filter keys where
+    they can be (and all of them otherwise)."""
 
-    __slots__ = ("check_topic", "indexed", "plain")
+    __slots__ = ("by_key", "plain")
 
-    def __init__(self, check_topic: bool) -> None:
-        self.check_topic = check_topic
+    def __init__(self) -> None:
         self.plain: list[Route[T]] = []
-        self.indexed: dict[tuple[int, str], tuple[_Key, dict[str, list[Route[T]]]]] = {}
+        self.by_key: dict[tuple[int, str], tuple[_Key, _GlobIndex[Route[T]]]] = {}
 
-    def add(self, route: Route[T]) -> None:
-        for matcher in route.filters:
-            key = matcher.index_key()
-            if key is not None and key.index_texts is not None:
-                _, by_text = self.indexed.setdefault((key.kind, key.key), (key, {}))
-                for text in key.index_texts:
-                    by_text.setdefault(text, []).append(route)
-                return
-        self.plain.append(route)
+    def fill(self, routes: list[Route[T]]) -> None:
+        """Index ``routes``, each by the filter key whose values it shares with the fewest
+        other routes here (the fewest candidates per event; then literal values, then the
+        longest anchors), so that a key all of them filter on alike is not chosen."""
+        usable = [[k for f in route.filters for k in f.keys if k.anchors] for route in routes]
+        shared: collections.Counter[tuple[int, str, tuple[str, str]]] | None = None
 
-    def select(self, flat: FlatEvent, topic: str) -> list[Route[T]]:
-        candidates = self.plain
-        if self.indexed:
-            candidates = list(self.plain)
-            for key, by_text in self.indexed.values():
-                for text in key.event_texts(flat):
-                    hits = by_text.get(text)
-                    if hits:
-                        candidates.extend(hits)
-            if len(candidates) > 1:
-                candidates = sorted(set(candidates), key=lambda r: r.order)
-        return [
-            route
-            for route in candidates
-            if (not self.check_topic or route.topics(topic)) and all(f(flat) for f in route.filters)
-        ]
+        def cost(key: _Key) -> tuple[int, int, int]:
+            assert shared is not None
+            return (
+                sum(shared[key.kind, key.key, a] for a in key.anchors),
+                sum(side != "=" for side, _ in key.anchors),
+                -min(len(text) for _, text in key.anchors),
+            )
+
+        for route, keys in zip(routes, usable, strict=True):
+            if not keys:
+                self.plain.append(route)
+                continue
+            if len(keys) == 1:
+                key = keys[0]
+            else:
+                if shared is None:  # counted once, when some route has a choice
+                    shared = collections.Counter(
+                        (k.kind, k.key, a) for ks in usable for k in ks for a in k.anchors
+                    )
+                key = min(keys, key=cost)
+            key_id = key.kind, key.key
+            if key_id not in self.by_key:
+                self.by_key[key_id] = key, _GlobIndex()
+            index = self.by_key[key_id][1]
+            for anchor in key.anchors:
+                index.add(anchor, route)
+
+    def collect(
+        self, flat: FlatEvent, texts: dict[tuple[int, str], set[str]], out: list[Route[T]]
+    ) -> None:
+        """Append to ``out`` the routes here that may match the event (``texts``: the texts
+        of its values by filter key, filled as keys are first read, shared by buckets)."""
+        if self.plain:
+            out.extend(self.plain)
+        for key_id, (key, index) in self.by_key.items():
+            found = texts.get(key_id)
+            if found is None:
+                found = texts[key_id] = key.event_texts(flat)
+            for text in found:
+                index.collect(text, out)
 
 
 class RouteIndex(Generic[T]):
     """Routes compiled once; :meth:`match` finds those an event matches, in order.
+
+    Routes are grouped by topic pattern; the patterns that may match the event's topic are
+    found by equality, or by the literal text all their matches start or end with (so an
+    event tries a few patterns, not every one); within a pattern, a route is found by the
+    value of one of its filter keys, literal or glob, the same way. Only the routes found
+    are then tested, so routes that cannot match cost nothing, whether their topics and
+    filter values are literal or globs.
 
     >>> index = RouteIndex([(TopicMatcher("job:ready"), (FilterMatcher({"job": "sheet:*"}),), "a"),
     ...                     (TopicMatcher("**"), (), "b")])
@@ -519,15 +656,23 @@ class RouteIndex(Generic[T]):
         self.names = frozenset(
             key.key for r in self.routes for f in r.filters for key in f.keys if key.kind == _SUFFIX
         )
-        self._by_topic: dict[str, _Bucket[T]] = {}
-        self._wildcard: _Bucket[T] = _Bucket(check_topic=True)
+        members: dict[str, list[Route[T]]] = {}
+        tests: dict[str, Callable[[str], bool]] = {}
         for route in self.routes:
-            if route.topics.wildcard:
-                self._wildcard.add(route)
+            tests.update(route.topics.globs)
+            for pattern in (*route.topics.literals, *route.topics.globs):
+                members.setdefault(pattern, []).append(route)
+        self._by_topic: dict[str, _Bucket[T]] = {}
+        # The buckets of glob patterns, each with the pattern's test.
+        self._by_glob: _GlobIndex[tuple[Callable[[str], bool], _Bucket[T]]] = _GlobIndex()
+        for pattern, routes_here in members.items():
+            bucket: _Bucket[T] = _Bucket()
+            bucket.fill(routes_here)
+            if pattern in tests:
+                self._by_glob.add(_anchor(pattern), (tests[pattern], bucket))
             else:
-                for topic in route.topics.literals:
-                    self._by_topic.setdefault(topic, _Bucket(check_topic=False)).add(route)
-        self._any_wildcard = bool(self._wildcard.plain or self._wildcard.indexed)
+                self._by_topic[pattern] = bucket
+        self._any_glob = bool(tests)
 
     def flatten(self, raw: Mapping[str, Any], also: frozenset[str] = frozenset()) -> FlatEvent:
         """The event's flattened view, indexing only the names this index's filters use
@@ -537,16 +682,37 @@ class RouteIndex(Generic[T]):
     def match_routes(self, raw: Mapping[str, Any], flat: FlatEvent | None = None) -> list[Route[T]]:
         """The routes ``raw`` matches, in order (``flat``: its view, if already built)."""
         topic = raw["topic"]
+        if not isinstance(topic, str) or not topic:
+            return []  # no topic pattern matches one
         if flat is None:
             flat = self.flatten(raw)
+        candidates: list[Route[T]] = []
+        texts: dict[tuple[int, str], set[str]] = {}
         bucket = self._by_topic.get(topic)
-        found = bucket.select(flat, topic) if bucket is not None else []
-        if self._any_wildcard:
-            extra = self._wildcard.select(flat, topic)
-            if extra:
-                found = sorted(found + extra, key=lambda r: r.order) if found else extra
-        return found
+        if bucket is not None:
+            bucket.collect(flat, texts, candidates)
+        if self._any_glob:
+            globs: list[tuple[Callable[[str], bool], _Bucket[T]]] = []
+            self._by_glob.collect(topic, globs)
+            for test, bucket in globs:
+                if test(topic):
+                    bucket.collect(flat, texts, candidates)
+        if len(candidates) > 1:
+            # A route is found once per topic pattern and filter value that may match.
+            candidates = sorted(set(candidates), key=_order)
+        matched = []
+        for route in candidates:
+            for matcher in route.filters:
+                if not matcher(flat):
+                    break
+            else:
+                matched.append(route)
+        return matched
 
     def match(self, raw: Mapping[str, Any], flat: FlatEvent | None = None) -> list[T]:
         """The values of the routes ``raw`` matches, in order."""
         return [route.value for route in self.match_routes(raw, flat)]
+
+
+def _order(route: Route[Any]) -> int:
+    return route.order
