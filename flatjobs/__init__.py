@@ -46,18 +46,22 @@ from .errors import JobTimeout as JobTimeout
 from .errors import SecretNotFound as SecretNotFound
 from .errors import UnexpectedResponseError as UnexpectedResponseError
 from .events._event import FlatfileEvent as FlatfileEvent
-from .jobs._lifecycle import JobResult as JobResult
 from .jobs._lifecycle import job_lifecycle as job_lifecycle
-from .jobs._lifecycle import observe_jobs as observe_jobs
+from .jobs._outcomes import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
+from .jobs._outcomes import ORPHAN_MESSAGE as ORPHAN_MESSAGE
+from .jobs._outcomes import STOPPED_MESSAGE as STOPPED_MESSAGE
+from .jobs._outcomes import failure_details as failure_details
 from .jobs._registry import Jobs as Jobs
 from .jobs._tick import Tick as Tick
-from .listener._listener import DispatchResult as DispatchResult
 from .listener._listener import Listener as Listener
 from .models import Job as Job
 from .models import JobCompleteDetails as JobCompleteDetails
 from .models import JobOutcome as JobOutcome
 from .models import JobStatus as JobStatus
 from .models import Next as Next
+from .observe._instruments import observe_jobs as observe_jobs
+from .observe._results import DispatchResult as DispatchResult
+from .observe._results import JobResult as JobResult
 from .running._runner import Runner as Runner
 from .running._runner import RunStats as RunStats
 from .running._runner import run as run
@@ -82,6 +86,10 @@ __all__ = [  # noqa: RUF022 - grouped by what a user is doing, then sorted
     "job_lifecycle",
     "observe_jobs",
     # what a job ends with
+    "MAX_MESSAGE_CHARS",
+    "ORPHAN_MESSAGE",
+    "STOPPED_MESSAGE",
+    "failure_details",
     "Job",
     "JobCompleteDetails",
     "JobError",

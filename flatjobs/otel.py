@@ -47,16 +47,14 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _meta
+from .events._event import FlatfileEvent
 from .instruments import Instrument, add_instrument, event_age, job_outcome, label
 from .log import redact_text, redact_value, shorten
+from .observe._results import DispatchResult, JobResult
 
 if TYPE_CHECKING:
     import aiohttp
     import yarl
-
-    from .events._event import FlatfileEvent
-    from .jobs._lifecycle import JobResult
-    from .listener._listener import DispatchResult
 
 __all__ = ["TRACER_NAME", "OpenTelemetry", "extract", "inject", "instrument", "url_filter"]
 

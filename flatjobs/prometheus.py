@@ -17,23 +17,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from .instruments import (
-    Instrument,
-    _instruments,
-    add_instrument,
-    event_age,
-    job_outcome,
-    label,
-)
-
-if TYPE_CHECKING:
-    from .events._event import FlatfileEvent
-    from .jobs._lifecycle import JobResult
-    from .listener._listener import DispatchResult
+from .events._event import FlatfileEvent
+from .instruments import Instrument, add_instrument, event_age, instruments, job_outcome, label
+from .observe._results import DispatchResult, JobResult
 
 __all__ = ["JOB_BUCKETS", "LATENCY_BUCKETS", "PrometheusMetrics", "instrument", "metrics"]
 
@@ -60,7 +50,7 @@ def instrument(registry: CollectorRegistry | None = None) -> Callable[[], None]:
     """Start counting into ``registry`` (the global one by default); returns a function
     that stops it. Calling it again for the same registry adds nothing more."""
     found = metrics(registry)
-    if found in _instruments:
+    if found in instruments():
         return lambda: None
     return add_instrument(found)
 

@@ -50,14 +50,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from structlog.testing import capture_logs
 
+from flatjobs.events._topics import JOB_READY
+
 from ._seconds import check_seconds
 from .client import FlatfileClient, RetryPolicy
 from .emulator import Emulator
 from .events._event import FlatfileEvent, job_id_of
-from .jobs._lifecycle import JobResult, observe_jobs
-from .jobs._progress import ProgressUpdate
-from .jobs._tick import RESOLVED, CompletionValue, Tick, completion_details
-from .models import TERMINAL_STATUSES, Job, JobCompleteDetails, JobStatus
+from .jobs._outcomes import CompletionValue, completion_details
+from .jobs._tick import RESOLVED, Tick
+from .models import TERMINAL_STATUSES, Job, JobCompleteDetails, JobStatus, ProgressUpdate
+from .observe._instruments import observe_jobs
+from .observe._results import JobResult
 from .running._runner import Runner, RunStats
 from .running._sweep import Reconciler
 from .sources import EventSource, PollingSource, PushSource
@@ -205,7 +208,7 @@ async def emulated(
 
 
 def make_event(
-    topic: str = "job:ready",
+    topic: str = JOB_READY,
     *,
     job: str | None = None,
     job_id: str | None = None,
@@ -244,7 +247,7 @@ def make_event(
             "job": job,
             "domain": job_domain,
             "operation": operation,
-            "status": "ready" if topic == "job:ready" else "executing",
+            "status": "ready" if topic == JOB_READY else "executing",
             "isPart": is_part,
         }
         if input is not None:
@@ -410,7 +413,7 @@ def _not_ended(listener: Listener, emulator: Emulator, job: Job, timeout: float)
     """Why a job had not ended: what a test author needs to fix it."""
     head = f"job {job.job_name} ({job.id}) had not ended after {timeout:g}s"
     if job.status == JobStatus.READY:
-        ready = [e for e in emulator.events if e["topic"] == "job:ready" and job_id_of(e) == job.id]
+        ready = [e for e in emulator.events if e["topic"] == JOB_READY and job_id_of(e) == job.id]
         if ready and not listener.match(ready[-1]):
             return (
                 f"{head}: it is still ready, because no callback of the listener matches "

@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from flatjobs import (
+    STOPPED_MESSAGE,
     FlatfileAPIError,
     FlatfileClient,
     FlatfileEvent,
@@ -29,7 +30,6 @@ from flatjobs import (
     job_lifecycle,
 )
 from flatjobs.emulator import Emulator
-from flatjobs.jobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.testing import client_for, make_event
 
 from .conftest import JOB_BODY, TOKEN, Recorded, RecordingServer

@@ -15,6 +15,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from flatjobs import (
+    MAX_MESSAGE_CHARS,
+    STOPPED_MESSAGE,
     FlatfileClient,
     FlatfileError,
     FlatfileEvent,
@@ -30,7 +32,6 @@ from flatjobs import (
     job_lifecycle,
 )
 from flatjobs.emulator import Emulator
-from flatjobs.jobs._lifecycle import MAX_MESSAGE_CHARS, STOPPED_MESSAGE
 from flatjobs.models import Job, RetryNext
 from flatjobs.testing import client_for
 

@@ -22,7 +22,15 @@ from typing import Any
 import pytest
 import structlog
 
-from flatjobs import FlatfileEvent, Jobs, Listener, MemorySource, PollingSource, Tick
+from flatjobs import (
+    ORPHAN_MESSAGE,
+    FlatfileEvent,
+    Jobs,
+    Listener,
+    MemorySource,
+    PollingSource,
+    Tick,
+)
 from flatjobs.emulator import Emulator
 from flatjobs.errors import ConfigurationError
 from flatjobs.models import TERMINAL_STATUSES, Next
@@ -38,7 +46,6 @@ from flatjobs.nats import (
     connect,
     token,
 )
-from flatjobs.running._sweep import ORPHAN_MESSAGE
 from flatjobs.sources import EventSource
 from flatjobs.testing import client_for, make_event
 

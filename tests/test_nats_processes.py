@@ -19,10 +19,9 @@ from typing import IO
 import aiohttp
 import pytest
 
+from flatjobs import ORPHAN_MESSAGE, STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
-from flatjobs.jobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.models import TERMINAL_STATUSES
-from flatjobs.running._sweep import ORPHAN_MESSAGE
 
 from .nats_server import NatsServer
 from .test_nats import nats_server

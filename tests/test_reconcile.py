@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from flatjobs import (
+    ORPHAN_MESSAGE,
     FlatfileEvent,
     Jobs,
     JobSkipped,
@@ -22,7 +23,7 @@ from flatjobs import (
 )
 from flatjobs.emulator import Emulator
 from flatjobs.models import RetryNext
-from flatjobs.running._sweep import ORPHAN_MESSAGE, job_event
+from flatjobs.running._orphans import job_event
 from flatjobs.sources import Delivery
 from flatjobs.testing import client_for
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from flatjobs import ORPHAN_MESSAGE, STOPPED_MESSAGE
 from flatjobs.emulator import Emulator
-from flatjobs.jobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.models import TERMINAL_STATUSES, RetryNext
-from flatjobs.running._sweep import ORPHAN_MESSAGE
 
 from .faultproxy import FaultProxy
 

@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import flatjobs.otel
 from flatjobs import (
+    MAX_MESSAGE_CHARS,
     FlatfileEvent,
     JobError,
     Jobs,
@@ -38,13 +39,13 @@ from flatjobs import (
     PushSource,
     Runner,
     Tick,
+    failure_details,
     job_lifecycle,
 )
 from flatjobs._otel_auto import filter_urls
 from flatjobs.dev._cli import _configure_logging
 from flatjobs.emulator import Emulator
 from flatjobs.instruments import add_instrument
-from flatjobs.jobs._lifecycle import MAX_MESSAGE_CHARS, failure_details
 from flatjobs.log import (
     MAX_LOGGED_CHARS,
     REDACTED,

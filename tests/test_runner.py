@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from flatjobs import FlatfileEvent, Jobs, Listener, MemorySource, Runner, Tick
+from flatjobs import STOPPED_MESSAGE, FlatfileEvent, Jobs, Listener, MemorySource, Runner, Tick
 from flatjobs.emulator import Emulator
-from flatjobs.jobs._lifecycle import STOPPED_MESSAGE
 from flatjobs.testing import client_for, make_event
 
 

@@ -6,10 +6,9 @@ import asyncio
 
 import pytest
 
-from flatjobs import FlatfileClient, FlatfileEvent, Jobs, Listener, Tick
+from flatjobs import ORPHAN_MESSAGE, FlatfileClient, FlatfileEvent, Jobs, Listener, Tick
 from flatjobs.emulator import Emulator
 from flatjobs.models import Event, from_wire
-from flatjobs.running._sweep import ORPHAN_MESSAGE
 from flatjobs.testing import RecordingTick, client_for, emulated, make_event, run_job
 
 pytest_plugins = ["pytester"]

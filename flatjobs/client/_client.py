@@ -20,12 +20,12 @@ from flatjobs.errors import (
     FlatfileConnectionError,
     FlatfileError,
 )
-from flatjobs.instruments import HttpCall, _instruments, http_retrying, session_trace_configs
 from flatjobs.log import get_logger, register_secret
 
 from ._events import EventsAPI
 from ._files import DocumentsAPI, FilesAPI, SpacesAPI
 from ._jobs import JobsAPI
+from ._observe import HTTP_INSTRUMENTS, HttpCall
 from ._records import RecordsAPI
 from ._secrets import SecretsAPI
 from ._sheets import SheetsAPI, WorkbooksAPI
@@ -219,7 +219,7 @@ class FlatfileClient:
                 connector=aiohttp.TCPConnector(limit=100),
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self.retry.request_timeout),
-                trace_configs=session_trace_configs() if _instruments else None,
+                trace_configs=HTTP_INSTRUMENTS.trace_configs() if HTTP_INSTRUMENTS else None,
             )
         return self._session
 
@@ -280,7 +280,7 @@ class FlatfileClient:
         policy = retry or self.retry
         if isinstance(payload, Form) and not payload.replayable:
             policy = attrs.evolve(policy, attempts=1)
-        if not _instruments:
+        if not HTTP_INSTRUMENTS:
             return await self._send(
                 endpoint.method, path, params_list, payload, decode, policy, max_bytes
             )
@@ -437,8 +437,8 @@ class FlatfileClient:
                 attempt=attempt,
                 retry_in=round(wait, 2),
             )
-            if _instruments:
-                http_retrying(getattr(failure, "status", None))
+            if HTTP_INSTRUMENTS:
+                HttpCall.retrying(getattr(failure, "status", None))
             await asyncio.sleep(wait)
 
     def _payload(self, payload: bytes | Form | None) -> tuple[Any, Mapping[str, str] | None]:

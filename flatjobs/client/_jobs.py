@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from flatjobs.errors import UnexpectedResponseError
-from flatjobs.jobs._progress import ProgressUpdate
 from flatjobs.models import (
     Job,
     JobCancelDetails,
@@ -17,6 +16,7 @@ from flatjobs.models import (
     JobOutcome,
     JobSplitDetails,
     JobUpdate,
+    ProgressUpdate,
     to_wire,
 )
 
@@ -151,6 +151,11 @@ class JobsAPI:
         ``{"progress": p, "info"?, "estimatedCompletionAt"?}``, in the order Flatfile's
         job handler sends them; ``progress`` is sent as a whole number, rounded down."""
         update = ProgressUpdate(progress, info, estimated_completion_at)
+        return await self.send_progress(job_id, update)
+
+    async def send_progress(self, job_id: str, update: ProgressUpdate) -> Job:
+        """Report an update checked already: ``POST /jobs/{id}/ack`` with its wire form,
+        as it is (a job's tick checks what a handler reports once, and passes it here)."""
         return await self._client.call(ACK, job_id, body=update.to_wire(), decode=_job)
 
     async def send(

@@ -42,6 +42,7 @@ from flatjobs._seconds import YEAR
 from flatjobs.client import FlatfileClient, RetryPolicy
 from flatjobs.errors import ConfigurationError, FlatfileAPIError, FlatfileError
 from flatjobs.events._event import job_id_of
+from flatjobs.events._topics import JOB_READY
 from flatjobs.jobs._registry import Jobs
 from flatjobs.listener._listener import Listener
 from flatjobs.log import redact_tokens, shorten
@@ -779,7 +780,7 @@ async def _dev(args: argparse.Namespace) -> int:
                     ready = next(
                         e
                         for e in reversed(emu.events)
-                        if e["topic"] == "job:ready" and job_id_of(e) == job.id
+                        if e["topic"] == JOB_READY and job_id_of(e) == job.id
                     )
                     if not listener.match(ready):
                         unhandled.append(name)

@@ -10,6 +10,7 @@ import sys
 from typing import Any, TextIO
 
 from flatjobs.events._event import job_id_of
+from flatjobs.events._topics import JOB_READY
 from flatjobs.models import DownloadNext, FilesNext, IdNext, Job, JobStatus, RetryNext, UrlNext
 
 __all__ = ["ProgressDisplay"]
@@ -74,7 +75,7 @@ class ProgressDisplay:
             return  # deleted meanwhile
         if topic == "job:created":
             return
-        if topic == "job:ready":
+        if topic == JOB_READY:
             self._set(job_id, f"  {self._name(job):<28} ready")
         elif topic == "job:updated" and job.status == JobStatus.EXECUTING:
             info = f"  {job.info}" if job.info else ""

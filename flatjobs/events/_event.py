@@ -17,21 +17,20 @@ import datetime as dt
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
 from flatjobs._callables import is_async_callable
+from flatjobs.client import FlatfileClient
 from flatjobs.errors import InvalidEventError
 from flatjobs.log import shorten
 from flatjobs.models import Context, Event, evolve, from_wire, to_wire
 
 from ._matching import FlatEvent
+from ._topics import JOB_READY
 
-if TYPE_CHECKING:
-    from flatjobs.client import FlatfileClient
-
-__all__ = ["Callback", "Delivery", "FlatfileEvent", "is_valid_id", "job_id_of"]
+__all__ = ["Callback", "Claim", "Delivery", "FlatfileEvent", "is_valid_id", "job_id_of"]
 
 Callback = Callable[["FlatfileEvent"], Awaitable[Any]]
 
@@ -85,6 +84,18 @@ class _HasClient(Protocol):
     def client(self) -> FlatfileClient: ...
 
 
+class Claim(Protocol):
+    """A job claimed as running in this process (``flatjobs.jobs``'s ``JobClaim``)."""
+
+    @property
+    def job_id(self) -> str:
+        """The claimed job's id."""
+        ...
+
+    def release(self) -> None:
+        """The job no longer runs here."""
+
+
 def _check(raw: Any) -> tuple[Mapping[str, Any], str, str | None, str | None]:
     """The event's raw mapping, topic, id and job id, or :class:`InvalidEventError`."""
     if not isinstance(raw, Mapping):
@@ -107,7 +118,7 @@ def _check(raw: Any) -> tuple[Mapping[str, Any], str, str | None, str | None]:
         raise InvalidEventError(
             f"event {shown}: context.jobId is not a well-formed id: {shorten(repr(job_id), 80)}"
         )
-    if job_id is None and topic == "job:ready":
+    if job_id is None and topic == JOB_READY:
         raise InvalidEventError(
             f"event {shown} has no context.jobId: a job:ready event without context.jobId"
         )
@@ -157,6 +168,8 @@ class FlatfileEvent:
         orphaned: a reconciliation sweep re-runs an orphaned job (its handler opted in):
             the lifecycle runs it while it is still ``executing``.
         cache: a dict that lives as long as this event's dispatch.
+        claim: the claim on the event's job made where the event entered (the runner's
+            door), handed to the job's lifecycle with the event; None when none was made.
     """
 
     __slots__ = (
@@ -166,6 +179,7 @@ class FlatfileEvent:
         "_listener",
         "_secrets",
         "cache",
+        "claim",
         "id",
         "job_id",
         "orphaned",
@@ -186,6 +200,7 @@ class FlatfileEvent:
         self.replayed = replayed
         self.orphaned = orphaned
         self.cache: dict[str, Any] = {}
+        self.claim: Claim | None = None
         self._listener = listener
         self._context: Context | None = None
         self._after_all: dict[Any, Callback] = {}

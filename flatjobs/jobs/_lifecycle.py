@@ -22,13 +22,17 @@ complete Exported 1,204 rows
 
 What Flatfile's JavaScript job handler does, and where this does better:
 
-* progress is coalesced (see :mod:`flatjobs.tick`): awaiting a tick in a loop is fast, and
+* progress is coalesced (see :class:`flatjobs.Tick`): awaiting a tick in a loop is fast, and
   the HTTP calls are bounded by time, not by ticks; ``progress_interval=0`` sends every
   tick, in order, as the JS handler does;
+* a job's body runs only if the job is ``ready`` when read just before the ack: a second
+  ``job:ready`` for a job already executing (elsewhere, or before a restart) does not
+  start it again;
 * a job is never left ``executing``: a failed first ack, a ``complete`` that did not land,
-  a timeout and a shutdown all end in a ``fail`` attempt with a readable message, retried
-  by the client; a ``fail`` refused as too large or malformed is sent again, minimal;
-  what cannot be delivered is logged as an error with the job id;
+  a timeout and a shutdown all end in a ``fail`` attempt with a readable message and, when
+  the failure is not the handler's, a Retry button (every final call is made by
+  :func:`~flatjobs.jobs._ending.end_job`: retried, checked, read back when its answer is
+  lost); what cannot be delivered is logged as an error with the job id;
 * messages sent as ``info`` and outcome text are cut to :data:`MAX_MESSAGE_CHARS`;
 * a job canceled on the platform cancels the body, sends nothing more, and raises
   :class:`flatjobs.JobCancelled`;
@@ -41,23 +45,16 @@ What Flatfile's JavaScript job handler does, and where this does better:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import datetime as dt
 import time
-import weakref
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal
 
-import attrs
-
-from flatjobs._seconds import check_seconds
+from flatjobs.client import FlatfileClient
 from flatjobs.errors import (
     FlatfileAPIError,
     FlatfileError,
     InvalidEventError,
-    InvalidRequestError,
     JobAlreadyRunning,
     JobCancelled,
     JobError,
@@ -65,304 +62,74 @@ from flatjobs.errors import (
     JobTimeout,
     UnexpectedResponseError,
 )
-from flatjobs.events._event import FlatfileEvent
-from flatjobs.instruments import _instruments, notify
-from flatjobs.log import get_logger, redact_head, shorten
+from flatjobs.events._event import Claim, FlatfileEvent
+from flatjobs.log import get_logger, shorten
 from flatjobs.models import (
     TERMINAL_STATUSES,
     Event,
     Job,
     JobCompleteDetails,
-    JobOutcome,
     JobStatus,
-    Next,
-    evolve,
-    to_wire,
+    ProgressUpdate,
 )
+from flatjobs.observe._instruments import INSTRUMENTS
+from flatjobs.observe._results import JobResult, JobStatusEnded
 
-from ._progress import ProgressUpdate, check_eta, check_info, check_progress
-from ._tick import DEFAULT_COMPLETION, RESOLVED, Coalescer, CompletionValue, completion_details
+from ._claims import claims
+from ._ending import Ended, Ending, end_job, read_status, spawn
+from ._options import DEFAULT_HEARTBEAT, DEFAULT_PROGRESS_INTERVAL, JobOptions
+from ._outcomes import (
+    DEFAULT_COMPLETION,
+    STOPPED_MESSAGE,
+    failure_details,
+    message_of,
+    retry_failure,
+)
+from ._tick import Coalescer, JobRun, JobTick
 
-if TYPE_CHECKING:
-    from flatjobs.client import FlatfileClient
+__all__ = ["JobLifecycle", "job_lifecycle"]
 
-__all__ = [
-    "DEFAULT_HEARTBEAT",
-    "DEFAULT_PROGRESS_INTERVAL",
-    "MAX_MESSAGE_CHARS",
-    "STOPPED_MESSAGE",
-    "JobLifecycle",
-    "JobResult",
-    "claim_job",
-    "failure_details",
-    "job_lifecycle",
-    "observe_jobs",
-    "release_job",
-    "running_jobs",
-]
-
-DEFAULT_PROGRESS_INTERVAL: Final = 0.5
-"""Seconds between two progress updates of one job, by default."""
-DEFAULT_HEARTBEAT: Final = 30.0
-"""Seconds without a progress update after which the current progress is sent again."""
-MAX_MESSAGE_CHARS: Final = 2000
-"""``info``, outcome ``message`` and ``heading`` are cut to this many characters (with an
-ellipsis), so an exception with a huge message can still fail its job."""
 CANCEL_GRACE: Final = 1.0
 """Seconds a body gets to stop after a timeout cancels it, before its job is failed anyway."""
-STOPPED_MESSAGE: Final = "The listener stopped before the job finished. Retry to run it again."
 _log = get_logger("flatjobs.lifecycle")
-T = TypeVar("T")
-# Final API calls run as tasks that outlive a second cancellation; keep them referenced.
-_background: set[asyncio.Task[Any]] = set()
 
-
-@attrs.frozen
-class JobResult:
-    """How a job handled in this process ended, as :func:`observe_jobs` reports it."""
-
-    job_id: str
-    status: Literal["complete", "failed", "canceled", "split", "skipped"]
-    """``split``: waiting for its parts; ``skipped``: it had already ended."""
-    error: BaseException | None = None
-
-    @property
-    def expected(self) -> bool:
-        """False for a failure the handler did not choose: a crash, a timeout, a stop or
-        an API failure. A :class:`JobError` is an expected, user-facing failure."""
-        return self.status != "failed" or isinstance(self.error, JobError)
-
-
-# The jobs running now, per event loop: the one "already running" guard. A lifecycle
-# claims its job on entry; a runner may claim it earlier, for the task that will run it
-# (the task's context then carries the claim, so its lifecycle knows the claim is its own).
-_running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[str]] = (
-    weakref.WeakKeyDictionary()
-)
-_claimed: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "flatjobs_claimed_job", default=None
-)
-
-
-def _running_here() -> set[str]:
-    return _running.setdefault(asyncio.get_running_loop(), set())
-
-
-def running_jobs() -> frozenset[str]:
-    """Ids of the jobs running in this process (this event loop) now."""
-    return frozenset(_running_here())
-
-
-def claim_job(job_id: str) -> contextvars.Context | None:
-    """Claim ``job_id`` as running here, for a task about to run it; None if it already
-    runs. Run the task in the returned context, and call :func:`release_job` when it ends."""
-    running = _running_here()
-    if job_id in running:
-        return None
-    running.add(job_id)
-    context = contextvars.copy_context()
-    context.run(_claimed.set, job_id)
-    return context
-
-
-def release_job(job_id: str) -> None:
-    """End a claim made with :func:`claim_job`."""
-    _running_here().discard(job_id)
-
-
-_observer: contextvars.ContextVar[Callable[[JobResult], None] | None] = contextvars.ContextVar(
-    "flatjobs_job_observer", default=None
-)
-
-
-@contextlib.contextmanager
-def observe_jobs(callback: Callable[[JobResult], None]) -> Iterator[None]:
-    """Call ``callback(result)`` as each job started in this context ends (tasks created
-    inside the block inherit it). For metrics, dashboards, and ``flatjobs dev``."""
-    token = _observer.set(callback)
-    try:
-        yield
-    finally:
-        _observer.reset(token)
-
-
-def _report(result: JobResult) -> None:
-    callback = _observer.get()
-    if callback is not None:
-        try:
-            callback(result)
-        except Exception:
-            _log.exception("a job observer failed", job_id=result.job_id)
-
-
-# --------------------------------------------------------------------------- bodies
-
-# The hot path's constant bodies, built once (the exact wire form of Flatfile's handler).
+# The hot path's constant body, built once (the exact wire form of Flatfile's handler).
 _ACCEPTED: Final = {"info": "Accepted", "progress": 0}
 _ACCEPTED_PROGRESS: Final = ProgressUpdate(0, "Accepted")
-_DEFAULT_COMPLETION_WIRE: Final = to_wire(DEFAULT_COMPLETION)
-_MINIMAL_CHARS: Final = 200
+
+_SCALING_HINT: Final = (
+    "one `flatjobs run` per environment runs each job once; to scale out, use "
+    "`flatjobs run --workers N` on one machine or `--nats URL` across machines"
+)
+_warned: set[str] = set()
 
 
-def _cut(text: str | None, limit: int = MAX_MESSAGE_CHARS) -> str | None:
-    """``text`` with registered secrets and bearer tokens redacted, cut to ``limit``
-    characters (the last an ellipsis). A handler's words stay as written otherwise."""
-    if text is None:
-        return None
-    head, whole = redact_head(text, limit, urls=False)
-    if whole and len(head) <= limit:
-        return head
-    return head[: limit - 1] + "…"
-
-
-def _text(exc: BaseException) -> str:
-    """What the end user reads for an exception: a :class:`JobError`'s message as the
-    handler wrote it; a timeout as the limit the job ran into; anything else as its type
-    and text (``KeyError: 'email'``), with credentials in URLs redacted too, since nobody
-    chose to show it. Bounded and redacted by :func:`_cut` after."""
-    if isinstance(exc, JobTimeout):  # its own text names the job: the user knows which
-        unit = "second" if exc.timeout == 1 else "seconds"
-        return f"The job timed out after {exc.timeout:g} {unit} and was stopped."
-    name = type(exc).__name__
-    try:
-        text = str(exc.message if isinstance(exc, JobError) else exc)
-    except Exception:  # an exception whose __str__ raises
-        return name
-    if isinstance(exc, JobError):
-        return text.strip() or name
-    text = redact_head(text, MAX_MESSAGE_CHARS)[0].strip()
-    return f"{name}: {text}" if text else name
-
-
-def failure_details(exc: BaseException) -> JobCompleteDetails:
-    """The ``fail`` body for an exception: what the user reads of it (see :func:`_text`),
-    as info and outcome; its texts redacted and bounded, ready to send."""
-    message = _cut(_text(exc))
-    if isinstance(exc, JobError):
-        outcome = JobOutcome(
-            acknowledge=True,
-            heading=_cut(exc.heading, _MINIMAL_CHARS),
-            message=message,
-            next=exc.next,
-        )
-        return JobCompleteDetails(info=_cut(exc.info) or message, outcome=outcome)
-    return JobCompleteDetails(info=message, outcome=JobOutcome(acknowledge=True, message=message))
-
-
-def _bounded(details: JobCompleteDetails) -> JobCompleteDetails:
-    """``details`` with its texts redacted and cut to :data:`MAX_MESSAGE_CHARS` (the heading
-    to fewer)."""
-    outcome = details.outcome
-    if outcome is not None:
-        message, heading = _cut(outcome.message), _cut(outcome.heading, _MINIMAL_CHARS)
-        if message != outcome.message or heading != outcome.heading:
-            outcome = evolve(outcome, message=message, heading=heading)
-    info = _cut(details.info)
-    if outcome is details.outcome and info == details.info:
-        return details
-    return evolve(details, info=info, outcome=outcome)
-
-
-def _minimal(details: JobCompleteDetails) -> dict[str, Any]:
-    """The smallest ``fail`` body that still tells the user something: short plain text."""
-    text = (details.outcome.message if details.outcome else None) or details.info or "Failed"
-    short = _cut(text, _MINIMAL_CHARS) or "Failed"
-    return {"info": short, "outcome": {"acknowledge": True, "message": short}}
-
-
-# --------------------------------------------------------------------------- the tick
-
-
-class _JobTick:
-    """The :class:`flatjobs.Tick` a lifecycle hands out: progress through a Coalescer."""
-
-    __slots__ = ("_coalescer", "_completion", "_lifecycle")
-
-    def __init__(self, lifecycle: JobLifecycle, coalescer: Coalescer) -> None:
-        self._lifecycle = lifecycle
-        self._coalescer = coalescer
-        self._completion: JobCompleteDetails | None = None
-
-    def __repr__(self) -> str:
-        return f"Tick(job_id={self.job_id!r}, sent={self.sent})"
-
-    @property
-    def job_id(self) -> str:
-        """The id of the job this tick reports on."""
-        return self._lifecycle.job_id
-
-    @property
-    def cancelled(self) -> bool:
-        """True once the platform has canceled the job (the body is being cancelled)."""
-        return self._lifecycle.cancel_reason == "platform"
-
-    @property
-    def sent(self) -> int:
-        """How many progress updates were sent to the API (heartbeats included)."""
-        return self._coalescer.sent
-
-    @property
-    def coalesced(self) -> int:
-        """How many ticks were folded into a later update instead of being sent."""
-        return self._coalescer.coalesced
-
-    def __call__(
-        self,
-        progress: float,
-        info: str | None = None,
-        *,
-        eta: dt.datetime | dt.timedelta | None = None,
-    ) -> Any:
-        """Report ``progress`` (0..100); see :class:`flatjobs.Tick`."""
-        progress = check_progress(progress)
-        if info is not None:
-            check_info(info)
-        if eta is not None:
-            eta = check_eta(eta)
-        lifecycle = self._lifecycle
-        if lifecycle.closed:
-            if lifecycle.cancel_reason is not None:
-                return RESOLVED  # the job is being cancelled: nothing to report
-            raise RuntimeError(f"tick() called after job {self.job_id} ended")
-        return self._coalescer.put(progress, info, eta)
-
-    def complete_with(self, value: CompletionValue) -> None:
-        """Set what the job completes with on a clean exit; see :class:`flatjobs.Tick`."""
-        self._completion = completion_details(value)
-
-    async def job(self) -> Job:
-        """The job as the API has it now (``GET /jobs/{id}``)."""
-        return await self._lifecycle.client.jobs.get(self.job_id)
-
-    async def split(
-        self, parts: int | list[dict[str, Any]], *, run_in_parallel: bool | None = None
-    ) -> Job:
-        """Split this job into parts; see :class:`flatjobs.Tick`."""
-        job = await self._lifecycle.client.jobs.split(
-            self.job_id, parts, run_in_parallel=run_in_parallel
-        )
-        self._lifecycle.awaiting_parts = True
-        return job
-
-
-# --------------------------------------------------------------------------- the lifecycle
+def _warn_once(log: Any, kind: str, message: str) -> None:
+    """``message`` as a warning the first time in this process, at debug level after: the
+    sign of a second listener on the environment is worth one clear line, not one a job."""
+    if kind in _warned:
+        log.debug(message)
+        return
+    _warned.add(kind)
+    log.warning(f"{message}; {_SCALING_HINT}")
 
 
 class JobLifecycle:
-    """The async context manager returned by :func:`job_lifecycle`."""
+    """The async context manager returned by :func:`job_lifecycle`.
+
+    ``claim``: the job's claim, when whoever took the event in claimed it (else the
+    lifecycle claims the job itself on entry, and releases it on exit).
+    """
 
     def __init__(
         self,
         event: FlatfileEvent | Mapping[str, Any] | Event,
         *,
         client: FlatfileClient | None = None,
-        timeout: float | None = None,
-        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
-        heartbeat: float | None = DEFAULT_HEARTBEAT,
-        debug: bool = False,
+        options: JobOptions | None = None,
         acknowledge: bool = True,
+        claim: Claim | None = None,
     ) -> None:
-        check_job_options(timeout=timeout, progress_interval=progress_interval, heartbeat=heartbeat)
         self.event = FlatfileEvent.parse(event)
         if self.event.job_id is None:
             raise InvalidEventError(
@@ -370,21 +137,17 @@ class JobLifecycle:
                 "context.jobId: job_lifecycle needs the event of a job"
             )
         self.job_id: str = self.event.job_id
+        self.options = options or JobOptions()
         self._client = client
-        self.timeout = timeout
-        self.progress_interval = progress_interval
-        self.heartbeat = heartbeat
-        self.debug = debug
         self._acknowledge = acknowledge
-        self.cancel_reason: Literal["platform", "timeout"] | None = None
-        self.awaiting_parts = False
-        self.closed = False
+        self._claim = claim if claim is not None and claim.job_id == self.job_id else None
+        self._own_claim: Claim | None = None
         self._ended = False  # the job was ended from outside the body (a timeout's watchdog)
-        self._owns_claim = True
         self._started = time.perf_counter()
         self._task: asyncio.Task[Any] | None = None
         self._timers: list[asyncio.TimerHandle] = []
-        self._tick: _JobTick | None = None
+        self._run: JobRun | None = None
+        self._tick: JobTick | None = None
         self.log = _log.bind(job_id=self.job_id, event_id=self.event.id, topic=self.event.topic)
 
     @property
@@ -394,51 +157,53 @@ class JobLifecycle:
             try:
                 self._client = self.event.client
             except RuntimeError:  # an event no listener dispatched
-                from flatjobs.client import FlatfileClient
-
                 self._client = FlatfileClient()
         return self._client
 
+    @property
+    def timeout(self) -> float | None:
+        """Seconds the body may run (None: no limit)."""
+        return self.options.timeout
+
     # ----------------------------------------------------------- entering
 
-    async def __aenter__(self) -> _JobTick:
+    async def __aenter__(self) -> JobTick:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("job_lifecycle must be used inside an asyncio task")
-        running = _running_here()
-        self._owns_claim = _claimed.get() != self.job_id  # else the caller claimed it for us
-        if self._owns_claim:
-            if self.job_id in running:
+        if self._claim is None:  # used directly: the lifecycle claims the job itself
+            self._own_claim = self._claim = claims().claim(self.job_id)
+            if self._claim is None:
                 raise JobAlreadyRunning(self.job_id)
-            running.add(self.job_id)
         self._task = task
-        if _instruments:
-            notify("job_received", self.job_id, self.event)
-        if self.debug:
+        self._run = run = JobRun(self.job_id, self.client)
+        if INSTRUMENTS:
+            INSTRUMENTS.job_received(self.job_id, self.event)
+        if self.options.debug:
             self.log.info("job received")
         if self._acknowledge:
             try:
                 await self._check_runnable()
                 await self._ack()
             except BaseException:
-                self._release()
+                self._leave()
                 raise
             self._alive()
-        if _instruments:
-            notify("job_started", self.job_id, self.event.payload.get("job"))
+        if INSTRUMENTS:
+            INSTRUMENTS.job_started(self.job_id, self.event.payload.get("job"))
         coalescer = Coalescer(
             self._send_progress,
-            interval=self.progress_interval,
-            heartbeat=self.heartbeat,
+            interval=self.options.progress_interval,
+            heartbeat=self.options.heartbeat,
             name=self.job_id,
         )
+        self._tick = tick = JobTick(run, coalescer)
         if self._acknowledge:
-            coalescer.start_heartbeat(_ACCEPTED_PROGRESS)
-        self._tick = _JobTick(self, coalescer)
-        if self.timeout is not None:
+            tick.start_heartbeat(_ACCEPTED_PROGRESS)
+        if self.options.limit is not None:
             loop = asyncio.get_running_loop()
-            self._timers.append(loop.call_later(self.timeout, self._on_timeout))
-        return self._tick
+            self._timers.append(loop.call_later(self.options.limit, self._on_timeout))
+        return tick
 
     async def _check_runnable(self) -> None:
         """Run a job's body only if the job is ``ready`` now (an orphan re-run: still
@@ -466,7 +231,13 @@ class JobLifecycle:
             self._report("canceled")
             raise JobCancelled(self.job_id)
         if status == JobStatus.EXECUTING:
-            _warn_executing_elsewhere(self.log)
+            _warn_once(
+                self.log,
+                "executing",
+                "a job:ready came for a job already executing, not in this process: another "
+                "listener runs it, or the one that ran it stopped (the reconciliation sweep "
+                "ends such jobs); its body is not started again",
+            )
         else:
             self.log.info("the job is not run: it is not ready", status=str(status))
         self._report("skipped")
@@ -523,23 +294,10 @@ class JobLifecycle:
             self._report("failed", err)
             raise err
         self.log.error("could not acknowledge job; failing it", error=str(err))
-        details = failure_details(
-            JobError(f"The job could not be started: {err}", next=Next.retry("Retry"))
-        )
-        if status != JobStatus.EXECUTING:
-            # Only an executing job can fail: the ack did not land, so the job is still
-            # ready and would stay so. Acknowledge it (with the reason), then fail it.
-            try:
-                await self.client.jobs.send(
-                    self.job_id, "ack", {"info": details.info, "progress": 0}
-                )
-            except FlatfileError as again:
-                self.log.error(
-                    "job could not be acknowledged nor failed; it stays ready", error=str(again)
-                )
-                self._report("failed", err)
-                raise err from None
-        await _shielded(self._end("fail", details))
+        # A job still ready is acknowledged with the reason first (only an executing job
+        # can fail), then failed.
+        details = retry_failure(f"The job could not be started: {err}")
+        await self._end("fail", details, status=status)
         self._report("failed", err)
         raise err
 
@@ -547,9 +305,7 @@ class JobLifecycle:
 
     async def _send_progress(self, update: ProgressUpdate) -> Job | None:
         try:
-            job = await self.client.jobs.report_progress(
-                self.job_id, update.progress, info=update.info, estimated_completion_at=update.eta
-            )
+            job = await self.client.jobs.send_progress(self.job_id, update)
         except FlatfileAPIError as err:
             if 400 <= err.status < 500 and await self._status() == JobStatus.CANCELED:
                 self._cancel_body("platform")
@@ -566,54 +322,75 @@ class JobLifecycle:
         return job
 
     def _cancel_body(self, reason: Literal["platform", "timeout"]) -> None:
-        if not self.closed and self.cancel_reason is None and self._task is not None:
-            self.cancel_reason = reason
+        run = self._run
+        if run is not None and not run.closed and run.cancel_reason is None and self._task:
+            run.cancel_reason = reason
             self._task.cancel()
 
     def _on_timeout(self) -> None:
         self._cancel_body("timeout")
-        if self.cancel_reason == "timeout":
+        if self._run is not None and self._run.cancel_reason == "timeout":
             loop = asyncio.get_running_loop()
             self._timers.append(loop.call_later(CANCEL_GRACE, self._timeout_watchdog))
 
     def _timeout_watchdog(self) -> None:
         """The body is still running after its cancellation: fail the job without it."""
-        if self.closed:
+        assert self._run is not None
+        assert self._tick is not None
+        assert self.options.timeout is not None
+        if self._run.closed:
             return
         self.log.error(
-            "job timed out and its body ignores cancellation; failing the job", timeout=self.timeout
+            "job timed out and its body ignores cancellation; failing the job",
+            timeout=self.options.timeout,
         )
         self._ended = True
-        assert self.timeout is not None
-        assert self._tick is not None
-        error = JobTimeout(self.job_id, self.timeout)
-        coalescer = self._tick._coalescer
+        error = JobTimeout(self.job_id, self.options.timeout)
+        tick = self._tick
 
         async def end() -> None:
-            await coalescer.close(flush=False)
+            await tick.close(flush=False)
             await self._end("fail", failure_details(error))
             self._report("failed", error)
 
-        _spawn(end())
+        spawn(end())
 
-    def _report(self, status: Any, error: BaseException | None = None) -> None:
+    def _report(self, status: JobStatusEnded, error: BaseException | None = None) -> None:
         """The job ended as ``status``: tell the observer and the instruments."""
-        result = JobResult(self.job_id, status, error)
-        _report(result)
-        if _instruments:
-            seconds = time.perf_counter() - self._started
-            notify("job_ended", result, seconds, self.event.payload.get("job"))
+        seconds = time.perf_counter() - self._started
+        INSTRUMENTS.job_ended(JobResult(self.job_id, status, error), seconds, self._job_name)
+
+    @property
+    def _job_name(self) -> str | None:
+        name = self.event.payload.get("job")
+        return name if isinstance(name, str) else None
 
     def _alive(self) -> None:
-        if _instruments:
-            notify("job_alive", self.job_id)
+        if INSTRUMENTS:
+            INSTRUMENTS.job_alive(self.job_id)
 
     async def _status(self) -> str | None:
-        try:
-            return (await self.client.jobs.get(self.job_id)).status
-        except FlatfileError as err:
-            self.log.warning("could not read the job's status", error=str(err))
-            return None
+        return await read_status(self.client, self.job_id, self.log)
+
+    async def _end(
+        self,
+        call: Literal["complete", "fail"],
+        details: JobCompleteDetails,
+        status: str | None = None,
+    ) -> Ending:
+        """Make the final call (:func:`end_job`). A job this process ran that someone else
+        ended is the sign of a second listener on the environment: worth a warning."""
+        ending = await end_job(self.client, self.job_id, call, details, log=self.log, status=status)
+        if ending.how is Ended.ELSEWHERE:
+            _warn_once(
+                self.log,
+                "ended",
+                "a job this process ran was ended by someone else: another listener may be "
+                "running the same jobs",
+            )
+        elif ending.how is Ended.NOT_ENDED and call == "fail":
+            self.log.error("job could not be failed; it may stay executing")
+        return ending
 
     # ----------------------------------------------------------- leaving
 
@@ -626,222 +403,105 @@ class JobLifecycle:
         try:
             return await self._exit(exc)
         finally:  # only once the final call is done: a duplicate must not start it again
-            self._release()
+            self._leave()
 
-    def _release(self) -> None:
-        if _instruments:
-            notify("job_left", self.job_id)
-        if self._owns_claim:
-            _running_here().discard(self.job_id)
+    def _leave(self) -> None:
+        if INSTRUMENTS:
+            INSTRUMENTS.job_left(self.job_id)
+        if self._own_claim is not None:
+            self._own_claim.release()
 
     async def _exit(self, exc: BaseException | None) -> bool:
-        self.closed = True
+        run, tick, task = self._run, self._tick, self._task
+        assert run is not None
+        assert tick is not None
+        assert task is not None
+        run.closed = True
         for timer in self._timers:
             timer.cancel()
-        tick = self._tick
-        assert tick is not None
-        assert self._task is not None
-        coalescer = tick._coalescer
-        reason = self.cancel_reason
-        cancelled = isinstance(exc, asyncio.CancelledError)
+        reason = run.cancel_reason
         # Our own cancellation (platform cancel, timeout) is absorbed here; one that is
         # not only ours (a shutdown as well) goes on to the caller.
-        ours = cancelled and reason is not None and self._task.uncancel() == 0
+        ours = isinstance(exc, asyncio.CancelledError) and reason is not None
+        ours = ours and task.uncancel() == 0
         if self._ended:  # failed already, by the timeout watchdog
-            assert self.timeout is not None
+            assert self.options.timeout is not None
             self.log.warning("the body of a timed-out job has finally stopped")
-            raise JobTimeout(self.job_id, self.timeout) from None
+            raise JobTimeout(self.job_id, self.options.timeout) from None
         if exc is not None and not isinstance(exc, Exception) and not ours:
-            # A shutdown, KeyboardInterrupt, SystemExit: the process is going away. The job
-            # is failed so the user can retry it.
-            await coalescer.close(flush=False)
-            self.log.warning("listener stopped while the job ran; failing it so it can be retried")
-            details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
-            await _shielded(self._end("fail", details))
-            self._report("failed", exc)
-            return False
+            return await self._stopped(tick, exc)
         if reason is not None:
-            await coalescer.close(flush=False)
-            if exc is None:
-                self.log.warning("the job's body ignored its cancellation", reason=reason)
+            return await self._cancelled(tick, reason, exc)
+        await tick.close(flush=True)
+        if exc is not None:
+            return await self._raised(exc)
+        if run.awaiting_parts:
+            if self.options.debug:
+                self.log.info("job split; it ends when its parts have completed")
+            self._report("split")
+            return False
+        return await self._complete(tick.completion or DEFAULT_COMPLETION)
+
+    async def _stopped(self, tick: JobTick, exc: BaseException) -> bool:
+        """A shutdown, KeyboardInterrupt, SystemExit: the process is going away. The job is
+        failed so the user can retry it."""
+        await tick.close(flush=False)
+        self.log.warning("listener stopped while the job ran; failing it so it can be retried")
+        await self._end("fail", retry_failure(STOPPED_MESSAGE))
+        self._report("failed", exc)
+        return False
+
+    async def _cancelled(
+        self, tick: JobTick, reason: Literal["platform", "timeout"], exc: BaseException | None
+    ) -> bool:
+        """The body was cancelled by the lifecycle: the platform canceled the job, or it
+        ran past its timeout (then the job is failed)."""
+        await tick.close(flush=False)
+        if exc is None:
+            self.log.warning("the job's body ignored its cancellation", reason=reason)
         if reason == "platform":
             self.log.info("job was canceled on the platform; body cancelled")
             self._report("canceled")
             raise JobCancelled(self.job_id) from None
-        if reason == "timeout":
-            assert self.timeout is not None
-            error = JobTimeout(self.job_id, self.timeout)
-            self.log.error("job timed out; failing it", timeout=self.timeout)
-            await _shielded(self._end("fail", failure_details(error)))
-            self._report("failed", error)
-            raise error from None
-        await coalescer.close(flush=True)
-        if exc is not None:
-            if isinstance(exc, JobError):  # chosen by the handler: the user sees the message
-                self.log.info("job failed with a user-facing error", error=_text(exc))
-            else:
-                self.log.error("job failed", error=_text(exc), exc_info=exc)
-            await _shielded(self._end("fail", failure_details(exc)))
-            self._report("failed", exc)
-            return False
-        if self.awaiting_parts:
-            if self.debug:
-                self.log.info("job split; it ends when its parts have completed")
-            self._report("split")
-            return False
-        try:
-            await _shielded(self._complete(tick._completion or DEFAULT_COMPLETION))
-        except JobCancelled:
-            self._report("canceled")
-            raise
-        except FlatfileError as err:
-            self._report("failed", err)
-            raise
-        self._report("complete")
+        assert self.options.timeout is not None
+        error = JobTimeout(self.job_id, self.options.timeout)
+        self.log.error("job timed out; failing it", timeout=self.options.timeout)
+        await self._end("fail", failure_details(error))
+        self._report("failed", error)
+        raise error from None
+
+    async def _raised(self, exc: BaseException) -> bool:
+        """The body raised: the job is failed with what the user reads of the exception."""
+        if isinstance(exc, JobError):  # chosen by the handler: the user sees the message
+            self.log.info("job failed with a user-facing error", error=message_of(exc))
+        else:
+            self.log.error("job failed", error=message_of(exc), exc_info=exc)
+        await self._end("fail", failure_details(exc))
+        self._report("failed", exc)
         return False
 
-    async def _complete(self, details: JobCompleteDetails) -> None:
-        error = await self._end("complete", details)
-        if error is None:  # one line a job, as a failure has: what ran, and for how long
+    async def _complete(self, details: JobCompleteDetails) -> bool:
+        ending = await self._end("complete", details)
+        if ending.how is Ended.DONE:  # one line a job, as a failure has: what, how long
             seconds = round(time.perf_counter() - self._started, 3)
-            self.log.info("job completed", job=self.event.payload.get("job"), seconds=seconds)
-            return
-        if isinstance(error, JobCancelled):
-            raise error
-        failure = failure_details(
-            JobError(f"The job could not be completed: {error}", next=Next.retry("Retry"))
-        )
-        if await self._end("fail", failure) is not None:
+            self.log.info("job completed", job=self._job_name, seconds=seconds)
+            self._report("complete")
+            return False
+        if ending.how is Ended.CANCELED:
+            self._report("canceled")
+            raise JobCancelled(self.job_id)
+        if ending.how is Ended.ELSEWHERE:
+            self._report("skipped")
+            return False
+        error = ending.error
+        assert error is not None
+        failure = retry_failure(f"The job could not be completed: {error}")
+        if (await self._end("fail", failure)).how is not Ended.DONE:
             self.log.error(
                 "job could not be completed nor failed; it may stay executing", error=str(error)
             )
+        self._report("failed", error)
         raise error
-
-    async def _end(
-        self, call: Literal["complete", "fail"], details: JobCompleteDetails
-    ) -> FlatfileError | None:
-        """Send the final call until the job has ended. Returns None once it has (by this
-        call, or earlier), else the error; a platform cancel makes ``complete`` return
-        :class:`JobCancelled`."""
-        if details is DEFAULT_COMPLETION:
-            body: Mapping[str, Any] = _DEFAULT_COMPLETION_WIRE
-        else:
-            body = to_wire(_bounded(details))
-        wanted = JobStatus.COMPLETE if call == "complete" else JobStatus.FAILED
-        minimal = False
-        while True:
-            try:
-                status: str | None = await self.client.jobs.send(self.job_id, call, body)
-            except FlatfileAPIError as err:
-                # A refusal of a call sent once is an answer; after a retry, the first
-                # attempt may have landed, and only the job's status tells. A refused fail
-                # is checked too, so a job canceled or ended elsewhere is not reported stuck.
-                refused = 400 <= err.status < 500 and not isinstance(err, UnexpectedResponseError)
-                if refused and call == "complete" and err.attempts == 1:
-                    self.log.error(f"could not {call} job", error=str(err))
-                    return err
-                status = await self._status()
-                if status not in TERMINAL_STATUSES and call == "fail" and refused and not minimal:
-                    # Too large, or malformed: send the least that still says what happened.
-                    self.log.warning("fail was refused; sending it again, minimal", error=str(err))
-                    body, minimal = _minimal(details), True
-                    continue
-                failure: FlatfileError = err
-            except InvalidRequestError as err:  # a body JSON cannot carry (NaN in an outcome)
-                if call == "fail" and not minimal:
-                    body, minimal = _minimal(details), True
-                    continue
-                self.log.error(f"could not {call} job", error=str(err))
-                return err
-            except FlatfileError as err:  # no answer, after the client's retries
-                # An attempt may have landed before its answer was lost: the job says.
-                status = await self._status()
-                failure = err
-            else:
-                if status == wanted:
-                    return None
-                # A 2xx that does not show the job ended as asked: ask the job itself.
-                status = await self._status()
-                failure = self.client.jobs.unexpected(
-                    self.job_id, call, f"the job is {status or 'unknown'} after {call}"
-                )
-            if status == wanted:  # the answer was lost or odd, but the call landed
-                return None
-            if status == JobStatus.CANCELED:
-                self.log.info(f"job was canceled on the platform; not sent: {call}")
-                return JobCancelled(self.job_id) if call == "complete" else None
-            if status in TERMINAL_STATUSES:
-                self.log.info(f"job had already ended; not sent again: {call}", status=str(status))
-                _warn_ended_elsewhere(self.log)
-                return None
-            self.log.error(f"{call} did not end the job", error=str(failure))
-            return failure
-
-
-_SCALING_HINT: Final = (
-    "one `flatjobs run` per environment runs each job once; to scale out, use "
-    "`flatjobs run --workers N` on one machine or `--nats URL` across machines"
-)
-_warned: set[str] = set()
-
-
-def _warn_once(log: Any, kind: str, message: str) -> None:
-    """``message`` as a warning the first time in this process, at debug level after: the
-    sign of a second listener on the environment is worth one clear line, not one a job."""
-    if kind in _warned:
-        log.debug(message)
-        return
-    _warned.add(kind)
-    log.warning(f"{message}; {_SCALING_HINT}")
-
-
-def _warn_executing_elsewhere(log: Any) -> None:
-    _warn_once(
-        log,
-        "executing",
-        "a job:ready came for a job already executing, not in this process: another "
-        "listener runs it, or the one that ran it stopped (the reconciliation sweep ends "
-        "such jobs); its body is not started again",
-    )
-
-
-def _warn_ended_elsewhere(log: Any) -> None:
-    _warn_once(
-        log,
-        "ended",
-        "a job this process ran was ended by someone else: another listener may be "
-        "running the same jobs",
-    )
-
-
-def _spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
-
-
-async def _shielded(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a final API call so that cancelling the caller does not abandon it."""
-    return await asyncio.shield(_spawn(coro))
-
-
-def check_job_options(
-    *,
-    timeout: float | None = None,
-    progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
-    heartbeat: float | None = DEFAULT_HEARTBEAT,
-) -> None:
-    """Check a job's options; the one place ``Jobs`` and ``job_lifecycle`` both use.
-
-    Raises:
-        ValueError: naming the option and the value.
-    """
-    if timeout is not None:
-        check_seconds("timeout", timeout, positive=True, forever=True)
-    check_seconds("progress_interval", progress_interval)
-    if heartbeat is not None:
-        check_seconds("heartbeat", heartbeat, positive=True)
 
 
 def job_lifecycle(
@@ -884,18 +544,14 @@ def job_lifecycle(
             tick in order, call for call like Flatfile's JS handler.
         heartbeat: seconds without a progress update after which the current progress is
             sent again, so the job shows it is alive (None: never).
-        debug: log the job's receipt and completion at info level.
+        debug: log the job's receipt at info level (its completion always is).
 
     Raises:
         InvalidEventError: the event has no ``context.jobId``.
         JobCancelled: (out of the block) the platform canceled the job.
         JobTimeout: (out of the block) the body ran past ``timeout``; the job was failed.
     """
-    return JobLifecycle(
-        event,
-        client=client,
-        timeout=timeout,
-        heartbeat=heartbeat,
-        progress_interval=progress_interval,
-        debug=debug,
+    options = JobOptions(
+        timeout=timeout, progress_interval=progress_interval, heartbeat=heartbeat, debug=debug
     )
+    return JobLifecycle(event, client=client, options=options)

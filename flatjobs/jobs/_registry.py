@@ -33,28 +33,25 @@ that matches (for a part, the first part handler), the others named in a warning
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import attrs
 
 from flatjobs._callables import callable_name, is_async_callable
-from flatjobs.errors import JobAlreadyRunning, JobError, JobSkipped
+from flatjobs.errors import JobError, JobSkipped
 from flatjobs.events._event import FlatfileEvent
 from flatjobs.events._matching import FilterMatcher, RouteIndex, TopicMatcher
+from flatjobs.events._topics import JOB_PARTS_COMPLETED, JOB_READY, JOB_RUNNING_TOPICS
 from flatjobs.listener._listener import Listener
 from flatjobs.log import get_logger
 from flatjobs.models import JobEventPayload, JobPartsCounts, Next, from_wire
 
-from ._lifecycle import (
-    DEFAULT_HEARTBEAT,
-    DEFAULT_PROGRESS_INTERVAL,
-    JobLifecycle,
-    check_job_options,
-    running_jobs,
-)
-from ._tick import CompletionValue, Tick
+from ._claims import claims, running_jobs
+from ._lifecycle import JobLifecycle
+from ._options import DEFAULT_HEARTBEAT, DEFAULT_PROGRESS_INTERVAL, JobOptions, OnOrphan
+from ._outcomes import CompletionValue
+from ._tick import Tick
 
 __all__ = ["Handler", "JobRoute", "Jobs", "PartsHandler"]
 
@@ -63,8 +60,8 @@ PartsHandler = Callable[[FlatfileEvent, Tick, JobPartsCounts], Awaitable[Complet
 H = TypeVar("H", bound=Handler)
 P = TypeVar("P", bound=PartsHandler)
 _log = get_logger("flatjobs.jobs")
-_READY = TopicMatcher(["job:ready", "job:parts-completed"])  # a job's handler ends its parent
-_PARTS = TopicMatcher("job:parts-completed")
+_READY = TopicMatcher(list(JOB_RUNNING_TOPICS))  # a job's handler ends its parent
+_PARTS = TopicMatcher(JOB_PARTS_COMPLETED)
 
 
 def _job_filter(job: str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -102,21 +99,12 @@ def _check_handler(func: Any, params: int, shape: str) -> None:
         ) from None
 
 
-OnOrphan = Literal["fail", "rerun"]
-"""What the reconciliation sweep does with a job of this handler left executing by a
-worker that stopped: fail it with a Retry button (the default), or run it again."""
-
-
 @attrs.frozen(eq=False)
 class _Registration:
     func: Callable[..., Awaitable[CompletionValue]]
     kind: Literal["job", "part", "parts"]
-    timeout: float | None
-    progress_interval: float
-    heartbeat: float | None
-    debug: bool
+    options: JobOptions
     name: str
-    on_orphan: OnOrphan
     job: str | None
     """The ``domain:operation`` (or glob) the handler was registered for, when one is named."""
 
@@ -142,14 +130,19 @@ class JobRoute:
     )
 
     @property
+    def options(self) -> JobOptions | None:
+        """The chosen handler's options (None: no handler takes the event)."""
+        return self._registration.options if self._registration else None
+
+    @property
     def heartbeat(self) -> float | None:
         """The heartbeat of the chosen handler's jobs, in seconds (None: none)."""
-        return self._registration.heartbeat if self._registration else None
+        return self._registration.options.heartbeat if self._registration else None
 
     @property
     def on_orphan(self) -> OnOrphan:
         """What the sweep does with an orphaned job of the chosen handler."""
-        return self._registration.on_orphan if self._registration else "fail"
+        return self._registration.options.on_orphan if self._registration else "fail"
 
 
 @attrs.frozen
@@ -206,14 +199,40 @@ class Jobs:
         heartbeat: float | None = DEFAULT_HEARTBEAT,
         debug: bool = False,
     ) -> None:
-        check_job_options(timeout=timeout, progress_interval=progress_interval, heartbeat=heartbeat)
-        self.timeout = timeout
-        self.progress_interval = progress_interval
-        self.heartbeat = heartbeat
-        self.debug = debug
+        self.defaults = JobOptions(
+            timeout=timeout, progress_interval=progress_interval, heartbeat=heartbeat, debug=debug
+        )
+        """The options a handler's own options fall back on (checked here, once)."""
         self._routes: list[tuple[TopicMatcher, tuple[FilterMatcher, ...], _Registration]] = []
-        self._index: RouteIndex[_Registration] = RouteIndex()
+        self._built: RouteIndex[_Registration] | None = RouteIndex()
         self._listeners: list[Listener] = []
+
+    @property
+    def timeout(self) -> float | None:
+        """The registry's default timeout (None: no limit)."""
+        return self.defaults.timeout
+
+    @property
+    def progress_interval(self) -> float:
+        """The registry's default progress interval."""
+        return self.defaults.progress_interval
+
+    @property
+    def heartbeat(self) -> float | None:
+        """The heartbeat of every handler's jobs (None: none)."""
+        return self.defaults.heartbeat
+
+    @property
+    def debug(self) -> bool:
+        """The registry's default for logging each job's receipt."""
+        return self.defaults.debug
+
+    @property
+    def _index(self) -> RouteIndex[_Registration]:
+        # Built when first needed after a change: registering many handlers costs one build.
+        if self._built is None:
+            self._built = RouteIndex(self._routes)
+        return self._built
 
     def __repr__(self) -> str:
         return f"Jobs(handlers={self.handlers()!r})"
@@ -223,7 +242,7 @@ class Jobs:
         names the handler that takes a job."""
         if listener not in self._listeners:
             self._listeners.append(listener)
-            listener.add_router(["job:ready", "job:parts-completed"], self)
+            listener.add_router(list(JOB_RUNNING_TOPICS), self)
 
     @property
     def names(self) -> frozenset[str]:
@@ -258,31 +277,31 @@ class Jobs:
             _check_handler(func, 3, "event, tick, parts")
         else:
             _check_handler(func, 2, "event, tick")
-        timeout = self.timeout if options.timeout is None else options.timeout
-        if timeout == math.inf:
-            timeout = None
-        interval = options.progress_interval
-        interval = self.progress_interval if interval is None else interval
-        check_job_options(timeout=timeout, progress_interval=interval, heartbeat=self.heartbeat)
-        if options.on_orphan not in ("fail", "rerun"):
-            raise ValueError(f"on_orphan must be 'fail' or 'rerun', got {options.on_orphan!r}")
+        defaults = self.defaults
+        settings = JobOptions(
+            timeout=defaults.timeout if options.timeout is None else options.timeout,
+            progress_interval=(
+                defaults.progress_interval
+                if options.progress_interval is None
+                else options.progress_interval
+            ),
+            heartbeat=defaults.heartbeat,
+            debug=defaults.debug if options.debug is None else options.debug,
+            on_orphan=options.on_orphan,
+        )
         selector = dict(_job_filter(job))
         if kind == "part":
             selector["isPart"] = True
         registration = _Registration(
             func=func,
             kind=kind,
-            timeout=timeout,
-            progress_interval=interval,
-            heartbeat=self.heartbeat,
-            debug=self.debug if options.debug is None else options.debug,
+            options=settings,
             name=callable_name(func),
-            on_orphan=options.on_orphan,
             job=selector.get("job") if isinstance(selector.get("job"), str) else None,
         )
         topics = _PARTS if kind == "parts" else _READY
         self._routes.append((topics, (FilterMatcher(selector),), registration))
-        self._index = RouteIndex(self._routes)
+        self._built = None
 
     def handle(
         self,
@@ -366,7 +385,7 @@ class Jobs:
         """
         event = FlatfileEvent.parse(event)
         matches = self._index.match(event.raw, event._flat)
-        if event.topic == "job:ready":
+        if event.topic == JOB_READY:
             candidates = [r for r in matches if r.kind != "parts"]
             if event.payload.get("isPart") is True:
                 chosen = next((r for r in candidates if r.kind == "part"), None)
@@ -376,7 +395,7 @@ class Jobs:
             run: Literal["job", "part", "parts", "default-parts"] = (
                 "part" if chosen is not None and chosen.kind == "part" else "job"
             )
-        elif event.topic == "job:parts-completed":
+        elif event.topic == JOB_PARTS_COMPLETED:
             candidates = [r for r in matches if r.kind == "parts"]
             chosen, run = next(iter(candidates), None), "parts"
             if chosen is None:
@@ -423,30 +442,35 @@ class Jobs:
             counts = _parts_counts(event)
             body = handler.func if route.run == "parts" else _default_parts
             call = lambda tick: body(event, tick, counts)  # noqa: E731
-        lifecycle = JobLifecycle(
-            event,
-            timeout=handler.timeout,
-            debug=handler.debug,
-            progress_interval=handler.progress_interval,
-            heartbeat=handler.heartbeat,
-            acknowledge=route.run in ("job", "part"),
-        )
-        try:
-            async with lifecycle as tick:
-                tick.complete_with(await call(tick))
-        except JobAlreadyRunning:
+        # The job is claimed once: by the runner that took the event in (it is on the
+        # event), else here; a job running here already is busy, said without an exception.
+        claim = event.claim or claims().claim(event.job_id)
+        if claim is None or claim.job_id != event.job_id:
             _log.warning(
                 "job is already running; duplicate event skipped",
                 job_id=event.job_id,
                 event_id=event.id,
                 topic=event.topic,
             )
+            return
+        lifecycle = JobLifecycle(
+            event,
+            options=handler.options,
+            acknowledge=route.run in ("job", "part"),
+            claim=claim,
+        )
+        try:
+            async with lifecycle as tick:
+                tick.complete_with(await call(tick))
         except JobSkipped as skipped:
             _log.info("job not run", job_id=event.job_id, event_id=event.id, reason=skipped.reason)
         except Exception:
             # The lifecycle has logged it once and ended the job (failed, canceled or
             # already ended): one job's failure never stops the listener.
             pass
+        finally:
+            if claim is not event.claim:  # claimed here: released here
+                claim.release()
 
 
 def _parts_counts(event: FlatfileEvent) -> JobPartsCounts:

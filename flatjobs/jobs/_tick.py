@@ -22,47 +22,19 @@ import collections
 import datetime as dt
 import math
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from flatjobs.instruments import _instruments, notify
+from flatjobs.client import FlatfileClient
 from flatjobs.log import get_logger
-from flatjobs.models import JobCompleteDetails, JobOutcome
+from flatjobs.models import Job, JobCompleteDetails
+from flatjobs.models._progress import ProgressUpdate, check_eta, check_info, check_progress
+from flatjobs.observe._instruments import INSTRUMENTS
 
-from ._progress import ProgressUpdate
+from ._outcomes import CompletionValue, completion_details
 
-if TYPE_CHECKING:
-    from flatjobs.models import Job
-
-__all__ = ["CompletionValue", "Tick", "completion_details"]
+__all__ = ["RESOLVED", "Coalescer", "JobRun", "JobTick", "Tick"]
 
 _log = get_logger("flatjobs.tick")
-
-CompletionValue = JobCompleteDetails | JobOutcome | str | None
-"""What a job may complete with: details, an outcome, a message, or None for the default."""
-
-
-def completion_details(value: CompletionValue) -> JobCompleteDetails:
-    """The ``complete`` body for what a handler returned or gave to ``complete_with``.
-
-    Raises:
-        TypeError: ``value`` is none of the accepted types (named in the message).
-    """
-    if value is None:
-        return DEFAULT_COMPLETION
-    if isinstance(value, JobCompleteDetails):
-        return value
-    if isinstance(value, JobOutcome):
-        return JobCompleteDetails(outcome=value)
-    if isinstance(value, str):
-        return JobCompleteDetails(outcome=JobOutcome(message=value))
-    raise TypeError(
-        "a job completes with None, a message string, a JobOutcome or a JobCompleteDetails, "
-        f"got {type(value).__name__} {value!r:.100}"
-    )
-
-
-DEFAULT_COMPLETION = JobCompleteDetails(outcome=JobOutcome(message="Job complete"))
-"""What a job completes with when its handler returns nothing (Flatfile's default)."""
 
 
 @runtime_checkable
@@ -209,11 +181,12 @@ class Coalescer:
     def put(
         self, progress: float, info: str | None, eta: dt.datetime | None
     ) -> Awaitable[Job | None]:
-        """Take a checked update; see the module docstring for what the result awaits."""
+        """Take an update whose values are checked already (the tick checks them, once);
+        see the module docstring for what the result awaits."""
         if self._closed:
             return RESOLVED  # the job has ended (a body ignoring its timeout): nothing is sent
         if self._interval == 0:
-            return self._enqueue(ProgressUpdate(progress, info, eta))
+            return self._enqueue(ProgressUpdate.trusted(progress, info, eta))
         if self._pending is not None:
             self.coalesced += 1
         self._pending = (progress, info, eta)
@@ -255,8 +228,7 @@ class Coalescer:
         assert self._inflight is None
         progress, info, eta = self._pending
         self._pending = None
-        update = ProgressUpdate(progress, info, eta)
-        return self._start(update)
+        return self._start(ProgressUpdate.trusted(progress, info, eta))
 
     def _start(self, update: ProgressUpdate) -> Delivery:
         future: asyncio.Future[Job | None] = self._loop.create_future()
@@ -291,8 +263,8 @@ class Coalescer:
             self.sent += 1
             self._current = update
             self._last_sent = self._loop.time()
-            if _instruments:
-                notify("progress_sent", self._name, self.coalesced - self._coalesced_reported)
+            if INSTRUMENTS:
+                INSTRUMENTS.progress_sent(self._name, self.coalesced - self._coalesced_reported)
                 self._coalesced_reported = self.coalesced
 
     def _on_timer(self) -> None:
@@ -346,3 +318,105 @@ class Coalescer:
             _, future = self._queue.pop()
             if not future.done():
                 future.set_result(None)
+
+
+# --------------------------------------------------------------------------- the job's tick
+
+
+class JobRun:
+    """What a job's lifecycle and its tick share about one run of the job: the lifecycle
+    writes it, the tick reads it (and marks a split)."""
+
+    __slots__ = ("awaiting_parts", "cancel_reason", "client", "closed", "job_id")
+
+    def __init__(self, job_id: str, client: FlatfileClient) -> None:
+        self.job_id = job_id
+        self.client = client
+        self.closed = False
+        """The body has left: no more progress may be reported."""
+        self.cancel_reason: Literal["platform", "timeout"] | None = None
+        """Why the body is being cancelled, if it is."""
+        self.awaiting_parts = False
+        """The job was split: it ends when its parts have, not when the body returns."""
+
+
+class JobTick:
+    """The :class:`Tick` a job's lifecycle hands out: progress through a :class:`Coalescer`.
+
+    Beside the protocol, the lifecycle reads :attr:`completion` and calls :meth:`close`.
+    """
+
+    __slots__ = ("_coalescer", "_run", "completion")
+
+    def __init__(self, run: JobRun, coalescer: Coalescer) -> None:
+        self._run = run
+        self._coalescer = coalescer
+        self.completion: JobCompleteDetails | None = None
+        """What the job completes with on a clean exit (``complete_with``)."""
+
+    def __repr__(self) -> str:
+        return f"Tick(job_id={self.job_id!r}, sent={self.sent})"
+
+    @property
+    def job_id(self) -> str:
+        """The id of the job this tick reports on."""
+        return self._run.job_id
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the platform has canceled the job (the body is being cancelled)."""
+        return self._run.cancel_reason == "platform"
+
+    @property
+    def sent(self) -> int:
+        """How many progress updates were sent to the API (heartbeats included)."""
+        return self._coalescer.sent
+
+    @property
+    def coalesced(self) -> int:
+        """How many ticks were folded into a later update instead of being sent."""
+        return self._coalescer.coalesced
+
+    def __call__(
+        self,
+        progress: float,
+        info: str | None = None,
+        *,
+        eta: dt.datetime | dt.timedelta | None = None,
+    ) -> Awaitable[Job | None]:
+        """Report ``progress`` (0..100); see :class:`Tick`."""
+        progress = check_progress(progress)
+        if info is not None:
+            check_info(info)
+        when = check_eta(eta) if eta is not None else None
+        run = self._run
+        if run.closed:
+            if run.cancel_reason is not None:
+                return RESOLVED  # the job is being cancelled: nothing to report
+            raise RuntimeError(f"tick() called after job {self.job_id} ended")
+        return self._coalescer.put(progress, info, when)
+
+    def complete_with(self, value: CompletionValue) -> None:
+        """Set what the job completes with on a clean exit; see :class:`Tick`."""
+        self.completion = completion_details(value)
+
+    async def job(self) -> Job:
+        """The job as the API has it now (``GET /jobs/{id}``)."""
+        return await self._run.client.jobs.get(self.job_id)
+
+    async def split(
+        self, parts: int | list[dict[str, Any]], *, run_in_parallel: bool | None = None
+    ) -> Job:
+        """Split this job into parts; see :class:`Tick`."""
+        job = await self._run.client.jobs.split(self.job_id, parts, run_in_parallel=run_in_parallel)
+        self._run.awaiting_parts = True
+        return job
+
+    def start_heartbeat(self, acknowledged: ProgressUpdate) -> None:
+        """Begin re-sending ``acknowledged`` (the ack's progress) while nothing else goes out."""
+        self._coalescer.start_heartbeat(acknowledged)
+
+    async def close(self, *, flush: bool) -> None:
+        """No more progress: send the last update (``flush``) or drop it, and wait for what
+        is in flight, so no update can land after the job's final call."""
+        await self._coalescer.close(flush=flush)

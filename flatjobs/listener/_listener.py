@@ -27,7 +27,6 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import (
-    TYPE_CHECKING,
     Any,
     Final,
     Protocol,
@@ -41,14 +40,13 @@ from typing import (
 import attrs
 
 from flatjobs._callables import callable_name, is_async_callable
+from flatjobs.client import FlatfileClient
 from flatjobs.errors import InvalidEventError
 from flatjobs.events._event import Callback, FlatfileEvent
 from flatjobs.events._matching import FilterKey, FilterMatcher, RouteIndex, TopicMatcher
 from flatjobs.log import get_logger
 from flatjobs.models import Event
-
-if TYPE_CHECKING:
-    from flatjobs.client import FlatfileClient
+from flatjobs.observe._results import CallbackFailure, DispatchResult
 
 __all__ = [
     "Callback",
@@ -62,35 +60,6 @@ __all__ = [
 
 C = TypeVar("C", bound=Callback)
 _log = get_logger("flatjobs.listener")
-
-
-@attrs.frozen
-class CallbackFailure:
-    """A callback that raised while handling an event."""
-
-    callback: str
-    error: BaseException
-
-
-@attrs.frozen
-class DispatchResult:
-    """What :meth:`Listener.dispatch` ran for one event."""
-
-    event_id: str | None
-    topic: str
-    ran: tuple[str, ...]
-    """Names of the callbacks that ran to completion, in order (after_all ones included)."""
-    failed: tuple[CallbackFailure, ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when no callback raised."""
-        return not self.failed
-
-    @property
-    def matched(self) -> int:
-        """How many callbacks matched the event (ran or failed)."""
-        return len(self.ran) + len(self.failed)
 
 
 @runtime_checkable
@@ -182,8 +151,6 @@ class Listener:
         """The client callbacks use; set it to bind the listener (and its children)."""
         root = self._root()
         if root._client is None:
-            from flatjobs.client import FlatfileClient
-
             root._client = FlatfileClient()
             root._owns_client = True
         return root._client

@@ -16,8 +16,9 @@ Flatfile adds topics, statuses and fields over time:
 {'message': 'Done', 'next': {'type': 'retry', 'label': 'Again'}}
 
 The models of the jobs and events API are in ``_jobs.py``; those of the data a job works on
-(records, sheets, workbooks, files, spaces, documents) in ``_data.py``; the converter in
-``_converter.py``. This package imports nothing else of flatjobs.
+(records, sheets, workbooks, files, spaces, documents) in ``_data.py``; a job's progress
+report, checked once, in ``_progress.py``; the converter in ``_converter.py``. This package
+imports nothing else of flatjobs.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ from ._jobs import UrlNext as UrlNext
 from ._jobs import ViewNext as ViewNext
 from ._jobs import WaitNext as WaitNext
 from ._jobs import source_context as source_context
+from ._progress import ProgressUpdate as ProgressUpdate
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -134,6 +136,7 @@ __all__ = [
     "OutcomeTrigger",
     "OutcomeTriggerType",
     "Pagination",
+    "ProgressUpdate",
     "RecordCounts",
     "RetryNext",
     "Secret",

@@ -11,11 +11,12 @@ import attrs
 import yarl
 
 from flatjobs.errors import ConfigurationError
+from flatjobs.events._topics import JOB_RUNNING_TOPICS
 from flatjobs.log import register_secret
 
 __all__ = ["RUN_TOPICS", "NatsSettings", "shown_url", "token"]
 
-RUN_TOPICS: Final = frozenset({"job:ready", "job:parts-completed"})
+RUN_TOPICS: Final = frozenset(JOB_RUNNING_TOPICS)
 """The topics whose dispatch runs a job's lifecycle: they take the job's lease."""
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")

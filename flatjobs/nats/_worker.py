@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import json
 import time
@@ -44,13 +43,13 @@ from nats.js import JetStreamContext
 from nats.js import errors as jse
 
 from flatjobs._seconds import check_seconds, seconds
-from flatjobs.errors import FlatfileError, JobError
+from flatjobs.errors import FlatfileError
 from flatjobs.events._event import Delivery, is_valid_id, job_id_of
-from flatjobs.instruments import Instrument, _instruments, add_instrument
-from flatjobs.jobs._lifecycle import failure_details
+from flatjobs.events._topics import JOB_READY
+from flatjobs.instruments import INSTRUMENTS, Instrument, add_instrument
 from flatjobs.log import get_logger, shorten
-from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus, Next
-from flatjobs.running._sweep import Reconciler, job_event
+from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus
+from flatjobs.running._orphans import Orphans
 
 from ._broker import RUN_CONSUMER, TRANSIENT, Broker, _reason
 from ._lease import Lease, LeaseLost
@@ -167,7 +166,7 @@ class WorkerSource:
         self.concurrency = concurrency
         self.fetch_timeout = fetch_timeout
         self.stats = WorkerStats()
-        self._reconciler = Reconciler(listener)  # an orphan's fate: fail, or run again
+        self._orphans = Orphans(listener)  # an orphan's fate: fail, or run again
         self._slots = asyncio.Semaphore(concurrency)
         self._queue: asyncio.Queue[tuple[Delivery, _Held] | None] = asyncio.Queue()
         self._held: set[_Held] = set()
@@ -395,7 +394,7 @@ class WorkerSource:
         if delivered > settings.max_deliver:
             await self._poison(held, raw)
             return
-        if delivered > 1 and raw.get("topic") == "job:ready" and not orphaned:
+        if delivered > 1 and raw.get("topic") == JOB_READY and not orphaned:
             # Its first worker stopped (its lease lapsed: this one has it now).
             fate = await self._redelivered(held, raw, delivered)
             if fate is None:
@@ -418,7 +417,7 @@ class WorkerSource:
 
     def _hand(self, held: _Held, raw: dict[str, Any], *, replayed: bool, orphaned: bool) -> None:
         done = functools.partial(self._finish, held, "ack")
-        headers = dict(held.msg.headers or {}) if _instruments else None  # trace context
+        headers = dict(held.msg.headers or {}) if INSTRUMENTS else None  # trace context
         delivery = Delivery(raw, replayed=replayed, orphaned=orphaned, done=done, headers=headers)
         self._queue.put_nowait((delivery, held))
 
@@ -525,7 +524,7 @@ class WorkerSource:
             await self._finish(held, "nak", delay=min(wait, self.settings.ack_wait))
             return None
         why = f"its worker stopped (the message's delivery {delivered}; no one held its lease)"
-        rerun = await self._reconciler.end_orphan(job, why=why)
+        rerun, _ = await self._orphans.end(job, why=why)
         if rerun is None:
             self.stats.orphans_failed += 1
             await self._finish(held, "ack")
@@ -535,13 +534,10 @@ class WorkerSource:
 
     def _still_beating(self, job: Job) -> float | None:
         """Seconds until ``job`` (executing) has been silent for 1.5 heartbeats of its
-        handler, or None if it has (or its handler sends none: silence says nothing)."""
-        heartbeat, _ = self._reconciler.policy(job_event(job))
-        if heartbeat is None or job.updated_at is None:
-            return None
-        silent = (dt.datetime.now(dt.UTC) - job.updated_at).total_seconds()
-        left = 1.5 * heartbeat - silent
-        return left + 0.2 if left > 0 else None
+        handler, or None if it has (or its handler sends none: its lease lapsed, and
+        silence cannot say it is alive)."""
+        left = self._orphans.silent_left(job, 1.5)
+        return left + 0.2 if left is not None and left > 0 else None
 
     async def _poison(self, held: _Held, raw: dict[str, Any]) -> None:
         self.stats.poisoned += 1
@@ -555,15 +551,8 @@ class WorkerSource:
             topic=shorten(repr(raw.get("topic")), 100),
             job_id=job_id,
         )
-        if raw.get("topic") == "job:ready" and job_id is not None and held.lease is not None:
-            client = self.listener.client
-            try:
-                job = await client.jobs.get(job_id)
-                if job.status == JobStatus.EXECUTING and self._still_beating(job) is None:
-                    error = JobError(POISON_MESSAGE, next=Next.retry("Retry"))
-                    await client.jobs.fail(job_id, failure_details(error))
-            except FlatfileError as err:
-                _log.error("could not fail a poisoned job", job_id=job_id, error=str(err))
+        if raw.get("topic") == JOB_READY and job_id is not None and held.lease is not None:
+            await self._orphans.fail(job_id, POISON_MESSAGE, heartbeats=1.5)
         await self._finish(held, "term")
 
     # ----------------------------------------------------------- settling

@@ -44,21 +44,22 @@ import contextvars
 import functools
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import attrs
 
 from flatjobs._seconds import check_seconds
-from flatjobs.errors import FlatfileError, InvalidEventError, JobError
+from flatjobs.errors import InvalidEventError
 from flatjobs.events._event import FlatfileEvent
-from flatjobs.instruments import _instruments, notify
-from flatjobs.jobs._lifecycle import STOPPED_MESSAGE, claim_job, failure_details, release_job
+from flatjobs.events._topics import JOB_READY, JOB_RUNNING_TOPICS
+from flatjobs.jobs._claims import claims
+from flatjobs.jobs._ending import Ended, end_job
+from flatjobs.jobs._outcomes import STOPPED_MESSAGE, retry_failure
+from flatjobs.listener._listener import Listener
 from flatjobs.log import get_logger, shorten
-from flatjobs.models import Next
+from flatjobs.observe._instruments import INSTRUMENTS
+from flatjobs.observe._results import DispatchResult
 from flatjobs.sources import Delivery, EventSource
-
-if TYPE_CHECKING:
-    from flatjobs.listener._listener import DispatchResult, Listener
 
 __all__ = ["RunStats", "Runner"]
 
@@ -78,11 +79,6 @@ class RunStats:
     cancelled: int = 0
     abandoned: int = 0
     """Job bodies that ignored their cancellation at shutdown; their jobs were failed."""
-
-
-# The events whose dispatch runs a job's lifecycle: the runner fails their job when it has
-# to abandon a body that will not stop.
-_JOB_RUNNING_TOPICS = frozenset({"job:ready", "job:parts-completed"})
 
 
 class Runner:
@@ -122,7 +118,7 @@ class Runner:
 
     def stopping_notice(self) -> str:
         """What a :meth:`stop` called now does, in a sentence for whoever pressed Ctrl-C."""
-        jobs = sum(event.topic in _JOB_RUNNING_TOPICS for event in self._tasks.values())
+        jobs = sum(event.topic in JOB_RUNNING_TOPICS for event in self._tasks.values())
         others = self.in_flight - jobs
         if self._stop.is_set():
             return f"stopping now: {jobs} running job(s) are failed with a Retry button"
@@ -208,31 +204,32 @@ class Runner:
             event_ids=[e.id for e in events][:20],
         )
         self.stats.abandoned += len(stuck)
-        details = failure_details(JobError(STOPPED_MESSAGE, next=Next.retry("Retry")))
-        job_ids = {e.job_id for e in events if e.job_id and e.topic in _JOB_RUNNING_TOPICS}
-        results = await asyncio.gather(
-            *(self.listener.client.jobs.fail(job_id, details) for job_id in job_ids),
-            return_exceptions=True,
+        details = retry_failure(STOPPED_MESSAGE)
+        job_ids = {e.job_id for e in events if e.job_id and e.topic in JOB_RUNNING_TOPICS}
+        client = self.listener.client
+        endings = await asyncio.gather(
+            *(
+                end_job(client, job_id, "fail", details, log=_log.bind(job_id=job_id))
+                for job_id in job_ids
+            )
         )
-        for job_id, result in zip(job_ids, results, strict=True):
-            if isinstance(result, FlatfileError):
-                _log.error(
-                    "could not fail the job of an abandoned body", job_id=job_id, error=str(result)
-                )
+        for job_id, ending in zip(job_ids, endings, strict=True):
+            if ending.how is Ended.NOT_ENDED:
+                _log.error("could not fail the job of an abandoned body", job_id=job_id)
 
     async def _consume(self, source: EventSource) -> None:
         name = "sweep" if source is self.sweep else type(source).__name__.removesuffix("Source")
         async for raw in source:
             done = raw.done if isinstance(raw, Delivery) else None
             self.stats.received += 1
-            if _instruments:
-                notify("event_received", name.lower())
+            if INSTRUMENTS:
+                INSTRUMENTS.event_received(name.lower())
             try:  # the door: an event is checked here, once
                 event = FlatfileEvent.parse(raw)
             except InvalidEventError as exc:
                 self.stats.invalid += 1
-                if _instruments:
-                    notify("event_invalid")
+                if INSTRUMENTS:
+                    INSTRUMENTS.event_invalid()
                 inner = raw.raw if isinstance(raw, Delivery) else raw
                 event_id = inner.get("id") if isinstance(inner, dict) else None
                 _log.error(
@@ -244,11 +241,10 @@ class Runner:
                     await _settle(done, event_id)
                 continue
             await self._slots.acquire()
-            job_id = event.job_id if event.topic == "job:ready" else None
-            context = None
-            if job_id is not None:
-                context = claim_job(job_id)
-                if context is None:
+            job_id = event.job_id if event.topic == JOB_READY else None
+            if job_id is not None:  # claimed here, once; the claim travels with the event
+                event.claim = claims().claim(job_id)
+                if event.claim is None:
                     self._slots.release()
                     self.stats.busy_jobs += 1
                     _log.warning(
@@ -257,25 +253,22 @@ class Runner:
                     if done is not None:
                         await _settle(done, event.id)
                     continue
-            headers = raw.headers if _instruments and isinstance(raw, Delivery) else None
-            task = asyncio.create_task(
-                self._dispatch(event, job_id, done, headers), context=context
-            )
+            headers = raw.headers if INSTRUMENTS and isinstance(raw, Delivery) else None
+            task = asyncio.create_task(self._dispatch(event, done, headers))
             self._tasks[task] = event
             self.stats.dispatched += 1
-            if _instruments:
-                notify("event_dispatched", event)
+            if INSTRUMENTS:
+                INSTRUMENTS.event_dispatched(event)
 
     async def _dispatch(
         self,
         event: FlatfileEvent,
-        job_id: str | None,
         done: Callable[[], Awaitable[None]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         result: DispatchResult | None = None
-        if _instruments:
-            notify("dispatch_started", event, headers)
+        if INSTRUMENTS:
+            INSTRUMENTS.dispatch_started(event, headers)
         try:
             result = await self.listener.dispatch(event)
         except InvalidEventError as exc:
@@ -296,10 +289,10 @@ class Runner:
                 self._interrupted = True
                 (_interrupt.get() or self.stop)()
         finally:
-            if _instruments:
-                notify("dispatch_ended", event, result)
-            if job_id is not None:
-                release_job(job_id)
+            if INSTRUMENTS:
+                INSTRUMENTS.dispatch_ended(event, result)
+            if event.claim is not None:  # made at the door: released here
+                event.claim.release()
             try:
                 if done is not None:
                     await _settle(done, event.id)

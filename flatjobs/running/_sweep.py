@@ -24,53 +24,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
 import attrs
 
 from flatjobs._seconds import check_seconds
-from flatjobs.errors import FlatfileError, JobError
+from flatjobs.client import FlatfileClient
+from flatjobs.errors import FlatfileError
 from flatjobs.events._event import Delivery, job_id_of
-from flatjobs.instruments import _instruments, notify
-from flatjobs.jobs._lifecycle import DEFAULT_HEARTBEAT, failure_details, running_jobs
+from flatjobs.events._topics import JOB_READY
+from flatjobs.jobs._claims import running_jobs
+from flatjobs.jobs._outcomes import ORPHAN_MESSAGE
+from flatjobs.listener._listener import Listener
 from flatjobs.log import get_logger
-from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus, Next, source_context, to_wire
+from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus
 
-if TYPE_CHECKING:
-    from flatjobs.client import FlatfileClient
-    from flatjobs.listener._listener import Listener
+from ._orphans import Orphans, job_event
 
 __all__ = ["ORPHAN_MESSAGE", "Reconciler", "SweepReport", "job_event"]
 
-ORPHAN_MESSAGE: Final = (
-    "The worker running this job stopped before it finished. Retry to run it again."
-)
 _log = get_logger("flatjobs.reconcile")
-
-
-def job_event(job: Job, topic: str = "job:ready") -> dict[str, Any]:
-    """The ``job:*`` event the platform emits for ``job``, rebuilt from the job itself."""
-    context: dict[str, Any] = {"environmentId": job.environment_id, "spaceId": job.space_id}
-    context.update(source_context(job.source))
-    context["jobId"] = job.id
-    payload: dict[str, Any] = {
-        "job": job.job_name,
-        "domain": str(job.type),
-        "operation": job.operation,
-        "status": str(job.status),
-        "isPart": job.parent_id is not None,
-    }
-    if job.input is not None:
-        payload["input"] = job.input
-    when = job.updated_at or job.created_at or dt.datetime.now(dt.UTC)
-    return {
-        "id": f"us_evt_sweep_{job.id}",
-        "topic": topic,
-        "domain": "job",
-        "context": {k: v for k, v in context.items() if v is not None},
-        "payload": payload,
-        "createdAt": to_wire(when),
-    }
 
 
 @attrs.define
@@ -121,6 +94,8 @@ class Reconciler:
         check_seconds("ready_grace", ready_grace)
         self.listener = listener
         self._client = client
+        self.orphans = Orphans(listener, client)
+        """The judgments on orphans, shared with the distributed mode."""
         self.interval = interval
         self.lookback = dt.timedelta(seconds=lookback)
         self.ready_grace = dt.timedelta(seconds=ready_grace)
@@ -233,7 +208,7 @@ class Reconciler:
         for number in range(1, self.max_pages + 1):
             page = await self.client.events.list_raw(
                 space_id=self.space_id,
-                topic="job:ready",
+                topic=JOB_READY,
                 since=since,
                 page_size=self.page_size,
                 page_number=number,
@@ -250,7 +225,7 @@ class Reconciler:
     async def _orphan(
         self, job: Job, event: dict[str, Any], now: dt.datetime, report: SweepReport
     ) -> Delivery | None:
-        heartbeat, _ = self.policy(event)
+        heartbeat, _ = self.orphans.policy(event)
         if heartbeat is None or job.updated_at is None:
             return None  # no heartbeats: silence says nothing
         silence = dt.timedelta(seconds=3 * heartbeat)
@@ -295,38 +270,17 @@ class Reconciler:
         handler opted in to re-runs, the delivery that runs it again is returned
         (``event``: its ``job:ready`` event, by default rebuilt from the job)."""
         report = report if report is not None else SweepReport()
-        event = event if event is not None else job_event(job)
-        rerun = self.policy(event)[1]
-        if _instruments:
-            notify("job_orphaned", job.id, job.job_name, rerun)
-        if rerun:
+        delivery, ended = await self.orphans.end(job, why=why, event=event)
+        if delivery is not None:
             report.orphans_rerun += 1
-            _log.warning("an orphaned job is run again", job_id=job.id, job=job.job_name, why=why)
-            return Delivery(event, replayed=True, orphaned=True)
-        _log.warning(
-            "an orphaned job is failed so the user can retry it",
-            job_id=job.id,
-            job=job.job_name,
-            why=why,
-        )
-        details = failure_details(JobError(ORPHAN_MESSAGE, next=Next.retry("Retry")))
-        try:
-            await self.client.jobs.fail(job.id, details)
-        except FlatfileError as err:
-            _log.error("could not fail an orphaned job", job_id=job.id, error=str(err))
-        else:
+        elif ended:
             report.orphans_failed += 1
-        return None
+        return delivery
 
     def policy(self, event: dict[str, Any]) -> tuple[float | None, bool]:
         """The heartbeat (seconds, None: none) of the handler that takes ``event``, and
-        whether it re-runs orphans."""
-        for router in self.listener.routers():
-            select = getattr(router, "select", None)
-            route = select(event) if select is not None else None
-            if route is not None and route.handler is not None:
-                return route.heartbeat, route.on_orphan == "rerun"
-        return DEFAULT_HEARTBEAT, False  # a plain callback: the lifecycle's default
+        whether it re-runs orphans (see :meth:`Orphans.policy`)."""
+        return self.orphans.policy(event)
 
     async def _recent_jobs(self) -> AsyncIterator[tuple[Job, dt.datetime]]:
         """The environment's jobs created within the look-back, newest first, each with the

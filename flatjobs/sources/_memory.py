@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from flatjobs.instruments import _instruments, notify
+from flatjobs.observe._instruments import INSTRUMENTS
 
 from ._base import Delivery, SeenIds, dedupe_key
 
@@ -51,7 +51,7 @@ class MemorySource:
             raw = event.raw if isinstance(event, Delivery) else event
             if self._seen is not None and not self._seen.add(dedupe_key(raw)):
                 self.duplicates += 1
-                if _instruments:
-                    notify("event_duplicate")
+                if INSTRUMENTS:
+                    INSTRUMENTS.event_duplicate()
                 continue
             yield event

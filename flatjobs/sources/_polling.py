@@ -43,9 +43,9 @@ from flatjobs._seconds import check_seconds
 from flatjobs.client import FlatfileClient, Page, RetryPolicy
 from flatjobs.client._transport import DEFAULT_MAX_ANSWER_BYTES
 from flatjobs.errors import FlatfileError, UnexpectedResponseError
-from flatjobs.instruments import _instruments, notify
 from flatjobs.log import get_logger, shorten
 from flatjobs.models import from_wire
+from flatjobs.observe._instruments import INSTRUMENTS
 
 from ._base import Delivery, content_key, dedupe_key, event_key
 
@@ -234,8 +234,8 @@ class PollingSource:
 
     def _duplicate(self) -> None:
         self.duplicates += 1
-        if _instruments:
-            notify("event_duplicate")
+        if INSTRUMENTS:
+            INSTRUMENTS.event_duplicate()
 
     async def backfill(self) -> list[Delivery]:
         """A full poll now (the whole overlap window before the newest event seen, and all
