@@ -482,3 +482,31 @@ async def test_broken_and_hostile_gzip_bodies_are_refused_within_bounds(
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB on Linux
     assert grown < 200 * 1024, f"the bomb grew the process by {grown} KiB"
     assert [r["values"]["name"]["value"] for r in emu.records("contacts")] == ["b"]
+
+
+async def test_seeded_records_and_other_workbooks_leave_no_commit_open(emu: Emulator) -> None:
+    emu.seed(
+        {
+            "workbooks": [
+                {
+                    "name": "Tracked",
+                    "settings": {"trackChanges": True},
+                    "sheets": [
+                        {"name": "A", "slug": "a", "fields": FIELDS, "records": [{"name": "x"}]}
+                    ],
+                },
+                {"name": "Plain", "sheets": [{"name": "B", "slug": "b", "fields": FIELDS}]},
+            ]
+        }
+    )
+    # A seed is the world as it already was: its commits are complete, no hook was told.
+    assert emu.commits(completed=False) == []
+    assert len(emu.commits("a")) == 1
+    emu.add_records("b", [{"name": "y"}])  # complete at once: no trackChanges
+    tracked = emu.add_records("a", [{"name": "z"}])
+    assert tracked is not None
+    assert [c["id"] for c in emu.commits(workbook="Tracked", completed=False)] == [
+        tracked["context"]["commitId"]
+    ]
+    assert emu.commits(workbook="Plain", completed=False) == []
+    assert len(emu.commits()) == 3
