@@ -16,7 +16,9 @@ when an event's dispatch ended, write-backs included (:meth:`JSListener.dispatch
 * ``@flatfile/plugin-delimiter-extractor`` (a CSV with records paged by the
   ``customRecordsPageSize`` entitlement, a TSV) and ``@flatfile/plugin-xlsx-extractor`` (an
   .xlsx written with openpyxl): the ``[file] <name>`` workbook, its records, the file complete
-  and the job complete.
+  and the job complete;
+* ``POST /v1/files/detect-header`` finds, on a set of tables, the header the delimiter
+  extractor's own detection finds (``plugins.cjs parse``).
 
 :func:`run_js_hook` is the reusable part: it runs one named JS hook over one commit and returns
 the commit's records (with their messages) as the hook left them, for comparing Flatfile's
