@@ -78,18 +78,23 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def compat(session: nox.Session) -> None:
-    """Flatfile's own SDKs against the emulator (tests/compat/run.py): the Python SDK
-    (``flatfile`` 1.0.0) and the JS client (``@flatfile/api``, pinned by
-    tests/compat/package-lock.json) call every endpoint flatjobs' client covers, and must
-    parse every answer. Needs Node 18+ and npm: without them the session fails."""
+    """Flatfile's own SDKs and plugins against the emulator (tests/compat/run.py): the
+    Python SDK (``flatfile`` 1.0.0) and the JS client (``@flatfile/api``) call every endpoint
+    flatjobs' client covers, and must parse every answer; Flatfile's listener plugins
+    (record hooks, space configuration, the delimiter and xlsx extractors, SheetJS from npm)
+    run their scenarios. The JS packages are pinned by tests/compat/package-lock.json and
+    installed with ``npm ci`` once per lockfile, under nox's cache folder. openpyxl writes
+    the xlsx scenario's file. Needs Node 18+ and npm: without them the session fails.
+    ``nox -s compat -- --plugins-only --scenario xlsx`` runs a part."""
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
         session.error(
             f"{' and '.join(missing)} not on PATH: the compat session runs Flatfile's JS "
             "client, which needs Node 18+ and npm (apt-get install -y nodejs npm)"
         )
-    session.install("-e", ".", "flatfile==1.0.0", "httpx")
-    session.run("python", "tests/compat/run.py", *session.posargs)
+    session.install("-e", ".", "flatfile==1.0.0", "httpx", "openpyxl==3.1.5")
+    npm_cache = str(session.cache_dir / "compat-npm")
+    session.run("python", "tests/compat/run.py", "--npm-cache", npm_cache, *session.posargs)
 
 
 @nox.session

@@ -145,6 +145,17 @@ async def insert(client: FlatfileClient, sheet_id: str, *rows: dict[str, Any]) -
     )
 
 
+async def user_insert(
+    http: aiohttp.ClientSession, emu: Emulator, sheet_id: str, *rows: dict[str, Any]
+) -> Any:
+    """Insert as a user or an import does, without ``X-Disable-Hooks`` (which flatjobs'
+    client sends, as Flatfile's SDKs do): the write starts the record hooks."""
+    url = f"{emu.url}/v1/sheets/{sheet_id}/records"
+    async with http.post(url, json=[cells(**r) for r in rows]) as response:
+        assert response.status == 200, await response.text()
+        return (await response.json())["data"]
+
+
 def topics_since(emu: Emulator, start: int) -> list[str]:
     return [e["topic"] for e in emu.events[start:]]
 
@@ -430,12 +441,15 @@ async def test_a_sheet_is_renamed_and_deleted(emu: Emulator, client: FlatfileCli
 
 
 async def test_insert_answers_the_records_counts_and_commit(
-    emu: Emulator, client: FlatfileClient
+    emu: Emulator, client: FlatfileClient, http: aiohttp.ClientSession
 ) -> None:
     _, sheet_id = await contacts(client)
     start = len(emu.events)
-    answer = await insert(
-        client,
+    # A user's write (flatjobs' client sends X-Disable-Hooks: true, which starts no hook:
+    # its events are checked in tests/test_emulator_hooks.py).
+    answer = await user_insert(
+        http,
+        emu,
         sheet_id,
         {"email": "ann@example.com", "name": "Ann", "status": "active", "age": 41, "tags": ["a"]},
         {"name": "No email", "status": "paused", "age": 2.5},
@@ -495,6 +509,9 @@ async def test_insert_answers_the_records_counts_and_commit(
     assert events[0]["payload"] == {"count": 2}
     assert events[0]["context"]["commitId"] == answer["commitId"]
     assert events[1]["payload"] == {"trackChanges": False, "sheetId": sheet_id}
+    assert events[1]["dataUrl"] == (
+        f"v1/sheets/{sheet_id}/records?for={events[1]['id']}&includeMessages=true"
+    )
     assert events[2]["payload"] == {"counts": {"total": 2, "valid": 1, "error": 1}}
 
 
@@ -568,7 +585,9 @@ async def test_an_update_merges_cells_and_answers_the_new_version(
     assert record["metadata"] == {"source": "crm"}
     assert (record["versionId"], record["commitId"]) == (answer["versionId"], answer["commitId"])
     assert record["values"]["name"]["updatedAt"] >= record["values"]["email"]["updatedAt"]
-    assert topics_since(emu, start) == ["records:updated", "commit:created"]  # counts unchanged
+    # Counts unchanged; no commit:created, as flatjobs' client sends X-Disable-Hooks: true
+    # (as Flatfile's SDKs do): its write starts no record hook (tests/test_emulator_hooks.py).
+    assert topics_since(emu, start) == ["records:updated"]
     assert emu.events[start]["payload"] == {"count": 1}
     assert emu.events[start]["context"]["commitId"] == answer["commitId"]
 
@@ -730,7 +749,8 @@ async def test_delete_takes_repeated_ids_up_to_a_hundred(
     assert answer == {"success": True}
     page = await call(client, "GET", f"/sheets/{sheet_id}/records")
     assert [r["id"] for r in page["records"]] == [ids[0], ids[2], ids[4]]
-    assert topics_since(emu, start) == ["records:deleted", "commit:created", "sheet:counts-updated"]
+    # No commit:created: flatjobs' client sends X-Disable-Hooks: true, which starts no hook.
+    assert topics_since(emu, start) == ["records:deleted", "sheet:counts-updated"]
     assert emu.events[start]["payload"] == {"count": 2}
     request = emu.requests[-2]
     assert (request.method, request.route) == ("DELETE", "records.delete")
@@ -848,18 +868,23 @@ async def test_huge_and_deeply_nested_values_are_stored_or_refused_never_a_crash
 
 
 @pytest.fixture
-async def people(client: FlatfileClient) -> tuple[str, list[str], dict[str, str]]:
-    """A sheet of six records, two with errors: (sheet id, ids in order, commits)."""
+async def people(
+    emu: Emulator, client: FlatfileClient, http: aiohttp.ClientSession
+) -> tuple[str, list[str], dict[str, str]]:
+    """A sheet of six records, two with errors, written by a user (each write starts the
+    hooks, so its commit has a commit:created): (sheet id, ids in order, commits)."""
     _, sheet_id = await contacts(client)
-    first = await insert(
-        client,
+    first = await user_insert(
+        http,
+        emu,
         sheet_id,
         {"email": "ann@x.io", "name": "Ann Lee", "status": "active", "age": 41},
         {"email": "bob@x.io", "name": "Bob", "status": "inactive", "age": 35},
         {"name": "Carla", "status": "active", "age": 29},  # no email
     )
-    second = await insert(
-        client,
+    second = await user_insert(
+        http,
+        emu,
         sheet_id,
         {"email": "dan@x.io", "name": "Dan", "status": "paused", "age": 52},  # bad status
         {"email": "eve@x.io", "name": "Eve ANN", "tags": ["vip", "b2b"]},
@@ -1082,10 +1107,11 @@ async def test_the_sheet_downloads_as_csv_with_a_header_of_field_keys(
 
 
 async def test_a_workbook_that_tracks_changes_leaves_commits_open_until_completed(
-    emu: Emulator, client: FlatfileClient
+    emu: Emulator, client: FlatfileClient, http: aiohttp.ClientSession
 ) -> None:
     workbook_id, sheet_id = await contacts(client, settings={"trackChanges": True})
-    made = await insert(client, sheet_id, {"email": "a@b.c"})
+    # A user's write: one that starts no hook (flatjobs' client's) is complete at once.
+    made = await user_insert(http, emu, sheet_id, {"email": "a@b.c"})
     assert emu.events[-2]["payload"]["trackChanges"] is True
     open_ = await call(
         client, "GET", f"/workbooks/{workbook_id}/commits", params={"completed": False}
@@ -1172,7 +1198,9 @@ async def test_a_file_is_uploaded_listed_read_downloaded_updated_and_deleted(
     updated = await call(
         client, "PATCH", f"/files/{file['id']}", body={"status": "complete", "name": "x.csv"}
     )
-    assert (updated["status"], updated["name"], updated["ext"]) == ("complete", "x.csv", "csv")
+    # A rename keeps the extension the file was uploaded with (the platform does: the
+    # ext is what an extractor matches on, not part of the name a user sees).
+    assert (updated["status"], updated["name"], updated["ext"]) == ("complete", "x.csv", "bin")
     assert (await refused(client, "PATCH", f"/files/{file['id']}", body={"status": "lost"}))[
         "key"
     ] == "status"
@@ -1327,7 +1355,8 @@ async def test_every_event_of_the_data_is_one_flatfiles_python_sdk_can_read(
     workbook_id, sheet_id = await contacts(
         client, spaceId=space["id"], settings={"trackChanges": True}
     )
-    made = await insert(client, sheet_id, {"email": "a@b.c"}, {"name": "x"})
+    # A user's write, which starts the hooks: its commit stays open (trackChanges).
+    made = await user_insert(http, emu, sheet_id, {"email": "a@b.c"}, {"name": "x"})
     record_id = made["records"][0]["id"]
     await call(
         client,

@@ -169,6 +169,79 @@ async def test_records_come_a_page_at_a_time_with_their_messages(
     await _json(await http.get(f"{emu.url}/_panel/api/sheets/us_sh_nope/records"), 404)
 
 
+async def test_editing_a_cell_is_the_users_commit_which_starts_the_hooks(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    emu.seed(
+        {
+            "workbooks": [
+                {
+                    "name": "Typed",
+                    "settings": {"trackChanges": True},
+                    "sheets": [
+                        {
+                            "name": "Typed",
+                            "slug": "typed",
+                            "fields": [
+                                {"key": "n", "type": "number"},
+                                {"key": "b", "type": "boolean"},
+                                {"key": "tags", "type": "string-list"},
+                                {"key": "s"},
+                                {"key": "locked", "readonly": True},
+                            ],
+                            "records": [{"s": "x"}],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    sheet = emu.sheet("typed").id
+    [record] = emu.records(sheet)
+    url = f"{emu.url}/_panel/api/sheets/{sheet}/records/{record['id']}"
+    start = len(emu.events)
+    edits = {"n": "12", "b": "TRUE", "tags": "a, b,", "s": "  "}
+    answer = await _json(await http.post(url, json={"values": edits}))
+    values = {k: v["value"] for k, v in answer["record"]["values"].items()}
+    assert values == {"n": 12, "b": True, "tags": ["a", "b"], "s": None, "locked": None}
+    [created] = [e for e in emu.events[start:] if e["topic"] == "commit:created"]
+    assert answer["event"] == created["id"]
+    assert created["dataUrl"].startswith(f"v1/sheets/{sheet}/records?for=")
+    assert [c["id"] for c in emu.commits("typed", completed=False)] == [
+        created["context"]["commitId"]
+    ]
+    await _json(await http.post(url, json={"values": {"n": "2.5"}}))
+    assert emu.records(sheet)[0]["values"]["n"]["value"] == 2.5
+    # Saving what is there already changes nothing: no commit.
+    same = await _json(await http.post(url, json={"values": {"n": "2.5"}}))
+    assert same["event"] is None
+    for body, status in [
+        ({"values": {"n": "twelve"}}, 400),
+        ({"values": {"n": "nan"}}, 400),
+        ({"values": {"b": "yes"}}, 400),
+        ({"values": {"s": 3}}, 400),
+        ({"values": {"nope": "x"}}, 400),
+        ({"values": {"locked": "x"}}, 400),
+        ({"values": {}}, 400),
+        ({"s": "x"}, 400),
+        ([], 400),
+    ]:
+        await _json(await http.post(url, json=body), status)
+    await _json(
+        await http.post(url.replace(record["id"], "us_rc_nope"), json={"values": edits}), 404
+    )
+    await _json(await http.post(url.replace(sheet, "us_sh_nope"), json={"values": edits}), 404)
+    # A hook's setReadOnly on the cell (the record's config) locks it too.
+    emu.data.update_records(
+        sheet, [{"id": record["id"], "config": {"fields": {"s": {"readonly": True}}}}]
+    )
+    locked = await _json(await http.post(url, json={"values": {"s": "y"}}), 400)
+    assert locked["errors"][0]["message"] == "s is read-only"
+    other = await http.post(url, json={"values": {"n": "1"}}, headers={"Origin": "https://x.io"})
+    await _json(other, 403)
+    assert emu.records(sheet)[0]["values"]["n"]["value"] == 2.5
+
+
 async def test_clicking_an_action_makes_the_job_the_platform_makes(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:

@@ -28,10 +28,45 @@ unauthenticated, for local development (the emulator listens on 127.0.0.1 by def
 >>> asyncio.run(main())
 complete
 
+Record hooks, as the platform runs them:
+
+* A write of records (``POST``, ``PUT`` or ``DELETE /v1/sheets/{id}/records``) makes a commit
+  and emits ``records:*``. It starts the record hooks, ``commit:created``, unless it carries
+  ``X-Disable-Hooks: true`` without ``X-Force-Hooks: true``. Flatfile's SDKs (and flatjobs'
+  client) send ``X-Disable-Hooks: true`` on every call, so a job's writes start no hook; a
+  user's edits (:meth:`Emulator.edit_records`, the jobs panel) and imports
+  (:meth:`Emulator.add_records`; Flatfile's extractors, which send ``x-force-hooks: true``)
+  do; a hook's own write-back (``X-Disable-Hooks: true``) does not, so a hook never runs
+  again on its own write. A test that wants hooks to follow its handler's write sends
+  ``X-Force-Hooks: true``, or plays the user.
+* ``commit:created`` carries ``context.commitId`` (and the sheet's ids and slug), ``payload
+  {trackChanges, sheetId}`` and a ``dataUrl``, relative as Flatfile's listener needs it:
+  ``v1/sheets/{sheetId}/records?for={eventId}&includeMessages=true``. Its ``GET`` serves the
+  records the commit changed, as they are now, each with every field of the sheet (an empty
+  one as ``"value": null``), its cells' messages, ``valid``, ``metadata`` and ``config``
+  (``{}`` when none): in that shape a hook that changes nothing sends nothing back. Without
+  ``pageSize`` it answers them all at once (Flatfile's hook reads a commit in one ``GET``);
+  with ``pageSize``/``pageNumber`` it pages, and stays the same selection while the hook
+  writes back between pages. A ``PUT`` to it (gzipped or not) merges what the hook changed,
+  cell by cell, into records that must be the commit's.
+* With ``settings.trackChanges`` on the workbook, a commit that started the hooks stays open
+  until ``POST /v1/commits/{id}/complete`` (which emits ``commit:completed``); one that
+  started none is complete at once. Flatfile's record hook completes a commit when its
+  handler changed nothing or raised, not after it wrote changes back; whether the platform
+  then completes it is not established, and the emulator does not:
+  ``emu.commits(completed=False)`` shows what a hook left open.
+
+Files are extracted by listeners, as on the platform: an upload emits ``file:created``; an
+extractor (Flatfile's, or yours) makes and executes its job, reads ``GET /v1/entitlements``
+(none unless :meth:`Emulator.set_entitlements` gives some) and, for spreadsheets, ``POST
+/v1/files/detect-header``, whose algorithms are Flatfile's own. A space created with
+``autoConfigure: true`` gets its ``space:configure`` job.
+
 Differences from the hosted platform, by design: ``POST /jobs`` without ``trigger`` makes
 a ``manual`` job that waits for ``/execute``; a ``cancel`` emits ``job:updated``; a
 ``PUT`` of records that changes nothing answers 200 with the current ids, never a bodiless
-304; nothing is extracted from an uploaded file; ``q`` (FFQL) queries are refused.
+304; ``q`` (FFQL) queries are refused; the platform's own extraction of CSV files and its
+``aiDetection`` of headers are not emulated (``aiDetection`` answers as ``default``).
 """
 
 from __future__ import annotations
@@ -173,7 +208,10 @@ class Emulator:
             push=self.push,
         )
         add_panel(app, self)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Compressed bodies are inflated by the app, a part at a time within its size limits.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, auto_decompress=False
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = int(self._runner.addresses[0][1])
@@ -404,6 +442,87 @@ class Emulator:
         """The sheet's record counts (total, valid, error, errors by field)."""
         sheet_id = self._resolve(sheet, kind="sheet", workbook=workbook)
         return from_wire(self.data.counts(sheet_id, {})["counts"], RecordCounts)
+
+    def add_records(
+        self, sheet: str, records: Iterable[Mapping[str, Any]], *, workbook: str | None = None
+    ) -> dict[str, Any] | None:
+        """Play a user (or an import) adding records to a sheet (id or slug): each record
+        is ``{field: value}``. The write starts the record hooks, as a user's does: returns
+        the ``commit:created`` event (its ``dataUrl`` serves the new records), or None when
+        ``records`` is empty.
+
+        Raises:
+            LookupError: no such sheet.
+            EmulatorError: the records are what the API would refuse (a 400).
+        """
+        sheet_id = self._resolve(sheet, kind="sheet", workbook=workbook)
+        body = [{key: {"value": value} for key, value in r.items()} for r in records]
+        return self.data.commit_event(self.data.insert_records(sheet_id, body))
+
+    def edit_records(
+        self,
+        sheet: str,
+        edits: Mapping[str, Mapping[str, Any]],
+        *,
+        workbook: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Play a user editing cells in the sheet's table: ``edits`` maps a record id to
+        ``{field: value}`` (``None`` empties a cell). One commit, which starts the record
+        hooks, as the user's edits in Flatfile do (and in the jobs panel): returns its
+        ``commit:created`` event, or None when nothing changed.
+
+        Raises:
+            LookupError: no such sheet.
+            EmulatorError: a record not in the sheet, or a value the API would refuse.
+        """
+        sheet_id = self._resolve(sheet, kind="sheet", workbook=workbook)
+        body = [
+            {"id": record_id, "values": {key: {"value": v} for key, v in values.items()}}
+            for record_id, values in edits.items()
+        ]
+        head = self.data.sheets[sheet_id].head
+        answer = self.data.update_records(sheet_id, body)
+        if answer["commitId"] == head[0]:
+            return None  # nothing changed: no commit
+        return self.data.commit_event(answer)
+
+    def commits(
+        self,
+        sheet: str | None = None,
+        *,
+        completed: bool | None = None,
+        workbook: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The commits of a sheet (id or slug), or of every sheet, oldest first, as ``GET
+        /sheets/{id}/commits`` answers them; ``completed=False`` keeps those still open
+        (a workbook with ``settings.trackChanges`` keeps each commit that started the hooks
+        open until a listener completes it): ``assert emu.commits(completed=False) == []``
+        checks that no hook left one open."""
+        if sheet is not None:
+            sheet_ids = [self._resolve(sheet, kind="sheet", workbook=workbook)]
+        elif workbook is not None:
+            sheet_ids = [
+                s.id for s in self.data.workbook(self._resolve(workbook, kind="workbook")).sheets
+            ]
+        else:
+            sheet_ids = list(self.data.sheets)
+        params = {} if completed is None else {"completed": [str(completed).lower()]}
+        return self.data.list_commits(sheet_ids, params)
+
+    def set_entitlements(self, resource: str, entitlements: Iterable[Mapping[str, Any]]) -> None:
+        """The entitlements ``GET /v1/entitlements?resourceId=`` answers for a space (id or
+        name) or another resource id: each ``{key, metadata?}``. Flatfile's extractors read
+        ``headerSelection``, ``sourceEditor`` and ``customRecordsPageSize`` (``metadata:
+        {pageSize}``). Every resource has none until given some.
+
+        Raises:
+            LookupError: no such resource.
+            EmulatorError: an entitlement without a ``key``, or not an object.
+        """
+        resource_id = (
+            resource if self.data.locate(resource) else self._resolve(resource, kind="space")
+        )
+        self.data.set_entitlements(resource_id, entitlements)
 
     def file(self, file_id: str) -> File:
         """The file, as ``GET /files/{id}`` answers it."""

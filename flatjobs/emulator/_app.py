@@ -20,8 +20,9 @@ from aiohttp import web
 from ._data import DataStore, paused_gc
 from ._errors import EmulatorError
 from ._faults import FaultInjector
+from ._http import INFLATED as _INFLATED
 from ._http import PARSED as _PARSED
-from ._http import Handler
+from ._http import Handler, inflate
 from ._http import parse_json as _parse
 from ._pubnub import PushServer
 from ._routes import ROUTES, add_routes
@@ -48,17 +49,33 @@ PANEL_ROUTES = "panel."
 as they are, without the bearer token, faults or the request recording."""
 
 
-async def _read_body(request: web.Request, timeout: float, limit: int) -> web.Response | None:
-    """Read the body now; an error answer when it is too large or never arrives."""
+async def _read_body(
+    request: web.Request, timeout: float, limit: int
+) -> tuple[web.Response | None, bytes | None]:
+    """Read the body now: (an error answer when it is too large, cannot be read or never
+    arrives; the body inflated, when it came with a ``Content-Encoding``).
+
+    The server does not inflate bodies itself (``auto_decompress=False``): aiohttp would
+    inflate a whole compressed body into memory before the size limit applies; here it is
+    inflated a part at a time, within the same limit."""
     if not request.can_read_body:
-        return None
+        return None, None
     try:
-        await asyncio.wait_for(request.read(), timeout)
+        raw = await asyncio.wait_for(request.read(), timeout)
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"the request body is larger than {limit} bytes")
+        return _error(413, f"the request body is larger than {limit} bytes"), None
+    except web.RequestPayloadError as exc:  # a chunked body cut short, say
+        return _error(400, f"the request body could not be read: {exc}".strip()), None
     except TimeoutError:
-        return _error(408, f"the request body did not arrive within {timeout:g} seconds")
-    return None
+        return _error(408, f"the request body did not arrive within {timeout:g} seconds"), None
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is None:
+        return None, None
+    try:
+        with paused_gc():
+            return None, inflate(raw, encoding, limit)
+    except EmulatorError as exc:
+        return _error(exc.status, exc.message), None
 
 
 def _recorded(raw: bytes) -> Any:
@@ -107,7 +124,9 @@ def build_app(
     push: PushServer | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``state`` and ``data`` (a new store, if not given),
-    and the credentials of ``push``'s channel."""
+    and the credentials of ``push``'s channel. Serve it with ``auto_decompress=False`` (as
+    :class:`~flatjobs.emulator.Emulator` does): it inflates compressed bodies itself,
+    bounded."""
     data = data if data is not None else DataStore(state)
 
     @web.middleware
@@ -132,10 +151,10 @@ def build_app(
             limit = MAX_DATA_BODY if route in _DATA_ROUTES else MAX_BODY
             if limit != MAX_BODY:
                 request = request.clone(client_max_size=limit)
-            early = await _read_body(request, body_timeout, limit)
+            early, inflated = await _read_body(request, body_timeout, limit)
             parsed: tuple[Any] | None = None
             if early is None and record is not None and readable:
-                raw = await request.read()
+                raw = inflated if inflated is not None else await request.read()
                 try:  # parsed once: the handler takes this parse
                     with paused_gc():
                         body = _parse(raw)
@@ -143,9 +162,11 @@ def build_app(
                 except EmulatorError:
                     body = _recorded(raw)
             reset = _PARSED.set(parsed)
+            reset_inflated = _INFLATED.set(inflated)
             try:
                 response = early or await _serve(request, handler, route)
             finally:
+                _INFLATED.reset(reset_inflated)
                 _PARSED.reset(reset)
             status = None if response.status == 499 else response.status
             return response

@@ -100,10 +100,16 @@ class EventFeed:
         context: Mapping[str, Any],
         payload: Mapping[str, Any],
         attributes: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Append an event to the feed and tell the ``on_event`` callbacks."""
+        """Append an event to the feed and tell the ``on_event`` callbacks.
+
+        ``event_id``: an id taken beforehand with :meth:`new_id` (for an event that names
+        itself, as a ``commit:created`` whose ``dataUrl`` holds its own id); ``fields``:
+        more top-level fields (``dataUrl``)."""
         event: dict[str, Any] = {
-            "id": self.new_id("us_evt_"),
+            "id": event_id if event_id is not None else self.new_id("us_evt_"),
             "topic": topic,
             "domain": domain,
             "context": dict(context),
@@ -112,6 +118,8 @@ class EventFeed:
         }
         if attributes is not None:
             event["attributes"] = dict(attributes)
+        if fields is not None:
+            event.update(fields)
         if context.get("environmentId") != self.environment_id:
             self._mixed_feed = True
         self.events.append(event)

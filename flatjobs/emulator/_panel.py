@@ -12,6 +12,9 @@ own beside Flatfile's ``/v1``:
   changes) and ``data`` (data changed, naming the sheets it touched);
 * ``GET files/{id}/download``: a file's bytes;
 * ``POST actions`` ``{target, operation, input?}``: the user clicks an action;
+* ``POST sheets/{id}/records/{recordId}`` ``{values: {field: text}}``: the user edits cells
+  (each text read as its field's type; an empty one empties the cell), one commit that
+  starts the record hooks, as the user's edits on the platform do;
 * ``POST jobs/{id}/cancel``, ``jobs/{id}/retry``, ``jobs/{id}/outcome-ack``: the user
   cancels, retries, or acknowledges the outcome.
 
@@ -83,6 +86,10 @@ class Platform(Protocol):
     def trigger_action(
         self, target: str, operation: str, *, input: Mapping[str, Any] | None = None
     ) -> Job: ...
+
+    def edit_records(
+        self, sheet: str, edits: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Any] | None: ...
 
     def cancel(self, job_id: str, info: str | None = None) -> Job: ...
 
@@ -347,6 +354,35 @@ class _Panel:
             return _error(404, str(exc))
         return _json(self.job(job))
 
+    async def edit(self, request: web.Request) -> web.Response:
+        """The user edits cells of a record: ``{values: {field: text or null}}``."""
+        sheet_id, record_id = request.match_info["sheet_id"], request.match_info["record_id"]
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return _error(400, f"the body is not JSON: {exc}")
+        given = body.get("values") if isinstance(body, Mapping) else None
+        if not isinstance(given, Mapping) or not given:
+            return _error(400, "the body is {values: {field: text}}, at least one field")
+        sheet = self.data.sheet(sheet_id)
+        row = sheet.by_id.get(record_id)
+        if row is None:
+            return _error(404, f"record {record_id!r:.60} is not in sheet {sheet.slug}")
+        fields = {f["key"]: f for f in sheet.config["fields"]}
+        values = {}
+        for key, text in given.items():
+            field = fields.get(key)
+            if field is None:
+                return _error(400, f"{key!r:.60} is not a field of sheet {sheet.slug}")
+            if _read_only(sheet.config, field, row.config):
+                return _error(400, f"{field.get('label') or key} is read-only")
+            if text is not None and not isinstance(text, str):
+                return _error(400, f"the value of {key!r:.60} is text or null")
+            values[key] = _typed(field, text)
+        event = self.platform.edit_records(sheet_id, {record_id: values})
+        page = self.data.get_records(sheet_id, {"ids": [record_id], "includeMessages": ["true"]})
+        return _json({"record": page["records"][0], "event": event["id"] if event else None})
+
     async def cancel(self, request: web.Request) -> web.Response:
         return _json(self.job(self.platform.cancel(request.match_info["job_id"])))
 
@@ -355,6 +391,46 @@ class _Panel:
 
     async def outcome_ack(self, request: web.Request) -> web.Response:
         return _json(self.job(self.platform.ack_outcome(request.match_info["job_id"])))
+
+
+def _read_only(
+    sheet: Mapping[str, Any], field: Mapping[str, Any], record: Mapping[str, Any] | None
+) -> bool:
+    """Whether the user may not edit a cell: its sheet, field, record or cell (a hook's
+    ``setReadOnly``) is read-only."""
+    config = record or {}
+    cells = config.get("fields")
+    cell = cells.get(field["key"]) if isinstance(cells, Mapping) else None
+    return bool(
+        sheet.get("readonly")
+        or field.get("readonly")
+        or config.get("readonly")
+        or (isinstance(cell, Mapping) and cell.get("readonly"))
+    )
+
+
+def _typed(field: Mapping[str, Any], text: str | None) -> Any:
+    """What the user typed, as the field's type holds it: a number, a boolean, a list
+    (items separated by commas), else the text; empty (or only spaces) is no value."""
+    if text is None or not text.strip():
+        return None
+    kind = field.get("type")
+    if kind == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r:.40} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r:.40} is not a finite number")
+        return int(number) if number.is_integer() and "." not in text else number
+    if kind == "boolean":
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(f"{text!r:.40} is not true or false")
+        return lowered == "true"
+    if kind in ("string-list", "enum-list"):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -400,6 +476,7 @@ def add_panel(app: web.Application, platform: Platform) -> None:
         ("GET", f"{api}/sheets/{{sheet_id}}/records", "records", panel.get_records),
         ("GET", f"{api}/files/{{file_id}}/download", "download", panel.file_download),
         ("POST", f"{api}/actions", "trigger", panel.trigger),
+        ("POST", f"{api}/sheets/{{sheet_id}}/records/{{record_id}}", "edit", panel.edit),
         ("POST", f"{api}/jobs/{{job_id}}/cancel", "cancel", panel.cancel),
         ("POST", f"{api}/jobs/{{job_id}}/retry", "retry", panel.retry),
         ("POST", f"{api}/jobs/{{job_id}}/outcome-ack", "outcome_ack", panel.outcome_ack),

@@ -370,6 +370,44 @@ async def test_records_are_browsed_a_page_at_a_time_with_their_cell_messages(
         await expect(flagged).to_have_class(re.compile(r"\bhas-warn\b"))
 
 
+async def test_a_user_edits_a_cell_and_the_edit_is_a_commit(page: Page, emu: Emulator) -> None:
+    sheet = emu.sheet("contacts").id
+    record_id = emu.records(sheet)[1]["id"]  # the one without an email
+    await _open(page, emu)
+    await page.locator(f'#tree .sheet[data-id="{sheet}"] .sheet-link').click()
+    missing = page.locator("tbody tr").nth(1).locator('[data-field="email"]')
+    await expect(missing).to_have_class(re.compile(r"\binvalid\b"))
+    before = len(emu.events)
+
+    # Escape leaves the cell as it was, and writes nothing.
+    await missing.dblclick()
+    editor = missing.get_by_role("textbox", name="Edit Email")
+    await editor.fill("nobody@example.com")
+    await editor.press("Escape")
+    await expect(missing.locator(".value")).to_have_text("")
+    assert [e["topic"] for e in emu.events[before:]] == []
+
+    await missing.dblclick()
+    await editor.fill("bob1@example.com")
+    await editor.press("Enter")
+    await expect(missing.locator(".value")).to_have_text("bob1@example.com")
+    await expect(missing).not_to_have_class(re.compile(r"\binvalid\b"))
+    await expect(page.locator(f'[data-count-of="{sheet}"]')).to_have_text("120")
+    record = next(r for r in emu.records(sheet) if r["id"] == record_id)
+    assert record["values"]["email"]["value"] == "bob1@example.com"
+    created = [e for e in emu.events[before:] if e["topic"] == "commit:created"]
+    assert [e["context"]["commitId"] for e in created] == [record["commitId"]]
+    assert created[0]["dataUrl"].startswith(f"v1/sheets/{sheet}/records?for=")
+
+    # The keyboard alone: focus a cell, Enter to edit, Enter to save.
+    name = page.locator("tbody tr").nth(0).locator('[data-field="name"]')
+    await name.focus()
+    await name.press("Enter")
+    await name.get_by_role("textbox", name="Edit Name").fill("Ann Lee-Smith")
+    await name.get_by_role("textbox", name="Edit Name").press("Enter")
+    await expect(name.locator(".value")).to_have_text("Ann Lee-Smith")
+
+
 # --------------------------------------------------------------------------- outcomes
 
 

@@ -1,4 +1,5 @@
-"""Flatfile's own SDKs against the emulator: ``python tests/compat/run.py`` (``nox -s compat``).
+"""Flatfile's own SDKs and plugins against the emulator: ``python tests/compat/run.py``
+(``nox -s compat``).
 
 For each SDK a fresh emulator is started in this process, seeded from ``seed.json`` beside
 this file, with one job triggered as a user clicking the workbook's Submit action; the ids go
@@ -11,10 +12,18 @@ to the script in ``FF_*`` variables, beside the emulator's own ``FLATFILE_API_UR
   installed with ``npm ci`` into a temporary folder reused while the lockfile is the same),
   run by Node, with its strict re-parse of every answer.
 
-Options: ``--python-only``, ``--js-only``, ``--node-modules DIR`` (a folder whose
-``node_modules`` has the packages, instead of ``npm ci``). Exits 1 when any call fails in
-either SDK, and 2 when Node, npm or the Python SDK is missing: a check that cannot run is not
-a check that passed.
+Then Flatfile's listener plugins (record hooks, space configuration, the delimiter and xlsx
+extractors, pinned by the same lockfile) run their scenarios against fresh emulators:
+``plugins.py`` (Python, asserting the emulator's state) and ``plugins.cjs`` (Node). The xlsx
+scenario writes its file with openpyxl (installed by the nox session).
+
+Options: ``--python-only``, ``--js-only`` (the JS client), ``--plugins-only``, ``--scenario
+TEXT`` (only the plugin scenarios whose name holds TEXT; repeatable), ``--node-modules DIR``
+(a folder whose ``node_modules`` has the packages, instead of ``npm ci``), ``--npm-cache
+DIR`` (where ``npm ci`` installs, reused while the lockfile is the same; the temporary
+directory by default). Exits 1 when any
+call or scenario fails, and 2 when Node, npm, the Python SDK or openpyxl is missing: a check
+that cannot run is not a check that passed.
 """
 
 from __future__ import annotations
@@ -38,15 +47,21 @@ HERE = Path(__file__).resolve().parent
 SEED = HERE / "seed.json"
 TIMEOUT = 120.0
 """Seconds one SDK's script may take (each takes a few)."""
+PLUGINS_TIMEOUT = 600.0
+"""Seconds the plugins' scenarios may take together (they take some twenty)."""
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
+PACKAGES = ("@flatfile/api", "@flatfile/listener", "@flatfile/plugin-record-hook")
+"""Packages a given ``--node-modules`` folder must hold (the lockfile's, in short)."""
 
 
 class Unavailable(Exception):
     """An SDK cannot be run here: the message says what is missing and how to get it."""
 
 
-def js_modules(given: str | None) -> Path:
-    """A folder with ``node_modules/@flatfile/api`` as ``package-lock.json`` pins it."""
+def js_modules(given: str | None, cache: str | None = None) -> Path:
+    """A folder with the ``node_modules`` ``package-lock.json`` pins: ``given``, or one
+    installed with ``npm ci`` under ``cache`` (the temporary directory without one), reused
+    while the lockfile is the same."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None:
         raise Unavailable(
@@ -54,15 +69,16 @@ def js_modules(given: str | None) -> Path:
             "(apt-get install -y nodejs npm), or run with --python-only"
         )
     if given is not None:
-        folder = Path(given)
-        if not (folder / "node_modules" / "@flatfile" / "api").is_dir():
-            raise Unavailable(f"{folder}/node_modules/@flatfile/api does not exist")
+        folder = Path(given).resolve()  # the scripts run in this folder, not the caller's
+        for package in PACKAGES:
+            if not (folder / "node_modules" / package).is_dir():
+                raise Unavailable(f"{folder}/node_modules/{package} does not exist")
         return folder
     if npm is None:
         raise Unavailable("npm is not on PATH (apt-get install -y npm)")
     lock = (HERE / "package-lock.json").read_bytes()
     digest = hashlib.sha256(lock + (HERE / "package.json").read_bytes()).hexdigest()[:12]
-    folder = Path(tempfile.gettempdir()) / f"flatjobs-compat-js-{digest}"
+    folder = Path(cache or tempfile.gettempdir()).resolve() / f"flatjobs-compat-js-{digest}"
     done = folder / "npm-ci.done"  # written once npm ci succeeded: a partial install is redone
     if done.is_file():
         return folder
@@ -87,7 +103,10 @@ def js_modules(given: str | None) -> Path:
 
 
 async def run_one(label: str, argv: list[str], extra_env: dict[str, str]) -> tuple[int, int]:
-    """Run one SDK's script against a fresh seeded emulator: (passed, failed)."""
+    """Run one SDK's script against a fresh seeded emulator, or the plugins' scenarios
+    (which start emulators of their own): (passed, failed)."""
+    if label == "plugins":
+        return await run_script(label, argv, {**os.environ, **extra_env}, PLUGINS_TIMEOUT)
     async with Emulator(seed=SEED, record=False) as emu:
         seeded = emu.seeded
         workbook = seeded.workbooks["Contacts"]
@@ -108,31 +127,38 @@ async def run_one(label: str, argv: list[str], extra_env: dict[str, str]) -> tup
             "FF_JOB_ID": job.id,
             "FF_RECORD_IDS": ",".join(record_ids),
         }
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=HERE,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert process.stdout is not None
-        summary: tuple[int, int] | None = None
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                async for raw in process.stdout:
-                    line = raw.decode("utf-8", "replace").rstrip()
-                    print(f"[{label}] {line}", flush=True)
-                    found = SUMMARY.match(line)
-                    if found:
-                        summary = (int(found[1]), int(found[2]))
-                code = await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            print(f"[{label}] timed out after {TIMEOUT:g} s", flush=True)
-            return (summary or (0, 0))[0], max(1, (summary or (0, 0))[1])
-        seconds = time.monotonic() - started
+        return await run_script(label, argv, env, TIMEOUT)
+
+
+async def run_script(
+    label: str, argv: list[str], env: dict[str, str], timeout: float
+) -> tuple[int, int]:
+    """Run a script that prints ``N passed, M failed`` last: (passed, failed)."""
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=HERE,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    summary: tuple[int, int] | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            async for raw in process.stdout:
+                line = raw.decode("utf-8", "replace").rstrip()
+                print(f"[{label}] {line}", flush=True)
+                found = SUMMARY.match(line)
+                if found:
+                    summary = (int(found[1]), int(found[2]))
+            code = await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        print(f"[{label}] timed out after {timeout:g} s", flush=True)
+        return (summary or (0, 0))[0], max(1, (summary or (0, 0))[1])
+    seconds = time.monotonic() - started
     if summary is None:
         print(f"[{label}] exited {code} without its 'N passed, M failed' line", flush=True)
         return 0, 1
@@ -150,13 +176,17 @@ async def run_all(runs: list[tuple[str, list[str], dict[str, str]]]) -> dict[str
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--python-only", action="store_true")
-    parser.add_argument("--js-only", action="store_true")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--python-only", action="store_true")
+    only.add_argument("--js-only", action="store_true")
+    only.add_argument("--plugins-only", action="store_true")
+    parser.add_argument("--scenario", action="append", metavar="TEXT")
     parser.add_argument("--node-modules", metavar="DIR")
+    parser.add_argument("--npm-cache", metavar="DIR")
     args = parser.parse_args(argv)
     runs: list[tuple[str, list[str], dict[str, str]]] = []
     try:
-        if not args.js_only:
+        if not (args.js_only or args.plugins_only):
             if importlib.util.find_spec("flatfile") is None:
                 raise Unavailable(
                     f"Flatfile's Python SDK is not installed in {sys.executable} "
@@ -165,7 +195,7 @@ def main(argv: list[str]) -> int:
             python = [sys.executable, "-X", "dev", "-W", "error", str(HERE / "compat.py")]
             runs.append(("python", python, {}))
         if not args.python_only:
-            folder = js_modules(args.node_modules)
+            folder = js_modules(args.node_modules, args.npm_cache)
             node = shutil.which("node")
             assert node is not None
             version = subprocess.run(
@@ -173,14 +203,24 @@ def main(argv: list[str]) -> int:
             ).stdout.strip()
             if int(version.lstrip("v").split(".")[0]) < 18:
                 raise Unavailable(f"node {version} is too old: the JS client needs Node 18+")
-            print(f"node {version}, @flatfile/api from {folder}", flush=True)
-            env = {"FF_API_MODULE_DIR": str(folder / "node_modules")}
-            runs.append(("js", [node, str(HERE / "compat.cjs")], env))
+            print(f"node {version}, Flatfile's packages from {folder}", flush=True)
+            if not args.plugins_only:
+                env = {"FF_API_MODULE_DIR": str(folder / "node_modules")}
+                runs.append(("js", [node, str(HERE / "compat.cjs")], env))
+            if not args.js_only:
+                if importlib.util.find_spec("openpyxl") is None:
+                    raise Unavailable(
+                        f"openpyxl is not installed in {sys.executable}: the xlsx scenario "
+                        "writes its file with it (pip install openpyxl; nox -s compat does)"
+                    )
+                scenarios = [a for text in args.scenario or () for a in ("--scenario", text)]
+                command = [sys.executable, str(HERE / "plugins.py"), "--node-modules"]
+                runs.append(("plugins", [*command, str(folder / "node_modules"), *scenarios], {}))
     except Unavailable as exc:
         print(f"compat: cannot run: {exc}", file=sys.stderr, flush=True)
         return 2
     totals = asyncio.run(run_all(runs))
-    print("\nFlatfile's SDKs against the emulator:")
+    print("\nFlatfile's SDKs and plugins against the emulator:")
     for label, (passed, failed) in totals.items():
         print(f"  {label}: {passed} passed, {failed} failed")
     passed = sum(p for p, _ in totals.values())

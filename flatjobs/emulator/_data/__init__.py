@@ -14,7 +14,8 @@ One module per resource, each a small class over the shared tables (``_store.py`
 * ``_rows.py``: a record as a sheet keeps it, and the platform's validation of it;
 * ``_query.py``: reading records (filters, search, sort, pages, counts, CSV);
 * ``_writes.py``: inserting, updating and deleting records;
-* ``_files.py``: files.
+* ``_files.py``: files;
+* ``_extraction.py``: what file extractors ask besides (entitlements, header detection).
 
 :class:`DataStore` composes them: its methods are the endpoints, each handed to its
 resource.
@@ -25,13 +26,14 @@ method that makes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flatjobs.emulator._checks import Params
 from flatjobs.emulator._state import PlatformState
 
 from ._commits import Commits
+from ._extraction import Extraction, detect_header
 from ._files import FILES_PAGE_SIZE, Files
 from ._query import RecordReads
 from ._sheets import FIELD, SHEET, Sheets
@@ -82,8 +84,9 @@ class DataStore(Store):
         self._document_ops = Documents(self)
         self._workbook_ops = Workbooks(self, self._sheet_ops)
         self._space_ops = Spaces(self, self._workbook_ops, self._file_ops, self._document_ops)
-        self._record_reads = RecordReads(self)
+        self._record_reads = RecordReads(self, self._commit_ops)
         self._record_writes = RecordWrites(self, self._commit_ops)
+        self._extraction = Extraction(self)
 
     # ----------------------------------------------------------- spaces
 
@@ -207,17 +210,32 @@ class DataStore(Store):
         (which the API does not show), for assertions."""
         return self._record_reads.records_of(sheet_id)
 
-    def insert_records(self, sheet_id: str, body: Any) -> dict[str, Any]:
-        """``POST /sheets/{id}/records``."""
-        return self._record_writes.insert(sheet_id, body)
+    def insert_records(self, sheet_id: str, body: Any, *, hooks: bool = True) -> dict[str, Any]:
+        """``POST /sheets/{id}/records``; ``hooks``: whether the write starts the record
+        hooks (``commit:created``)."""
+        return self._record_writes.insert(sheet_id, body, hooks=hooks)
 
-    def update_records(self, sheet_id: str, body: Any) -> dict[str, Any]:
-        """``PUT /sheets/{id}/records``."""
-        return self._record_writes.update(sheet_id, body)
+    def update_records(
+        self, sheet_id: str, body: Any, params: Params | None = None, *, hooks: bool = True
+    ) -> dict[str, Any]:
+        """``PUT /sheets/{id}/records`` (``params``: its query, ``for`` when written to a
+        commit's ``dataUrl``); ``hooks`` as :meth:`insert_records`."""
+        return self._record_writes.update(sheet_id, body, params, hooks=hooks)
 
-    def delete_records(self, sheet_id: str, params: Params) -> dict[str, Any]:
-        """``DELETE /sheets/{id}/records?ids=...``."""
-        return self._record_writes.delete(sheet_id, params)
+    def delete_records(
+        self, sheet_id: str, params: Params, *, hooks: bool = True
+    ) -> dict[str, Any]:
+        """``DELETE /sheets/{id}/records?ids=...``; ``hooks`` as :meth:`insert_records`."""
+        return self._record_writes.delete(sheet_id, params, hooks=hooks)
+
+    def commit_event(self, answer: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The ``commit:created`` of the commit a write answered with (its ``commitId``),
+        if that write started the hooks."""
+        commit_id = answer.get("commitId")
+        commit = self.commits.get(commit_id) if isinstance(commit_id, str) else None
+        if commit is None or commit.event_id is None:
+            return None
+        return self.state.get_event(commit.event_id)
 
     # ----------------------------------------------------------- files
 
@@ -253,3 +271,17 @@ class DataStore(Store):
     def file_content(self, file_id: str) -> tuple[bytes, str, str]:
         """``GET /files/{id}/download``: the bytes, their content type and the file name."""
         return self._file_ops.content(file_id)
+
+    # ----------------------------------------------------------- extraction
+
+    def detect_header(self, body: Any) -> dict[str, Any]:
+        """``POST /files/detect-header``: where a table's header is."""
+        return detect_header(body)
+
+    def list_entitlements(self, params: Params) -> list[dict[str, Any]]:
+        """``GET /entitlements?resourceId=``."""
+        return self._extraction.list(params)
+
+    def set_entitlements(self, resource_id: str, entitlements: Iterable[Any]) -> None:
+        """What ``GET /entitlements`` answers for a resource: ``[{key, metadata?}]``."""
+        self._extraction.set_entitlements(resource_id, entitlements)

@@ -1,6 +1,7 @@
 """Files: uploaded (or seeded) bytes in a space, and the ``/files`` endpoints.
 
-The emulator extracts nothing from a file: an uploaded import file stays ``partial``.
+The emulator extracts nothing from a file itself: an uploaded import file stays ``partial``
+until a listener (an extractor: Flatfile's, or yours) extracts it, on ``file:created``.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ class Files:
 
     def update(self, file_id: str, body: Any) -> dict[str, Any]:
         """``PATCH /files/{id}`` (``workbookId``, ``sheetId``, ``name``, ``description``,
-        ``mode``, ``status``, ``actions``)."""
+        ``mode``, ``status``, ``actions``). A new ``name`` keeps the file's ``ext``: the
+        extension is what the file was uploaded as (what an extractor reads), not part of
+        its display name."""
         store = self.store
         file = store.file(file_id)
         fields = ck.read(body, _FILE_UPDATE)
@@ -159,9 +162,6 @@ class Files:
             raise not_found("workbook", fields["workbookId"], "workbookId")
         if "sheetId" in fields and fields["sheetId"] not in store.sheets:
             raise not_found("sheet", fields["sheetId"], "sheetId")
-        if "name" in fields:
-            stem, dot, ext = fields["name"].rpartition(".")
-            fields["ext"] = ext if dot and stem else ""
         file.fields.update(fields)
         file.updated_at = now()
         store.emit("file:updated", "file", file.context(), {"status": file.fields["status"]})

@@ -16,6 +16,7 @@ from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Params
 from flatjobs.emulator._errors import EmulatorError
 
+from ._commits import Commit, Commits
 from ._rows import MAX_IDS, Row
 from ._sheets import Sheet
 from ._store import Store
@@ -51,6 +52,7 @@ class Query:
     """What a records read selects (everything but paging and the shape of the answer)."""
 
     __slots__ = (
+        "commit",
         "commit_seq",
         "filter",
         "filter_field",
@@ -74,6 +76,7 @@ class Query:
         self.sort_desc = False
         self.since_seq: int | None = None
         self.commit_seq: int | None = None
+        self.commit: Commit | None = None  # `for`: the records of an event's commit
 
     def key(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -88,14 +91,16 @@ class Query:
             and self.sort_field is None
             and self.since_seq is None
             and self.commit_seq is None
+            and self.commit is None
         )
 
 
 class RecordReads:
     """``GET /sheets/{id}/records``, ``/counts`` and ``/download``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, commits: Commits) -> None:
         self.store = store
+        self.commits = commits
 
     # ----------------------------------------------------------- the selection
 
@@ -159,18 +164,10 @@ class RecordReads:
         if q.commit_seq is None:
             q.commit_seq = self._seq(sheet, params, "versionId")
         event_id = ck.one(params, "for")
-        if event_id is not None and q.commit_seq is None:
-            # The records of the change an event (a commit:created) announced.
-            try:
-                event = self.store.state.get_event(event_id)
-            except EmulatorError as exc:
-                raise EmulatorError(400, exc.message, key="for") from None
-            commit_id = (event.get("context") or {}).get("commitId")
-            q.commit_seq = sheet.seqs.get(commit_id) if isinstance(commit_id, str) else None
-            if q.commit_seq is None:
-                raise EmulatorError(
-                    400, f"event {event_id!r:.60} names no commit of this sheet", key="for"
-                )
+        if event_id is not None:
+            # The records of the change an event (a commit:created) announced, as they
+            # are now: the same records however they change after (a hook writes back).
+            q.commit = self.commits.for_event(sheet, event_id)
         return q
 
     def select(self, sheet: Sheet, q: Query) -> list[Row]:
@@ -181,11 +178,15 @@ class RecordReads:
         cached = sheet.cache.get(key)
         if cached is not None:
             return cached
+        base = sheet.rows if q.commit is None else self.commits.records(q.commit)
         if q.ids and not q.ids_excluded:
             found = {sheet.by_id[i].pos: sheet.by_id[i] for i in q.ids if i in sheet.by_id}
             rows = [found[pos] for pos in sorted(found)]
+            if q.commit is not None:
+                within = {r.id for r in q.commit.rows}
+                rows = [r for r in rows if r.id in within]
         else:
-            rows = sheet.rows
+            rows = base
             if q.ids:
                 excluded = set(q.ids)
                 rows = [r for r in rows if r.id not in excluded]
@@ -276,10 +277,19 @@ class RecordReads:
         fields; ``includeCounts`` or ``includeLength`` add ``counts`` of the whole
         selection; ``commitId`` selects the records last changed by that commit,
         ``sinceCommitId`` those changed after it (the emulator keeps no history: a record
-        changed again since is selected by its latest commit)."""
+        changed again since is selected by its latest commit).
+
+        ``for`` (an event id: a ``commit:created``'s ``dataUrl``) selects the records that
+        event's commit changed, as they are now, and stays the same selection while they
+        change again (a hook writing back as it pages through them). Without ``pageSize``
+        it answers them all at once: Flatfile's JS record hook reads a commit in one
+        ``GET`` and takes that answer for the whole commit; with ``pageSize`` it pages, for
+        hooks that read a large commit a part at a time."""
         sheet = self.store.sheet(sheet_id)
         q = self.query(sheet, params)
-        size = ck.positive(params, "pageSize", RECORDS_PAGE_SIZE)
+        rows = self.select(sheet, q)
+        whole = max(1, len(rows)) if q.commit is not None else RECORDS_PAGE_SIZE
+        size = ck.positive(params, "pageSize", whole)
         number = ck.positive(params, "pageNumber", 1)
         include_messages = ck.flag(params, "includeMessages")
         with_counts = ck.flag(params, "includeCounts") | ck.flag(params, "includeLength")
@@ -295,7 +305,6 @@ class RecordReads:
                     key="fields",
                 )
             keys = list(dict.fromkeys(fields))
-        rows = self.select(sheet, q)
         start = (number - 1) * size
         wire = sheet.wire_row
         out: dict[str, Any] = {

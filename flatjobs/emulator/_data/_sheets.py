@@ -244,8 +244,12 @@ class Sheet:
         self.updated_at = now()
 
     def wire_row(self, row: Row, keys: Sequence[str] | None, messages: bool) -> dict[str, Any]:
-        """A record as ``GET /records`` writes it: every field of the sheet (or of
-        ``fields``) as a cell ``{value, valid, updatedAt, messages?}``."""
+        """A record as ``GET /records`` writes it: ``{id, values, valid, metadata,
+        config}``, every field of the sheet (or of ``fields``) as a cell ``{value, valid,
+        updatedAt, messages?}``, an empty one with ``"value": null``; ``metadata`` and
+        ``config`` are ``{}`` when the record has none. Flatfile's record hook counts a
+        missing key as a change: this is the shape in which a hook that changes nothing
+        sends nothing back."""
         values = row.values
         errors = row.errors
         created = row.created
@@ -267,10 +271,13 @@ class Sheet:
                 }
             else:
                 cells = {k: {"value": get(k), "valid": True, "updatedAt": created} for k in keys}
-            out = {"id": row.id, "values": cells, "valid": True, "metadata": row.metadata or {}}
-            if row.config is not None:
-                out["config"] = row.config
-            return out
+            return {
+                "id": row.id,
+                "values": cells,
+                "valid": True,
+                "metadata": row.metadata or {},
+                "config": row.config or {},
+            }
         cells = {}
         for key in keys:
             cell = {
@@ -286,15 +293,13 @@ class Sheet:
                     found += custom[key]
                 cell["messages"] = found
             cells[key] = cell
-        out = {
+        return {
             "id": row.id,
             "values": cells,
             "valid": not errors,
             "metadata": row.metadata if row.metadata is not None else {},
+            "config": row.config if row.config is not None else {},
         }
-        if row.config is not None:
-            out["config"] = row.config
-        return out
 
 
 class Sheets:

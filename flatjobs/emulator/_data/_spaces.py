@@ -127,7 +127,13 @@ class Spaces:
         return out
 
     def create(self, body: Any, *, id: str | None = None) -> dict[str, Any]:
-        """``POST /spaces`` (SpaceConfig; every field optional)."""
+        """``POST /spaces`` (SpaceConfig; every field optional).
+
+        With ``autoConfigure: true`` the platform configures the new space: it creates the
+        job ``space:configure`` (type ``space``, operation ``configure``, the space its
+        source), ready at once, so ``job:created`` and ``job:ready`` (context ``spaceId``)
+        follow ``space:created``; a listener (Flatfile's ``configureSpace``, say) builds
+        the space and completes it. A space made by a seed is as it already was: no job."""
         store = self.store
         fields = ck.read(body if body is not None else {}, SPACE)
         store.check_environment(fields)
@@ -135,6 +141,15 @@ class Spaces:
         space = Space(store.new_id("us_sp_", id), store.state.environment_id, fields)
         store.spaces[space.id] = space
         store.emit("space:created", "space", space.context(), {})
+        if fields.get("autoConfigure") and not store.silent:
+            store.state.create_job(
+                {
+                    "type": "space",
+                    "operation": "configure",
+                    "source": space.id,
+                    "trigger": "immediate",
+                }
+            )
         return self.wire(space)
 
     def get(self, space_id: str) -> dict[str, Any]:

@@ -143,18 +143,39 @@ class Store:
         finally:
             self._quiet -= 1
 
+    @property
+    def silent(self) -> bool:
+        """Whether changes emit no events now (within :meth:`quiet`)."""
+        return self._quiet > 0
+
     def emit(
-        self, topic: str, domain: str, context: Mapping[str, Any], payload: Mapping[str, Any]
-    ) -> None:
-        """The event of a change, made by the emulator's user (none within :meth:`quiet`)."""
+        self,
+        topic: str,
+        domain: str,
+        context: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        *,
+        event_id: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """The event of a change, made by the emulator's user (none within :meth:`quiet`);
+        ``event_id`` and ``fields`` as :meth:`~flatjobs.emulator.PlatformState.emit` takes
+        them. Returns the event emitted."""
         if self._quiet:
-            return
+            return None
         base = {
             "accountId": self.state.account_id,
             "environmentId": self.state.environment_id,
             "actorId": ACTOR,
         }
-        self.state.emit(topic, domain=domain, context={**base, **context}, payload=payload)
+        return self.state.emit(
+            topic,
+            domain=domain,
+            context={**base, **context},
+            payload=payload,
+            event_id=event_id,
+            fields=fields,
+        )
 
     # ----------------------------------------------------------- lookups
 

@@ -2,6 +2,8 @@
 
 A body is checked whole before anything changes; each write that changes something makes
 one commit, whose events :meth:`~flatjobs.emulator._data._commits.Commits.announce` emits.
+Each write says whether it starts the record hooks (``hooks``: the HTTP routes read it from
+the request's headers, :func:`~flatjobs.emulator._data._commits.hooks_requested`).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def _cells(
 
     A field the sheet does not have is kept only when the sheet allows additional
     fields (``allowAdditionalFields``); otherwise it is dropped, as the platform
-    ignores what its blueprint does not define."""
+    ignores what its blueprint does not define. A cell with neither ``value`` nor
+    ``messages`` (``{}``: an SDK's ``{value: undefined}``) is an empty value."""
     if not isinstance(item, dict):
         raise ck.bad(where, "an object of cells ({field: {value}})", item)
     values: dict[str, Any] = {}
@@ -97,6 +100,8 @@ def _cells(
                     value,
                 )
             values[key] = value
+        elif "messages" not in cell:
+            values[key] = None
         if cell.get("messages") is not None:
             at = ck.where_key(where, key)
             messages[key] = _messages(cell["messages"], f"{at}.messages")
@@ -157,10 +162,12 @@ class RecordWrites:
         self.store = store
         self.commits = commits
 
-    def insert(self, sheet_id: str, body: Any) -> dict[str, Any]:
+    def insert(self, sheet_id: str, body: Any, *, hooks: bool = True) -> dict[str, Any]:
         """``POST /sheets/{id}/records`` with RecordData ``[{field: {value}}]``: ``{success,
         records, counts, commitId, versionId}``, the records as ``GET`` writes them with
-        their messages. An empty list inserts nothing, makes no commit and emits nothing."""
+        their messages. An empty list inserts nothing, makes no commit and emits nothing.
+        A record may be ``{}`` (a blank row); keys the sheet does not have are dropped
+        (unless it allows additional fields)."""
         sheet = self.store.sheet(sheet_id)
         if not isinstance(body, list):
             raise ck.bad("", "an array of records", body)
@@ -168,7 +175,7 @@ class RecordWrites:
         if not parsed:
             return {"success": True, "records": [], "counts": sheet.counts()}
         before = sheet.counts()
-        commit = self.commits.new(sheet)
+        commit = self.commits.new(sheet, hooks=hooks)
         at = now()
         new_id = self.store.state.new_id
         rows = []
@@ -189,6 +196,7 @@ class RecordWrites:
             sheet.rows.append(row)
             sheet.by_id[row.id] = row
             rows.append(row)
+        commit.rows = rows
         sheet.changed()
         self.commits.announce(sheet, commit, "records:created", len(rows), before)
         return {
@@ -199,21 +207,33 @@ class RecordWrites:
             "versionId": commit.version_id,
         }
 
-    def update(self, sheet_id: str, body: Any) -> dict[str, Any]:
+    def update(
+        self, sheet_id: str, body: Any, params: Params | None = None, *, hooks: bool = True
+    ) -> dict[str, Any]:
         """``PUT /sheets/{id}/records`` with ``[{id, values?, metadata?, config?}]``:
         ``{versionId, commitId}``.
 
-        Each cell given is merged into the record: ``value`` replaces the value
-        (``null`` empties it); ``messages`` replaces the messages handlers wrote on that
-        cell (their ``source`` defaults to ``custom-logic``; messages with the platform's
-        own sources are ignored: those are recomputed). ``metadata`` and ``config`` replace
-        the record's. ``versionId``/``commitId`` on a record are accepted and not checked.
-        Every record must be in the sheet, or nothing changes (400).
+        Only the records and cells given change (a merge, as Flatfile's record hook
+        presumes: it sends only what it changed). Each cell given is merged into its
+        record: ``value`` replaces the value (``null`` empties it); ``messages`` replaces
+        the messages handlers wrote on that cell (their ``source`` defaults to
+        ``custom-logic``; messages with the platform's own sources are ignored: those are
+        recomputed). A cell given as ``{}`` (what an SDK sends for ``{value: undefined}``)
+        empties the value; a cell with ``messages`` and no ``value`` keeps its value.
+        ``metadata`` and ``config`` replace the record's. ``versionId``/``commitId`` on a
+        record are accepted and not checked. Every record must be in the sheet, or nothing
+        changes (400).
+
+        Written to a commit's ``dataUrl`` (``?for=<eventId>``, a hook writing back), every
+        record must be one of that commit's (400 otherwise): a hook writes back what it was
+        given.
 
         When nothing changes the answer is the same, with the sheet's current ids, and
         status 200: the platform may answer 304 with no body, which both of Flatfile's
         SDKs fail to read."""
         sheet = self.store.sheet(sheet_id)
+        event_id = ck.one(params or {}, "for")
+        within = self.commits.for_event(sheet, event_id) if event_id is not None else None
         if not isinstance(body, list):
             raise ck.bad("", "an array of records", body)
         plans = []
@@ -225,6 +245,13 @@ class RecordWrites:
                 raise EmulatorError(
                     400,
                     f"{where}.id: record {fields['id']!r:.60} is not in sheet {sheet.slug}",
+                    key=f"{where}.id",
+                )
+            if within is not None and not self.commits.holds(within, row):
+                raise EmulatorError(
+                    400,
+                    f"{where}.id: record {row.id!r:.60} is not one of the records of event "
+                    f"{event_id!r:.60}'s commit",
                     key=f"{where}.id",
                 )
             values, messages = (
@@ -242,14 +269,15 @@ class RecordWrites:
         if not changed:
             commit_id, version_id = sheet.head
             return {"versionId": version_id, "commitId": commit_id}
-        commit = self.commits.new(sheet)
+        commit = self.commits.new(sheet, hooks=hooks)
         for row in changed.values():
             row.seq, row.commit_id, row.version_id = commit.seq, commit.id, commit.version_id
+        commit.rows = sorted(changed.values(), key=lambda r: r.pos)
         sheet.changed()
         self.commits.announce(sheet, commit, "records:updated", len(changed), before)
         return {"versionId": commit.version_id, "commitId": commit.id}
 
-    def delete(self, sheet_id: str, params: Params) -> dict[str, Any]:
+    def delete(self, sheet_id: str, params: Params, *, hooks: bool = True) -> dict[str, Any]:
         """``DELETE /sheets/{id}/records?ids=...`` (1 to 100 ids): ``{success: true}``. Ids
         not in the sheet are ignored; when none is, nothing changes."""
         sheet = self.store.sheet(sheet_id)
@@ -266,7 +294,8 @@ class RecordWrites:
             for record_id in doomed:
                 sheet.account(sheet.by_id.pop(record_id), -1)
             sheet.rows = [r for r in sheet.rows if r.id not in doomed]
-            commit = self.commits.new(sheet)
+            self.commits.forget(sheet, doomed)
+            commit = self.commits.new(sheet, hooks=hooks)
             sheet.changed()
             self.commits.announce(sheet, commit, "records:deleted", len(doomed), before)
         return {"success": True}

@@ -12,7 +12,7 @@ from flatjobs.emulator._pubnub import PushServer
 from flatjobs.emulator._state import PlatformState
 
 from ._events import EventRoutes, SecretRoutes
-from ._files import FileRoutes
+from ._files import EntitlementRoutes, FileRoutes
 from ._jobs import JobRoutes
 from ._records import CommitRoutes, RecordRoutes
 from ._resource import Resource
@@ -32,6 +32,7 @@ RESOURCES: tuple[type[Resource], ...] = (
     RecordRoutes,
     CommitRoutes,
     FileRoutes,
+    EntitlementRoutes,
 )
 ROUTES = tuple(name for resource in RESOURCES for _, _, name, _ in resource.routes)
 """Every route name the emulator serves, for :class:`flatjobs.emulator.Fault` ``routes``."""

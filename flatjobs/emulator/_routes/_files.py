@@ -1,4 +1,5 @@
-"""``/files``: uploads (multipart forms), their fields, their bytes."""
+"""``/files``: uploads (multipart forms), their fields, their bytes; the header detection
+extractors ask for (``/files/detect-header``); and ``/entitlements``."""
 
 from __future__ import annotations
 
@@ -8,11 +9,20 @@ from aiohttp import web
 
 from flatjobs.emulator._data import FILES_PAGE_SIZE
 from flatjobs.emulator._errors import EmulatorError
-from flatjobs.emulator._http import answer, download, form, json_body, page, params, parse_json
+from flatjobs.emulator._http import (
+    answer,
+    body_bytes,
+    download,
+    form,
+    json_body,
+    page,
+    params,
+    parse_json,
+)
 
 from ._resource import Resource
 
-__all__ = ["FileRoutes"]
+__all__ = ["EntitlementRoutes", "FileRoutes"]
 
 
 class FileRoutes(Resource):
@@ -21,6 +31,7 @@ class FileRoutes(Resource):
     routes = (
         ("GET", "/v1/files", "files.list", "list_files"),
         ("POST", "/v1/files", "files.upload", "upload_file"),
+        ("POST", "/v1/files/detect-header", "files.detect_header", "detect_header"),
         ("GET", "/v1/files/{file_id}", "files.get", "get_file"),
         ("PATCH", "/v1/files/{file_id}", "files.update", "update_file"),
         ("DELETE", "/v1/files/{file_id}", "files.delete", "delete_file"),
@@ -35,7 +46,7 @@ class FileRoutes(Resource):
         actions: list[Any] = []
         upload: tuple[str, bytes, str | None] | None = None
         for name, filename, content_type, content in form(
-            request.headers.get("Content-Type", ""), await request.read()
+            request.headers.get("Content-Type", ""), await body_bytes(request)
         ):
             if name == "file":
                 upload = (filename or "upload", content, content_type)
@@ -60,3 +71,15 @@ class FileRoutes(Resource):
 
     async def download_file(self, request: web.Request) -> web.Response:
         return download(*self.data.file_content(request.match_info["file_id"]))
+
+    async def detect_header(self, request: web.Request) -> web.Response:
+        return answer(self.data.detect_header(await json_body(request)))
+
+
+class EntitlementRoutes(Resource):
+    """``/entitlements``: what a resource (a space) is entitled to."""
+
+    routes = (("GET", "/v1/entitlements", "entitlements.list", "list_entitlements"),)
+
+    async def list_entitlements(self, request: web.Request) -> web.Response:
+        return answer(self.data.list_entitlements(params(request)))

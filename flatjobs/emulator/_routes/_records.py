@@ -1,12 +1,16 @@
 """``/sheets/{id}/records`` and ``/commits``: a sheet's records, and the commits their
-writes make."""
+writes make. A write starts the record hooks unless its headers say not to
+(:func:`~flatjobs.emulator._data._commits.hooks_requested`); a body may come gzipped
+(``Content-Encoding: gzip``, as Flatfile's record hook writes back): the middleware inflates
+it, within the same size limit."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from flatjobs.emulator._data import paused_gc
-from flatjobs.emulator._http import answer, answer_fast, params, parsed_body
+from flatjobs.emulator._data._commits import hooks_requested
+from flatjobs.emulator._http import answer, answer_fast, body_bytes, params, parsed_body
 
 from ._resource import Resource
 
@@ -31,19 +35,27 @@ class RecordRoutes(Resource):
 
     async def insert_records(self, request: web.Request) -> web.Response:
         sheet_id = request.match_info["sheet_id"]
-        raw = await request.read()
+        raw = await body_bytes(request)
         with paused_gc():
-            return answer_fast(self.data.insert_records(sheet_id, parsed_body(raw)))
+            return answer_fast(
+                self.data.insert_records(
+                    sheet_id, parsed_body(raw), hooks=hooks_requested(request.headers)
+                )
+            )
 
     async def update_records(self, request: web.Request) -> web.Response:
         sheet_id = request.match_info["sheet_id"]
-        raw = await request.read()
+        raw = await body_bytes(request)
+        hooks = hooks_requested(request.headers)
         with paused_gc():
-            return answer(self.data.update_records(sheet_id, parsed_body(raw)))
+            return answer(
+                self.data.update_records(sheet_id, parsed_body(raw), params(request), hooks=hooks)
+            )
 
     async def delete_records(self, request: web.Request) -> web.Response:
         sheet_id = request.match_info["sheet_id"]
-        return answer(self.data.delete_records(sheet_id, params(request)))
+        hooks = hooks_requested(request.headers)
+        return answer(self.data.delete_records(sheet_id, params(request), hooks=hooks))
 
 
 class CommitRoutes(Resource):

@@ -24,6 +24,7 @@ const state = {
   action: null, // {target, action} of the action dialog
   refresh: null, // a pending refresh after data changed
   dirtySheets: new Set(),
+  editing: false, // a cell of the table is being edited: refreshes wait
 };
 
 // ------------------------------------------------------------------ building blocks
@@ -467,7 +468,7 @@ function renderRecords(view, answer) {
         "tr",
         { class: record.valid === false ? "record invalid" : "record", dataset: { id: record.id } },
         el("th", { scope: "row", class: "row-number", text: first + index + 1, title: record.id }),
-        fields.map((field) => cell(field, record.values?.[field.key])),
+        fields.map((field) => cell(field, record.values?.[field.key], record, sheet)),
       ),
     ),
   );
@@ -543,15 +544,27 @@ function renderRecords(view, answer) {
   updateActionStates();
 }
 
-function cell(field, value) {
+function editable(sheet, field, record) {
+  const config = record.config ?? {};
+  return !(sheet.config?.readonly || field.readonly || config.readonly || config.fields?.[field.key]?.readonly);
+}
+
+function cell(field, value, record, sheet) {
   const messages = value?.messages ?? [];
   const worst = ["error", "warn", "info"].find((type) => messages.some((m) => (m.type ?? "error") === type));
   const classes = ["cell"];
   if (value?.valid === false) classes.push("invalid");
   if (worst) classes.push(`has-${worst}`);
-  return el(
+  const canEdit = editable(sheet, field, record);
+  if (canEdit) classes.push("editable");
+  const node = el(
     "td",
-    { class: classes.join(" "), dataset: { field: field.key }, title: messages.map((m) => m.message ?? "").join("\n") || null },
+    {
+      class: classes.join(" "),
+      dataset: { field: field.key },
+      tabindex: canEdit ? "0" : null,
+      title: messages.map((m) => m.message ?? "").join("\n") || (canEdit ? "Double-click (or Enter) to edit" : null),
+    },
     el("span", { class: "value", text: display(value?.value) }),
     messages.length
       ? el(
@@ -561,6 +574,58 @@ function cell(field, value) {
         )
       : null,
   );
+  if (canEdit) {
+    node.addEventListener("dblclick", () => editCell(node, sheet.id, field, record, value));
+    node.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && event.target === node) {
+        event.preventDefault();
+        editCell(node, sheet.id, field, record, value);
+      }
+    });
+  }
+  return node;
+}
+
+/** The user edits a cell, as in Flatfile's table: Enter saves (one commit, which starts the
+ * record hooks), Escape or leaving the cell cancels. */
+function editCell(node, sheetId, field, record, value) {
+  if (state.editing) return;
+  const before = display(value?.value);
+  const input = el("input", {
+    type: "text",
+    class: "edit",
+    value: before,
+    "aria-label": `Edit ${field.label ?? field.key}`,
+  });
+  state.editing = true;
+  let finished = false;
+  const finish = async (save) => {
+    if (finished) return;
+    finished = true;
+    if (save && input.value !== before) {
+      const path = `/sheets/${encodeURIComponent(sheetId)}/records/${encodeURIComponent(record.id)}`;
+      try {
+        await api(path, { method: "POST", body: { values: { [field.key]: input.value } } });
+      } catch (error) {
+        report(error);
+      }
+    }
+    state.editing = false;
+    loadRecords();
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      finish(true);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      finish(false);
+    }
+  });
+  input.addEventListener("blur", () => finish(false));
+  node.replaceChildren(input);
+  input.focus();
+  input.select();
 }
 
 // ------------------------------------------------------------------ jobs
@@ -976,6 +1041,11 @@ function dataChanged(sheets) {
     const dirty = state.dirtySheets;
     state.dirtySheets = new Set();
     await refreshTree();
+    if (state.editing) {
+      // Redrawing the table now would throw the user's typing away: it is redrawn once the
+      // edit ends (saved or cancelled).
+      return;
+    }
     if (state.sheet && dirty.has(state.sheet.id)) loadRecords();
   }, 150);
 }
