@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from flatjobs.models import Event, Subscription, from_wire
 
 from ._transport import (
     Answer,
+    Caller,
     Decoder,
     Endpoint,
     Page,
@@ -20,9 +21,6 @@ from ._transport import (
     secret_fields,
     success,
 )
-
-if TYPE_CHECKING:
-    from ._client import FlatfileClient
 
 __all__ = ["EventsAPI"]
 
@@ -47,7 +45,7 @@ def _raw_event(answer: Answer) -> dict[str, Any]:
 class EventsAPI:
     """``client.events``: the ``/v1/events`` endpoints."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def list_raw(

@@ -7,7 +7,7 @@ import mimetypes
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from flatjobs.models import (
     Action,
@@ -21,10 +21,7 @@ from flatjobs.models import (
     to_wire,
 )
 
-from ._transport import Endpoint, Form, Page, data_list, data_object, page_of, success
-
-if TYPE_CHECKING:
-    from ._client import FlatfileClient
+from ._transport import Caller, Endpoint, Form, Page, data_list, data_object, page_of, success
 
 __all__ = ["DocumentsAPI", "FilesAPI", "SpacesAPI"]
 
@@ -56,7 +53,7 @@ Content = str | os.PathLike[str] | bytes | AsyncIterable[bytes]
 class FilesAPI:
     """``client.files``: upload, download, read and list a space's files."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def upload(
@@ -152,7 +149,7 @@ class FilesAPI:
 class SpacesAPI:
     """``client.spaces``: an environment's spaces."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def list(
@@ -182,7 +179,7 @@ class SpacesAPI:
 class DocumentsAPI:
     """``client.documents``: a space's documents."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def list(self, space_id: str) -> list[Document]:

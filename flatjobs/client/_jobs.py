@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from flatjobs.errors import UnexpectedResponseError
 from flatjobs.models import (
@@ -20,10 +20,7 @@ from flatjobs.models import (
     to_wire,
 )
 
-from ._transport import Answer, Endpoint, Page, data_object, envelope, page_of, success
-
-if TYPE_CHECKING:
-    from ._client import FlatfileClient
+from ._transport import Answer, Caller, Endpoint, Page, data_object, envelope, page_of, success
 
 __all__ = ["JobsAPI"]
 
@@ -67,7 +64,7 @@ def _complete_body(
 class JobsAPI:
     """``client.jobs``: the ``/v1/jobs`` endpoints."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def get(self, job_id: str) -> Job:

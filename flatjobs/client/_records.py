@@ -21,7 +21,7 @@ import asyncio
 import builtins
 import contextlib
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -35,10 +35,7 @@ from flatjobs.models import (
     from_wire,
 )
 
-from ._transport import Answer, Endpoint, envelope, success
-
-if TYPE_CHECKING:
-    from ._client import FlatfileClient
+from ._transport import Answer, Caller, Endpoint, envelope, success
 
 __all__ = ["Record", "RecordPage", "RecordsAPI", "UpdateResult"]
 
@@ -421,7 +418,7 @@ def _update_answer(count: int) -> Any:
 class RecordsAPI:
     """``client.records``: read, insert, update and delete a sheet's records."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def get(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from flatjobs.errors import SecretNotFound
 from flatjobs.models import Secret
 
-from ._transport import Endpoint, data_list, secret_fields
-
-if TYPE_CHECKING:
-    from ._client import FlatfileClient
+from ._transport import Caller, Endpoint, data_list, secret_fields
 
 __all__ = ["SecretsAPI"]
 
@@ -22,7 +19,7 @@ _secrets = secret_fields("value", data_list(Secret))
 class SecretsAPI:
     """``client.secrets``: ``GET /v1/secrets``."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def list(

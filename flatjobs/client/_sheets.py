@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from flatjobs.models import (
     RecordCounts,
@@ -16,10 +16,7 @@ from flatjobs.models import (
     to_wire,
 )
 
-from ._transport import Answer, Endpoint, data_list, data_object, envelope, success
-
-if TYPE_CHECKING:
-    from ._client import FlatfileClient
+from ._transport import Answer, Caller, Endpoint, data_list, data_object, envelope, success
 
 __all__ = ["SheetsAPI", "WorkbooksAPI"]
 
@@ -50,7 +47,7 @@ def _counts(answer: Answer) -> RecordCounts:
 class SheetsAPI:
     """``client.sheets``: the sheets of a workbook."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def list(self, workbook_id: str) -> list[Sheet]:
@@ -100,7 +97,7 @@ def _filters(filters: dict[str, Any]) -> dict[str, Any]:
 class WorkbooksAPI:
     """``client.workbooks``: the workbooks of a space."""
 
-    def __init__(self, client: FlatfileClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def list(

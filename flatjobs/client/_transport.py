@@ -22,8 +22,9 @@ import math
 import os
 import re
 import urllib.parse
-from collections.abc import AsyncIterable, Callable, Iterator, Mapping
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -533,3 +534,36 @@ def unexpected(
 ) -> UnexpectedResponseError:
     """The error for an answer a decoder refused."""
     return UnexpectedResponseError(status, method, path, body, reason, attempts)
+
+
+class Caller(Protocol):
+    """What an API group (``client.jobs``, ``client.records``...) needs of the client that
+    holds it: the calls, and the default environment. :class:`~flatjobs.FlatfileClient` is
+    one; the groups know it by this alone, so the client's module and theirs do not import
+    each other."""
+
+    environment_id: str | None
+
+    def require_environment(self, environment_id: str | None) -> str:
+        """``environment_id``, or the client's, or :class:`~flatjobs.ConfigurationError`."""
+        ...
+
+    async def call(
+        self,
+        endpoint: Endpoint,
+        *ids: str,
+        params: Mapping[str, Any] | None = ...,
+        body: Any = ...,
+        form: Form | None = ...,
+        decode: Decoder[T] = ...,
+        retry: RetryPolicy | None = ...,
+        max_bytes: int | None = ...,
+    ) -> T:
+        """Send ``endpoint`` and return its answer as ``decode`` reads it."""
+        ...
+
+    def stream(
+        self, endpoint: Endpoint, *ids: str, params: Mapping[str, Any] | None = ...
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Open ``endpoint``'s answer as a stream of bytes."""
+        ...
