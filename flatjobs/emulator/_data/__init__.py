@@ -5,13 +5,23 @@ event feed it shares). Every method that serves an endpoint takes the request's 
 query and returns what goes in the answer's ``data``; a request the platform would refuse
 raises :class:`~flatjobs.emulator.EmulatorError`.
 
-One module per resource, each a small class over the shared tables (``_store.py``):
+The imports go one way, downward: the resources' modules, then the store, then what it
+holds.
+
+* ``_rows.py``: a record as a sheet keeps it, and the platform's validation of it;
+* ``_entities.py``: what the store holds (spaces, documents, workbooks, sheets, commits,
+  files), each with its wire form and event context; it imports nothing of the rest but
+  ``_rows.py``;
+* ``_store.py``: the tables of those, ids, events and lookups, which every resource shares.
+
+Then one module per resource, each a small class over the store, handed the resources it
+works through (a space's deletion goes through the workbooks' and the files'), never one
+that works through it:
 
 * ``_spaces.py``: spaces and their documents;
 * ``_workbooks.py``: workbooks;
-* ``_sheets.py``: sheets, their config and their rows' counts;
+* ``_sheets.py``: sheets and their config;
 * ``_commits.py``: the commit each change of records makes, and its events;
-* ``_rows.py``: a record as a sheet keeps it, and the platform's validation of it;
 * ``_query.py``: reading records (filters, search, sort, pages, counts, CSV);
 * ``_writes.py``: inserting, updating and deleting records;
 * ``_files.py``: files;
@@ -33,11 +43,12 @@ from flatjobs.emulator._checks import Params
 from flatjobs.emulator._state import PlatformState
 
 from ._commits import Commits
+from ._entities import Space
 from ._extraction import Extraction, detect_header
 from ._files import FILES_PAGE_SIZE, Files
 from ._query import RecordReads
 from ._sheets import FIELD, SHEET, Sheets
-from ._spaces import DOCUMENT, SPACE, SPACES_PAGE_SIZE, Documents, Space, Spaces
+from ._spaces import DOCUMENT, SPACE, SPACES_PAGE_SIZE, Documents, Spaces
 from ._store import Store, paused_gc
 from ._workbooks import WORKBOOK, Workbooks
 from ._writes import RecordWrites

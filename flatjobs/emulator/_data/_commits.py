@@ -21,11 +21,12 @@ from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Params
 from flatjobs.emulator._errors import EmulatorError
 
+from ._entities import ACTOR, Commit, Sheet, now
 from ._rows import Row
-from ._sheets import Sheet, Sheets
-from ._store import ACTOR, Store, not_found, now
+from ._sheets import Sheets
+from ._store import Store, not_found
 
-__all__ = ["Commit", "Commits", "data_url", "hooks_requested"]
+__all__ = ["Commits", "data_url", "hooks_requested"]
 
 
 def data_url(sheet_id: str, event_id: str) -> str:
@@ -46,52 +47,6 @@ def hooks_requested(headers: Mapping[str, str]) -> bool:
 
 def _pos(row: Row) -> int:
     return row.pos
-
-
-class Commit:
-    """One change of a sheet's records: its ids (the commit's and the version's), its
-    place in the sheet's history (``seq``), whether it is complete, whether it started the
-    record hooks (``hooks``), and the records it changed (``rows``, in sheet order)."""
-
-    __slots__ = (
-        "completed_at",
-        "completed_by",
-        "created_at",
-        "event_id",
-        "hooks",
-        "id",
-        "rows",
-        "seq",
-        "sheet_id",
-        "version_id",
-    )
-
-    def __init__(
-        self, id: str, version_id: str, sheet_id: str, seq: int, created_at: str, hooks: bool
-    ) -> None:
-        self.id = id
-        self.version_id = version_id
-        self.sheet_id = sheet_id
-        self.seq = seq
-        self.created_at = created_at
-        self.hooks = hooks
-        self.rows: list[Row] = []
-        self.event_id: str | None = None  # its commit:created, once emitted
-        self.completed_at: str | None = None
-        self.completed_by: str | None = None
-
-    def wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "sheetId": self.sheet_id,
-            "createdBy": ACTOR,
-            "createdAt": self.created_at,
-            "versionId": self.version_id,
-        }
-        if self.completed_at is not None:
-            out["completedAt"] = self.completed_at
-            out["completedBy"] = self.completed_by
-        return out
 
 
 class Commits:

@@ -7,18 +7,16 @@ until a listener (an extractor: Flatfile's, or yours) extracts it, on ``file:cre
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Check, Params
 from flatjobs.emulator._errors import EmulatorError
 
-from ._store import Store, not_found, now
+from ._entities import File, now
+from ._store import Store, not_found
 
-if TYPE_CHECKING:
-    from ._spaces import Space
-
-__all__ = ["FILES_PAGE_SIZE", "File", "Files"]
+__all__ = ["FILES_PAGE_SIZE", "Files"]
 
 FILES_PAGE_SIZE = 20
 FILE_STATUSES = ("partial", "analyzing", "analyzed", "complete", "archived", "purged", "failed")
@@ -32,41 +30,6 @@ _FILE_UPDATE: dict[str, Check] = {
     "status": ck.string,
     "actions": ck.action_list,
 }
-
-
-class File:
-    """A file: its fields as the API shows them, and its bytes."""
-
-    __slots__ = ("content", "created_at", "fields", "id", "space", "updated_at")
-    domain = "file"
-
-    def __init__(self, id: str, space: Space, fields: dict[str, Any], content: bytes) -> None:
-        self.id = id
-        self.space = space
-        self.fields = fields
-        self.content = content
-        self.created_at = self.updated_at = now()
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "spaceId": self.space.id,
-            "environmentId": self.space.environment_id,
-            **self.fields,
-            "size": len(self.content),
-            "bytesReceived": len(self.content),
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        }
-
-    def context(self) -> dict[str, Any]:
-        out = {"spaceId": self.space.id, "fileId": self.id}
-        if isinstance(self.fields.get("workbookId"), str):
-            out["workbookId"] = self.fields["workbookId"]
-        return out
-
-    def actions(self) -> list[dict[str, Any]]:
-        return list(self.fields.get("actions") or [])
 
 
 class Files:

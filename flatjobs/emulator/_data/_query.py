@@ -16,9 +16,9 @@ from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Params
 from flatjobs.emulator._errors import EmulatorError
 
-from ._commits import Commit, Commits
+from ._commits import Commits
+from ._entities import Commit, Sheet
 from ._rows import MAX_IDS, Row
-from ._sheets import Sheet
 from ._store import Store
 
 __all__ = ["RECORDS_PAGE_SIZE", "Query", "RecordReads"]

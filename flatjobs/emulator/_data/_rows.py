@@ -1,7 +1,7 @@
 """A record as a sheet keeps it (:class:`Row`), and the platform's own validation of it.
 
 A row keeps its values and messages compactly and is written as wire JSON only when read
-(:meth:`~flatjobs.emulator._data._sheets.Sheet.wire_row`).
+(:meth:`~flatjobs.emulator._data._entities.Sheet.wire_row`).
 """
 
 from __future__ import annotations

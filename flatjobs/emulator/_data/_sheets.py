@@ -1,29 +1,22 @@
-"""Sheets: their config (checked, with the documented defaults), their rows, and the
-``/sheets`` endpoints.
-
-A sheet holds its rows in insertion order in a list, so the common read (every record, in
-order, page by page) is a slice; its counts are kept as rows change.
+"""Sheets: their config (checked, with the documented defaults), and the ``/sheets``
+endpoints (the sheet itself, with its rows and counts, is
+:class:`~flatjobs.emulator._data._entities.Sheet`).
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Check, Params
 from flatjobs.emulator._errors import EmulatorError
 
-from ._rows import Row, Validator, error_fields
-from ._store import Store, now
+from ._entities import Sheet, Workbook, now
+from ._store import Store
 
-if TYPE_CHECKING:
-    from ._commits import Commit
-    from ._workbooks import Workbook
-
-__all__ = ["FIELD", "SHEET", "Sheet", "Sheets", "checked_config"]
+__all__ = ["FIELD", "SHEET", "Sheets", "checked_config"]
 
 FIELD: dict[str, Check] = {
     "key": ck.string,
@@ -133,173 +126,6 @@ def checked_config(config: dict[str, Any], where: str, taken: set[str]) -> dict[
         )
     taken.add(config["slug"])
     return config
-
-
-class Sheet:
-    """A sheet: its config, its rows in insertion order, its counts, commits and cache of
-    filtered or sorted reads (cleared whenever a row changes)."""
-
-    __slots__ = (
-        "by_field",
-        "by_id",
-        "cache",
-        "commits",
-        "config",
-        "created_at",
-        "error",
-        "extra_keys",
-        "head",
-        "id",
-        "keys",
-        "metadata",
-        "next_pos",
-        "next_seq",
-        "rows",
-        "seqs",
-        "updated_at",
-        "validator",
-        "workbook",
-    )
-    domain = "sheet"
-
-    def __init__(self, id: str, workbook: Workbook, config: dict[str, Any], head: tuple[str, str]):
-        self.id = id
-        self.workbook = workbook
-        self.config = config
-        self.keys: list[str] = []
-        self.validator = Validator([])
-        self.metadata: dict[str, Any] | None = config.get("metadata")
-        self.rows: list[Row] = []
-        self.by_id: dict[str, Row] = {}
-        self.error = 0  # records with an error message
-        self.by_field: Counter[str] = Counter()  # records with an error message, per field
-        self.extra_keys: set[str] = set()  # values kept for fields the config does not name
-        self.commits: list[Commit] = []
-        # The sheet's version before any commit: what a PUT that changes nothing answers.
-        self.head = head
-        self.seqs: dict[str, int] = {head[0]: 0, head[1]: 0}  # commit or version id -> seq
-        self.next_seq = 1
-        self.next_pos = 0
-        self.cache: dict[tuple[Any, ...], list[Row]] = {}
-        self.created_at = self.updated_at = now()
-
-    @property
-    def slug(self) -> str:
-        return str(self.config["slug"])
-
-    @property
-    def allow_extra(self) -> bool:
-        return bool(self.config.get("allowAdditionalFields"))
-
-    def configure(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.keys = [f["key"] for f in config["fields"]]
-        self.validator = Validator(config["fields"])
-
-    def counts(self) -> dict[str, Any]:
-        total = len(self.rows)
-        return {"total": total, "valid": total - self.error, "error": self.error}
-
-    def wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "workbookId": self.workbook.id,
-            "name": self.config["name"],
-            "slug": self.slug,
-            "config": self.config,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "recordCounts": self.counts(),
-        }
-        if self.metadata is not None:
-            out["metadata"] = self.metadata
-        return out
-
-    def context(self) -> dict[str, Any]:
-        return {
-            "spaceId": self.workbook.space.id,
-            "workbookId": self.workbook.id,
-            "sheetId": self.id,
-            "sheetSlug": self.slug,
-        }
-
-    def actions(self) -> list[dict[str, Any]]:
-        return list(self.config.get("actions") or [])
-
-    # ----------------------------------------------------------- rows
-
-    def account(self, row: Row, sign: int) -> None:
-        """Add (``+1``) or remove (``-1``) a row's errors from the sheet's counts."""
-        if row.errors:
-            self.error += sign
-            for key in row.errors:
-                self.by_field[key] += sign
-
-    def validate(self, row: Row) -> None:
-        row.platform = self.validator.messages(row.values) if self.validator.checks else None
-        row.errors = error_fields(row.platform, row.custom)
-
-    def changed(self) -> None:
-        self.cache.clear()
-        self.updated_at = now()
-
-    def wire_row(self, row: Row, keys: Sequence[str] | None, messages: bool) -> dict[str, Any]:
-        """A record as ``GET /records`` writes it: ``{id, values, valid, metadata,
-        config}``, every field of the sheet (or of ``fields``) as a cell ``{value, valid,
-        updatedAt, messages?}``, an empty one with ``"value": null``; ``metadata`` and
-        ``config`` are ``{}`` when the record has none. Flatfile's record hook counts a
-        missing key as a change: this is the shape in which a hook that changes nothing
-        sends nothing back."""
-        values = row.values
-        errors = row.errors
-        created = row.created
-        times = row.times
-        platform = row.platform
-        custom = row.custom
-        if keys is None:
-            keys = self.keys
-            if self.extra_keys and self.allow_extra:
-                keys = keys + [k for k in values if k not in self.keys]
-        get = values.get
-        cells: dict[str, Any]
-        if not errors and not times and not platform and not custom:
-            # The common record: every cell valid, unchanged since made, no message.
-            if messages:
-                cells = {
-                    k: {"value": get(k), "valid": True, "updatedAt": created, "messages": []}
-                    for k in keys
-                }
-            else:
-                cells = {k: {"value": get(k), "valid": True, "updatedAt": created} for k in keys}
-            return {
-                "id": row.id,
-                "values": cells,
-                "valid": True,
-                "metadata": row.metadata or {},
-                "config": row.config or {},
-            }
-        cells = {}
-        for key in keys:
-            cell = {
-                "value": values.get(key),
-                "valid": key not in errors,
-                "updatedAt": times.get(key, created) if times else created,
-            }
-            if messages:
-                found: list[dict[str, Any]] = []
-                if platform and key in platform:
-                    found += platform[key]
-                if custom and key in custom:
-                    found += custom[key]
-                cell["messages"] = found
-            cells[key] = cell
-        return {
-            "id": row.id,
-            "values": cells,
-            "valid": not errors,
-            "metadata": row.metadata if row.metadata is not None else {},
-            "config": row.config if row.config is not None else {},
-        }
 
 
 class Sheets:

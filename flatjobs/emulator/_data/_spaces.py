@@ -11,11 +11,12 @@ from typing import Any
 from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Check, Params
 
+from ._entities import Document, Space, now
 from ._files import Files
-from ._store import Store, not_found, now
+from ._store import Store, not_found
 from ._workbooks import Workbooks
 
-__all__ = ["DOCUMENT", "SPACE", "SPACES_PAGE_SIZE", "Document", "Documents", "Space", "Spaces"]
+__all__ = ["DOCUMENT", "SPACE", "SPACES_PAGE_SIZE", "Documents", "Spaces"]
 
 SPACES_PAGE_SIZE = 10
 SPACE: dict[str, Check] = {
@@ -45,58 +46,6 @@ DOCUMENT: dict[str, Check] = {
     "actions": ck.action_list,
 }
 """A DocumentConfig."""
-
-
-class Space:
-    """A space: its fields as the API shows them (name, metadata, actions...)."""
-
-    __slots__ = ("created_at", "environment_id", "fields", "id", "updated_at")
-    domain = "space"
-
-    def __init__(self, id: str, environment_id: str, fields: dict[str, Any]) -> None:
-        self.id = id
-        self.environment_id = environment_id
-        self.fields = fields
-        self.created_at = self.updated_at = now()
-
-    @property
-    def name(self) -> str:
-        return str(self.fields.get("name", ""))
-
-    def context(self) -> dict[str, Any]:
-        return {"spaceId": self.id}
-
-    def actions(self) -> list[dict[str, Any]]:
-        return list(self.fields.get("actions") or [])
-
-
-class Document:
-    """A document of a space: its fields as the API shows them (title, body...)."""
-
-    __slots__ = ("created_at", "fields", "id", "space", "updated_at")
-    domain = "document"
-
-    def __init__(self, id: str, space: Space, fields: dict[str, Any]) -> None:
-        self.id = id
-        self.space = space
-        self.fields = fields
-        self.created_at = self.updated_at = now()
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "spaceId": self.space.id,
-            "environmentId": self.space.environment_id,
-            **self.fields,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        }
-
-    def context(self) -> dict[str, Any]:
-        return {"spaceId": self.space.id, "documentId": self.id}
-
-    def actions(self) -> list[dict[str, Any]]:
-        return list(self.fields.get("actions") or [])
 
 
 class Spaces:

@@ -1,4 +1,5 @@
-"""What every resource of the data model shares: the tables, ids, events and lookups.
+"""What every resource of the data model shares: the tables (of what ``_entities.py``
+defines), ids, events and lookups.
 
 Each resource module (``_spaces.py``, ``_workbooks.py``, ``_sheets.py``, ``_commits.py``,
 ``_query.py`` and ``_writes.py`` for records, ``_files.py``) holds a small class over one
@@ -12,24 +13,15 @@ import contextlib
 import gc
 import re
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from flatjobs.emulator._errors import EmulatorError
-from flatjobs.emulator._feed import utcnow
 from flatjobs.emulator._state import PlatformState
-from flatjobs.models import to_wire
 
-if TYPE_CHECKING:
-    from ._commits import Commit
-    from ._files import File
-    from ._sheets import Sheet
-    from ._spaces import Document, Space
-    from ._workbooks import Workbook
+from ._entities import ACTOR, Commit, Document, File, Sheet, Space, Workbook
 
-__all__ = ["ACTOR", "Store", "found", "not_found", "now", "paused_gc"]
+__all__ = ["Store", "found", "not_found", "paused_gc"]
 
-ACTOR = "us_usr_emulator"
-"""Who makes every change: the emulator has one user."""
 _ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -51,11 +43,6 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def now() -> str:
-    """Now, as the platform writes a resource's timestamps."""
-    return str(to_wire(utcnow()))
 
 
 _T = TypeVar("_T")

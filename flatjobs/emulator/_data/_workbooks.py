@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flatjobs.emulator import _checks as ck
 from flatjobs.emulator._checks import Check, Params
 from flatjobs.emulator._errors import EmulatorError
 
-from ._sheets import SHEET, Sheet, Sheets, checked_config
-from ._store import Store, not_found, now
+from ._entities import Workbook, now
+from ._sheets import SHEET, Sheets, checked_config
+from ._store import Store, not_found
 
-if TYPE_CHECKING:
-    from ._spaces import Space
-
-__all__ = ["WORKBOOK", "Workbook", "Workbooks"]
+__all__ = ["WORKBOOK", "Workbooks"]
 
 WORKBOOK: dict[str, Check] = {
     "name": ck.string,
@@ -39,48 +37,6 @@ _WORKBOOK_UPDATE = {
         ck.model(SHEET, required=("name", "slug", "fields")), "an array of sheets"
     ),
 }
-
-
-class Workbook:
-    """A workbook: its fields as the API shows them (name, labels, settings...), its space
-    and its sheets in order."""
-
-    __slots__ = ("created_at", "fields", "id", "sheets", "space", "updated_at")
-    domain = "workbook"
-
-    def __init__(self, id: str, space: Space, fields: dict[str, Any]) -> None:
-        self.id = id
-        self.space = space
-        self.fields = fields  # name, labels, namespace, settings, metadata...
-        self.sheets: list[Sheet] = []
-        self.created_at = self.updated_at = now()
-
-    @property
-    def name(self) -> str:
-        return str(self.fields.get("name", ""))
-
-    @property
-    def track_changes(self) -> bool:
-        return bool((self.fields.get("settings") or {}).get("trackChanges"))
-
-    def wire(self, sheets: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "spaceId": self.space.id,
-            "environmentId": self.space.environment_id,
-            **{k: v for k, v in self.fields.items() if k not in ("spaceId", "environmentId")},
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        }
-        if sheets:
-            out["sheets"] = [s.wire() for s in self.sheets]
-        return out
-
-    def context(self) -> dict[str, Any]:
-        return {"spaceId": self.space.id, "workbookId": self.id}
-
-    def actions(self) -> list[dict[str, Any]]:
-        return list(self.fields.get("actions") or [])
 
 
 class Workbooks:

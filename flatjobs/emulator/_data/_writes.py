@@ -16,9 +16,9 @@ from flatjobs.emulator._checks import Params
 from flatjobs.emulator._errors import EmulatorError
 
 from ._commits import Commits
+from ._entities import Sheet, now
 from ._rows import MAX_IDS, PLATFORM_SOURCES, SCALARS, Row
-from ._sheets import Sheet
-from ._store import Store, now
+from ._store import Store
 
 __all__ = ["RecordWrites"]
 
