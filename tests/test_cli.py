@@ -17,7 +17,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flatjobs.dev._cli import TargetError, load_target, main
+from flatjobs.dev._cli import main
+from flatjobs.dev._target import TargetError, load_target
 from flatjobs.emulator import Emulator
 
 ROOT = Path(__file__).parent.parent

@@ -287,9 +287,9 @@ def test_the_configuration_page_says_what_help_says_of_the_emulator_s_push_port(
     # --help (and the emulator) take the port after --port, so that it stays the same.
     import argparse
 
-    from flatjobs.dev._cli import _parser
+    from flatjobs.dev._args import make_parser
 
-    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (commands,) = [a for a in make_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     (push_port,) = [a for a in commands.choices["emulator"]._actions if a.dest == "push_port"]
     assert push_port.help is not None
     assert "the port after --port" in push_port.help

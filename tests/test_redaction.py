@@ -43,7 +43,7 @@ from flatjobs import (
     job_lifecycle,
 )
 from flatjobs._otel_auto import filter_urls
-from flatjobs.dev._cli import _configure_logging
+from flatjobs.dev._console import configure_logging
 from flatjobs.emulator import Emulator
 from flatjobs.instruments import add_instrument
 from flatjobs.log import (
@@ -125,7 +125,7 @@ async def test_no_secret_reaches_a_job_s_outcome_info_logs_or_spans(
     private_emu: Emulator, spans: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emu = private_emu
-    _configure_logging("info")  # the CLI's own chain, printing to the captured stderr
+    configure_logging("info")  # the CLI's own chain, printing to the captured stderr
     jobs = Jobs()
     issued = record_tokens(emu)  # the push source's token, then the one the handler reads
 

@@ -25,6 +25,8 @@ from flatjobs.client import FlatfileClient
 from flatjobs.errors import ConfigurationError
 from flatjobs.running._runner import Runner
 
+from ._target import names_a_file
+
 __all__ = ["Reloader", "watched_folder"]
 
 
@@ -32,7 +34,7 @@ def watched_folder(target: str) -> Path:
     """The folder whose Python files make up the target: a file target's own folder, the
     working directory for a module target."""
     module_part = target.partition(":")[0]
-    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+    if names_a_file(module_part):
         return Path(module_part).resolve().parent
     return Path.cwd().resolve()
 
@@ -66,7 +68,7 @@ class Reloader:
     Args:
         target: the ``TARGET`` argument (``module:attr`` or ``file.py:attr``).
         say: where to report, a line at a time.
-        load: how to load the target (``flatjobs.dev._cli.load_target``).
+        load: how to load the target (``flatjobs.dev._target.load_target``).
 
     Raises:
         ConfigurationError: watchfiles is not installed.
