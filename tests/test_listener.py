@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from flatjobs import ConfigurationError, FlatfileEvent, InvalidEventError, Listener, SecretNotFound
 from flatjobs.emulator import Emulator
-from flatjobs.events._matching import match_event
+from flatjobs.events._index import match_event
 from flatjobs.models import Event, from_wire
 from flatjobs.testing import client_for, make_event
 

@@ -10,17 +10,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from flatjobs.events._matching import (
-    FilterMatcher,
-    FlatEvent,
-    RouteIndex,
-    TopicMatcher,
-    _anchor,
-    flatten,
-    glob_to_regex,
-    js_string,
-    match_event,
-)
+from flatjobs.events._filters import FilterMatcher, FlatEvent, flatten, js_string
+from flatjobs.events._globs import TopicMatcher, glob_to_regex
+from flatjobs.events._globs import anchor as _anchor
+from flatjobs.events._index import RouteIndex, match_event
 
 from .conftest import DATA
 

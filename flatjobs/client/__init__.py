@@ -11,7 +11,7 @@ from ._files import DocumentsAPI as DocumentsAPI
 from ._files import FilesAPI as FilesAPI
 from ._files import SpacesAPI as SpacesAPI
 from ._jobs import JobsAPI as JobsAPI
-from ._records import Record as Record
+from ._record import Record as Record
 from ._records import RecordPage as RecordPage
 from ._records import RecordsAPI as RecordsAPI
 from ._records import UpdateResult as UpdateResult

@@ -27,7 +27,7 @@ from flatjobs.errors import InvalidEventError
 from flatjobs.log import shorten
 from flatjobs.models import Context, Event, evolve, from_wire, to_wire
 
-from ._matching import FlatEvent
+from ._filters import FlatEvent
 from ._topics import JOB_READY
 
 __all__ = ["Callback", "Claim", "Delivery", "FlatfileEvent", "is_valid_id", "job_id_of"]

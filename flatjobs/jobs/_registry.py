@@ -41,7 +41,9 @@ import attrs
 from flatjobs._callables import callable_name, is_async_callable
 from flatjobs.errors import JobError, JobSkipped
 from flatjobs.events._event import FlatfileEvent
-from flatjobs.events._matching import FilterMatcher, RouteIndex, TopicMatcher
+from flatjobs.events._filters import FilterMatcher
+from flatjobs.events._globs import TopicMatcher
+from flatjobs.events._index import RouteIndex
 from flatjobs.events._topics import JOB_PARTS_COMPLETED, JOB_READY, JOB_RUNNING_TOPICS
 from flatjobs.listener._listener import Listener
 from flatjobs.log import get_logger

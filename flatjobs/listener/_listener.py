@@ -43,7 +43,9 @@ from flatjobs._callables import callable_name, is_async_callable
 from flatjobs.client import FlatfileClient
 from flatjobs.errors import InvalidEventError
 from flatjobs.events._event import Callback, FlatfileEvent
-from flatjobs.events._matching import FilterKey, FilterMatcher, RouteIndex, TopicMatcher
+from flatjobs.events._filters import FilterKey, FilterMatcher
+from flatjobs.events._globs import TopicMatcher
+from flatjobs.events._index import RouteIndex
 from flatjobs.log import get_logger
 from flatjobs.models import Event
 from flatjobs.observe._results import CallbackFailure, DispatchResult
