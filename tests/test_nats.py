@@ -46,6 +46,7 @@ from flatjobs.nats import (
     connect,
     token,
 )
+from flatjobs.nats._held import HeldMessages
 from flatjobs.sources import EventSource
 from flatjobs.testing import client_for, make_event
 
@@ -352,7 +353,7 @@ async def test_a_stale_delivery_is_fenced_by_the_lease(nats_server: NatsServer) 
             await until(lambda: started == ["A"])
             worker_a = a.worker
             assert worker_a is not None
-            worker_a._extend = _stalled  # type: ignore[method-assign]  # A goes silent
+            worker_a._messages._extend = _stalled  # type: ignore[method-assign]  # A goes silent
             for pulling in worker_a._tasks:  # and takes nothing more
                 pulling.cancel()
             async with running(listener_for("B"), b_broker, "worker") as b:
@@ -641,7 +642,7 @@ async def test_a_claimed_event_s_message_delivered_again_still_runs(
 # ----------------------------------------------------------------------------- jobs, more
 
 
-async def _never(self: WorkerSource) -> None:
+async def _never(self: HeldMessages) -> None:
     await asyncio.Event().wait()
 
 
@@ -652,7 +653,7 @@ async def test_a_job_s_heartbeats_renew_its_lease_and_extend_its_message(
     lifecycle's ``job_alive``) keep its lease and its message: a job running well past
     AckWait (2 s) and the lease's TTL (1 s) holds its lease throughout, and its message is
     never delivered again."""
-    monkeypatch.setattr(WorkerSource, "_keep", _never)
+    monkeypatch.setattr(HeldMessages, "keep", _never)
     jobs = Jobs(heartbeat=0.3)
 
     @jobs.handle("workbook:work")
