@@ -419,6 +419,51 @@ async def test_a_redelivered_job_is_an_orphan_only_once_it_is_silent(
     assert waited < 1.5 + 2.0 + 1.0  # silence, then at most an AckWait, plus slack
 
 
+async def test_an_orphan_whose_fail_did_not_land_is_judged_again_at_its_next_delivery(
+    nats_server: NatsServer, emu: Emulator
+) -> None:
+    """A redelivered job found orphaned while the API does not take its ``fail`` keeps its
+    message: handed back, not acknowledged, it is judged again at its next delivery, and
+    the job ends once the API answers (before, the message was acknowledged and the job
+    left executing, counted as failed)."""
+    jobs = Jobs(heartbeat=0.3)
+
+    @jobs.handle("workbook:work")
+    async def work(event: FlatfileEvent, tick: Tick) -> None:
+        raise AssertionError("not run: its worker stopped")
+
+    listener = Listener().use(jobs)
+    async with client_for(emu) as client, await connect(nats_server.url, fast()) as broker:
+        listener.client = client
+        job = emu.trigger("workbook:work")
+        await client.jobs.ack(job.id, info="Accepted", progress=0)  # worker A took it
+        ready = MemorySource([ready_event(emu, job.id)])
+        async with running(listener, broker, "ingress", ready) as ingress:
+            await until(
+                lambda: ingress.stats.ingress is not None and ingress.stats.ingress.published
+            )
+        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
+        (taken,) = await sub.fetch(1, timeout=5)  # and died without a word
+        await sub.unsubscribe()
+        refused = emu.faults.add(routes="jobs.fail", status=503)
+        async with running(listener, broker, "worker") as node:
+            worker, stats = node.worker, node.stats.worker
+            assert worker is not None
+            assert stats is not None
+            await until(lambda: emu.faults.injected[refused] > 0)  # judged an orphan
+            await until(lambda: worker.held == 0)  # its fail did not land; settled
+            assert emu.job(job.id).status == "executing"
+            assert stats.orphans_failed == 0
+            emu.faults.clear()  # the API answers again
+            await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
+            await until(lambda: stats.orphans_failed == 1)
+            await emptied(broker)
+    assert taken.metadata.num_delivered == 1
+    outcome = emu.job(job.id).outcome
+    assert outcome is not None
+    assert outcome.message == ORPHAN_MESSAGE
+
+
 async def test_a_new_job_ready_for_a_job_executing_elsewhere_does_not_start_it(
     nats_server: NatsServer, emu: Emulator
 ) -> None:

@@ -12,6 +12,8 @@ worker holds it now. A ``job:ready`` delivered again finds its job
   it; the message is looked at again once that silence would have passed;
 * ``executing`` and silent (or its handler sends no heartbeats: the lapse says its worker
   stopped): an orphan, failed with a Retry button, or run again if its handler opted in.
+  A job whose ``fail`` does not land keeps its message: it is judged again at the
+  message's next delivery (until it is poison).
 
 A message delivered more than ``max_deliver`` times is poison: it is terminated, and its
 job (a ``job:ready`` taken with its lease), executing and silent, failed with
@@ -75,6 +77,11 @@ class Judge:
         self.settings = settings
         self.stats = stats
 
+    @property
+    def _soon(self) -> float:
+        """How long a message judged again soon is handed back for."""
+        return min(5.0, self.settings.ack_wait)
+
     async def verdict(
         self,
         raw: dict[str, Any],
@@ -106,7 +113,7 @@ class Judge:
             _log.warning(
                 "could not read a redelivered job; handing it back", job_id=job_id, error=str(err)
             )
-            return Settle("nak", min(5.0, self.settings.ack_wait))
+            return Settle("nak", self._soon)
         if job.status in TERMINAL_STATUSES:
             return Settle("ack")  # ended: nothing to do
         if job.status != JobStatus.EXECUTING:
@@ -123,12 +130,14 @@ class Judge:
             )
             return Settle("nak", min(wait, self.settings.ack_wait))
         why = f"its worker stopped (the message's delivery {delivered}; no one held its lease)"
-        rerun, _ = await self.orphans.end(job, why=why)
-        if rerun is None:
-            self.stats.orphans_failed += 1
-            return Settle("ack")
-        self.stats.orphans_rerun += 1
-        return Run(replayed=True, orphaned=True)
+        rerun, ended = await self.orphans.end(job, why=why)
+        if rerun is not None:
+            self.stats.orphans_rerun += 1
+            return Run(replayed=True, orphaned=True)
+        if not ended:  # its fail did not land: judged again at the message's next delivery
+            return Settle("nak", self._soon)
+        self.stats.orphans_failed += 1
+        return Settle("ack")
 
     async def _poison(self, raw: dict[str, Any], delivered: int, *, leased: bool) -> Settle:
         self.stats.poisoned += 1
