@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import structlog
+from nats.aio.msg import Msg
 
 from flatjobs import (
     ORPHAN_MESSAGE,
@@ -106,6 +107,17 @@ async def until(check: Any, timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():  # noqa: ASYNC110 - other tasks make it true
             await asyncio.sleep(0.02)
+
+
+async def abandoned(listener: Listener, broker: Broker, ready: dict[str, Any]) -> Msg:
+    """``ready`` published through an ingress, and its message taken as by a worker that
+    dies without a word: the message comes back after AckWait."""
+    async with running(listener, broker, "ingress", MemorySource([ready])) as node:
+        await until(lambda: node.stats.ingress is not None and node.stats.ingress.published)
+    sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
+    (taken,) = await sub.fetch(1, timeout=5)
+    await sub.unsubscribe()
+    return taken
 
 
 # ----------------------------------------------------------------------------- no server
@@ -391,11 +403,7 @@ async def test_a_redelivered_job_is_an_orphan_only_once_it_is_silent(
         job = emu.trigger("workbook:work")
         await client.jobs.ack(job.id, info="Accepted", progress=0)  # worker A took it
         ready = next(e for e in emu.events if e["topic"] == "job:ready")
-        async with running(listener, broker, "ingress", MemorySource([ready])):
-            await asyncio.sleep(0.2)
-        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
-        (taken,) = await sub.fetch(1, timeout=5)  # A's delivery; A never settles it
-        await sub.unsubscribe()
+        taken = await abandoned(listener, broker, ready)  # A's delivery; A never settles it
 
         async def heartbeats() -> None:  # A, cut off from the broker, still reports
             while True:
@@ -437,14 +445,7 @@ async def test_an_orphan_whose_fail_did_not_land_is_judged_again_at_its_next_del
         listener.client = client
         job = emu.trigger("workbook:work")
         await client.jobs.ack(job.id, info="Accepted", progress=0)  # worker A took it
-        ready = MemorySource([ready_event(emu, job.id)])
-        async with running(listener, broker, "ingress", ready) as ingress:
-            await until(
-                lambda: ingress.stats.ingress is not None and ingress.stats.ingress.published
-            )
-        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
-        (taken,) = await sub.fetch(1, timeout=5)  # and died without a word
-        await sub.unsubscribe()
+        taken = await abandoned(listener, broker, ready_event(emu, job.id))  # and A died
         refused = emu.faults.add(routes="jobs.fail", status=503)
         async with running(listener, broker, "worker") as node:
             worker, stats = node.worker, node.stats.worker
@@ -744,11 +745,7 @@ async def test_a_poisoned_job_is_failed_with_a_retry_button(
         listener.client = client
         job = emu.trigger("workbook:work")
         await client.jobs.ack(job.id, info="Accepted", progress=0)  # a worker took it
-        async with running(listener, broker, "ingress", MemorySource([ready_event(emu, job.id)])):
-            await asyncio.sleep(0.2)
-        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
-        (taken,) = await sub.fetch(1, timeout=5)  # and died without a word
-        await sub.unsubscribe()
+        taken = await abandoned(listener, broker, ready_event(emu, job.id))  # and it died
 
         async with running(listener, broker, "worker") as node:
             await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
