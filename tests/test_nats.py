@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import structlog
+from nats.aio.msg import Msg
 
 from flatjobs import (
     ORPHAN_MESSAGE,
@@ -46,6 +47,7 @@ from flatjobs.nats import (
     connect,
     token,
 )
+from flatjobs.nats._held import HeldMessages
 from flatjobs.sources import EventSource
 from flatjobs.testing import client_for, make_event
 
@@ -105,6 +107,17 @@ async def until(check: Any, timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():  # noqa: ASYNC110 - other tasks make it true
             await asyncio.sleep(0.02)
+
+
+async def abandoned(listener: Listener, broker: Broker, ready: dict[str, Any]) -> Msg:
+    """``ready`` published through an ingress, and its message taken as by a worker that
+    dies without a word: the message comes back after AckWait."""
+    async with running(listener, broker, "ingress", MemorySource([ready])) as node:
+        await until(lambda: node.stats.ingress is not None and node.stats.ingress.published)
+    sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
+    (taken,) = await sub.fetch(1, timeout=5)
+    await sub.unsubscribe()
+    return taken
 
 
 # ----------------------------------------------------------------------------- no server
@@ -352,7 +365,7 @@ async def test_a_stale_delivery_is_fenced_by_the_lease(nats_server: NatsServer) 
             await until(lambda: started == ["A"])
             worker_a = a.worker
             assert worker_a is not None
-            worker_a._extend = _stalled  # type: ignore[method-assign]  # A goes silent
+            worker_a._messages._extend = _stalled  # type: ignore[method-assign]  # A goes silent
             for pulling in worker_a._tasks:  # and takes nothing more
                 pulling.cancel()
             async with running(listener_for("B"), b_broker, "worker") as b:
@@ -390,11 +403,7 @@ async def test_a_redelivered_job_is_an_orphan_only_once_it_is_silent(
         job = emu.trigger("workbook:work")
         await client.jobs.ack(job.id, info="Accepted", progress=0)  # worker A took it
         ready = next(e for e in emu.events if e["topic"] == "job:ready")
-        async with running(listener, broker, "ingress", MemorySource([ready])):
-            await asyncio.sleep(0.2)
-        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
-        (taken,) = await sub.fetch(1, timeout=5)  # A's delivery; A never settles it
-        await sub.unsubscribe()
+        taken = await abandoned(listener, broker, ready)  # A's delivery; A never settles it
 
         async def heartbeats() -> None:  # A, cut off from the broker, still reports
             while True:
@@ -416,6 +425,44 @@ async def test_a_redelivered_job_is_an_orphan_only_once_it_is_silent(
     assert outcome is not None
     assert outcome.message == ORPHAN_MESSAGE
     assert waited < 1.5 + 2.0 + 1.0  # silence, then at most an AckWait, plus slack
+
+
+async def test_an_orphan_whose_fail_did_not_land_is_judged_again_at_its_next_delivery(
+    nats_server: NatsServer, emu: Emulator
+) -> None:
+    """A redelivered job found orphaned while the API does not take its ``fail`` keeps its
+    message: handed back, not acknowledged, it is judged again at its next delivery, and
+    the job ends once the API answers (before, the message was acknowledged and the job
+    left executing, counted as failed)."""
+    jobs = Jobs(heartbeat=0.3)
+
+    @jobs.handle("workbook:work")
+    async def work(event: FlatfileEvent, tick: Tick) -> None:
+        raise AssertionError("not run: its worker stopped")
+
+    listener = Listener().use(jobs)
+    async with client_for(emu) as client, await connect(nats_server.url, fast()) as broker:
+        listener.client = client
+        job = emu.trigger("workbook:work")
+        await client.jobs.ack(job.id, info="Accepted", progress=0)  # worker A took it
+        taken = await abandoned(listener, broker, ready_event(emu, job.id))  # and A died
+        refused = emu.faults.add(routes="jobs.fail", status=503)
+        async with running(listener, broker, "worker") as node:
+            worker, stats = node.worker, node.stats.worker
+            assert worker is not None
+            assert stats is not None
+            await until(lambda: emu.faults.injected[refused] > 0)  # judged an orphan
+            await until(lambda: worker.held == 0)  # its fail did not land; settled
+            assert emu.job(job.id).status == "executing"
+            assert stats.orphans_failed == 0
+            emu.faults.clear()  # the API answers again
+            await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)
+            await until(lambda: stats.orphans_failed == 1)
+            await emptied(broker)
+    assert taken.metadata.num_delivered == 1
+    outcome = emu.job(job.id).outcome
+    assert outcome is not None
+    assert outcome.message == ORPHAN_MESSAGE
 
 
 async def test_a_new_job_ready_for_a_job_executing_elsewhere_does_not_start_it(
@@ -641,7 +688,7 @@ async def test_a_claimed_event_s_message_delivered_again_still_runs(
 # ----------------------------------------------------------------------------- jobs, more
 
 
-async def _never(self: WorkerSource) -> None:
+async def _never(self: HeldMessages) -> None:
     await asyncio.Event().wait()
 
 
@@ -652,7 +699,7 @@ async def test_a_job_s_heartbeats_renew_its_lease_and_extend_its_message(
     lifecycle's ``job_alive``) keep its lease and its message: a job running well past
     AckWait (2 s) and the lease's TTL (1 s) holds its lease throughout, and its message is
     never delivered again."""
-    monkeypatch.setattr(WorkerSource, "_keep", _never)
+    monkeypatch.setattr(HeldMessages, "keep", _never)
     jobs = Jobs(heartbeat=0.3)
 
     @jobs.handle("workbook:work")
@@ -698,11 +745,7 @@ async def test_a_poisoned_job_is_failed_with_a_retry_button(
         listener.client = client
         job = emu.trigger("workbook:work")
         await client.jobs.ack(job.id, info="Accepted", progress=0)  # a worker took it
-        async with running(listener, broker, "ingress", MemorySource([ready_event(emu, job.id)])):
-            await asyncio.sleep(0.2)
-        sub = await broker.js.pull_subscribe_bind(durable="flatjobs-run", stream="FLATJOBS")
-        (taken,) = await sub.fetch(1, timeout=5)  # and died without a word
-        await sub.unsubscribe()
+        taken = await abandoned(listener, broker, ready_event(emu, job.id))  # and it died
 
         async with running(listener, broker, "worker") as node:
             await emu.wait_for(job.id, TERMINAL_STATUSES, timeout=10)

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 from ._broker import Broker as Broker
 from ._broker import connect as connect
+from ._held import WorkerStats as WorkerStats
 from ._ingress import Ingress as Ingress
 from ._ingress import IngressStats as IngressStats
+from ._judging import POISON_MESSAGE as POISON_MESSAGE
 from ._lease import Lease as Lease
 from ._lease import LeaseLost as LeaseLost
 from ._lease import Leases as Leases
@@ -42,9 +44,7 @@ from ._run import Role as Role
 from ._run import run_distributed as run_distributed
 from ._settings import NatsSettings as NatsSettings
 from ._settings import token as token
-from ._worker import POISON_MESSAGE as POISON_MESSAGE
 from ._worker import WorkerSource as WorkerSource
-from ._worker import WorkerStats as WorkerStats
 
 __all__ = [
     "POISON_MESSAGE",

@@ -16,8 +16,9 @@ from flatjobs.running._sweep import Reconciler
 from flatjobs.sources import EventSource
 
 from ._broker import Broker
+from ._held import WorkerStats
 from ._ingress import Ingress, IngressStats
-from ._worker import WorkerSource, WorkerStats
+from ._worker import WorkerSource
 
 if TYPE_CHECKING:
     from flatjobs.listener._listener import Listener

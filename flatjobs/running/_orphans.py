@@ -1,18 +1,20 @@
 """Orphans: what becomes of a job left ``executing`` by a worker that stopped.
 
 Flatfile never times out a job left executing, so flatjobs judges such jobs itself, in two
-places: the reconciliation sweep (a job silent for three heartbeats of its handler) and the
-distributed mode (a job whose message came back, or was delivered too often, while no
-worker holds its lease). Both ask :class:`Orphans` the same questions, and end an orphan
-the same way: failed with a Retry button through :func:`~flatjobs.jobs._ending.end_job`,
-or, when its handler opted in (``on_orphan="rerun"``), delivered to run again.
+places: the reconciliation sweep (a job silent for :data:`SWEPT_SILENCE` heartbeats of its
+handler) and the distributed mode (a job whose message came back, or was delivered too
+often, while no worker holds its lease: silent for :data:`LAPSED_SILENCE` heartbeats).
+Both ask :class:`Orphans` the same questions (whose handler takes the job, when it was last
+heard from, how long until its silence makes it an orphan), and end an orphan the same way:
+failed with a Retry button through :func:`~flatjobs.jobs._ending.end_job`, or, when its
+handler opted in (``on_orphan="rerun"``), delivered to run again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from flatjobs.client import FlatfileClient
 from flatjobs.errors import FlatfileError
@@ -26,8 +28,14 @@ from flatjobs.log import get_logger
 from flatjobs.models import Job, JobStatus, source_context, to_wire
 from flatjobs.observe._instruments import INSTRUMENTS
 
-__all__ = ["Orphans", "job_event"]
+__all__ = ["LAPSED_SILENCE", "SWEPT_SILENCE", "Orphans", "job_event"]
 
+SWEPT_SILENCE: Final = 3.0
+"""Heartbeats of silence that make a job the sweep finds executing, and running nowhere it
+knows of, an orphan."""
+LAPSED_SILENCE: Final = 1.5
+"""Heartbeats of silence that make a job an orphan once its lease lapsed (its worker
+stopped renewing it: the lapse is evidence too, so less silence is asked)."""
 _log = get_logger("flatjobs.reconcile")
 
 
@@ -79,16 +87,29 @@ class Orphans:
                 return route.heartbeat, route.on_orphan == "rerun"
         return DEFAULT_HEARTBEAT, False  # a plain callback: the lifecycle's default
 
+    def heard(
+        self, job: Job, event: Mapping[str, Any] | None = None
+    ) -> tuple[float, dt.datetime] | None:
+        """The heartbeat (seconds) of the handler that takes ``job`` (``event``: its
+        ``job:ready``, by default rebuilt from the job) and when the job was last heard
+        from (its ``updatedAt``). None when its silence cannot be judged: its handler sends
+        no heartbeats, or the job has no ``updatedAt``."""
+        heartbeat, _ = self.policy(event if event is not None else job_event(job))
+        if heartbeat is None or job.updated_at is None:
+            return None
+        return heartbeat, job.updated_at
+
     def silent_left(
         self, job: Job, heartbeats: float, now: dt.datetime | None = None
     ) -> float | None:
         """Seconds until ``job`` (executing) has been silent for ``heartbeats`` heartbeats of
-        its handler: 0 or less when it has. None when its silence cannot be judged: its
-        handler sends no heartbeats, or the job has no ``updatedAt``."""
-        heartbeat, _ = self.policy(job_event(job))
-        if heartbeat is None or job.updated_at is None:
+        its handler: 0 or less when it has. None when its silence cannot be judged (see
+        :meth:`heard`)."""
+        heard = self.heard(job)
+        if heard is None:
             return None
-        silent = ((now or dt.datetime.now(dt.UTC)) - job.updated_at).total_seconds()
+        heartbeat, last = heard
+        silent = ((now or dt.datetime.now(dt.UTC)) - last).total_seconds()
         return heartbeats * heartbeat - silent
 
     async def end(

@@ -39,7 +39,7 @@ from flatjobs.listener._listener import Listener
 from flatjobs.log import get_logger
 from flatjobs.models import TERMINAL_STATUSES, Job, JobStatus
 
-from ._orphans import Orphans, job_event
+from ._orphans import SWEPT_SILENCE, Orphans, job_event
 
 __all__ = ["ORPHAN_MESSAGE", "Reconciler", "SweepReport", "job_event"]
 
@@ -225,13 +225,14 @@ class Reconciler:
     async def _orphan(
         self, job: Job, event: dict[str, Any], now: dt.datetime, report: SweepReport
     ) -> Delivery | None:
-        heartbeat, _ = self.orphans.policy(event)
-        if heartbeat is None or job.updated_at is None:
+        heard = self.orphans.heard(job, event)
+        if heard is None:
             return None  # no heartbeats: silence says nothing
-        silence = dt.timedelta(seconds=3 * heartbeat)
-        if now - job.updated_at <= silence or await self._parts_alive(job, now, silence):
+        heartbeat, last = heard
+        silence = dt.timedelta(seconds=SWEPT_SILENCE * heartbeat)
+        if now - last <= silence or await self._parts_alive(job, now, silence):
             return None  # alive, somewhere
-        why = f"silent for {now - job.updated_at}"
+        why = f"silent for {now - last}"
         return await self.end_orphan(job, why=why, report=report, event=event)
 
     async def _parts_alive(self, job: Job, now: dt.datetime, silence: dt.timedelta) -> bool:
